@@ -1,0 +1,15 @@
+from django.contrib import admin
+
+from merumaga.institute.models import SiteSettings
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "organisation_name", "from_email", "updated_at")
+
+    def has_add_permission(self, request):
+        # One row only: the settings are edited, never multiplied.
+        return not SiteSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,40 @@
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from merumaga.institute.models import SiteSettings
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    organisation_name: str
+    postal_address: str
+    contact_email: str
+    contact_url: str
+    contact_phone: str
+    from_email: str
+
+    @property
+    def from_header(self) -> str:
+        """`Name <address>` for the From header; the name is encoded by the mail library."""
+        from email.utils import formataddr
+
+        return formataddr((self.organisation_name, self.from_email))
+
+
+def sender_identity() -> SenderIdentity:
+    """The sender as configured: admin site settings first, environment defaults for blanks."""
+    row = SiteSettings.objects.first()
+
+    def pick(field: str, default: str) -> str:
+        value = getattr(row, field, "") if row else ""
+        return value or default
+
+    return SenderIdentity(
+        organisation_name=pick("organisation_name", settings.ORGANISATION_NAME),
+        postal_address=pick("postal_address", settings.POSTAL_ADDRESS),
+        contact_email=pick("contact_email", settings.CONTACT_EMAIL),
+        contact_url=pick("contact_url", settings.CONTACT_URL),
+        contact_phone=pick("contact_phone", settings.CONTACT_PHONE),
+        from_email=pick("from_email", settings.DEFAULT_FROM_EMAIL),
+    )

@@ -1,0 +1,38 @@
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from merumaga.demo import load_demo_readers
+from merumaga.subscribers.models import Subscriber
+
+
+class Command(BaseCommand):
+    help = "Set up what is missing: database tables, static files, an admin account, demo data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
+
+    def handle(self, *args, no_demo=False, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        if settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+            call_command("createcachetable", verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        self.stdout.write("database and static files: ready")
+
+        User = get_user_model()
+        if not User.objects.filter(is_superuser=True).exists():
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser("admin", "", password)
+            # Shown once only: it is not stored anywhere in clear.
+            self.stdout.write(
+                self.style.WARNING(
+                    f"admin account created: user 'admin', password '{password}' "
+                    "(shown only now; change it with `merumaga changepassword admin`)"
+                )
+            )
+        if not no_demo and not Subscriber.objects.exists():
+            count = load_demo_readers()
+            self.stdout.write(f"demo data loaded: {count} readers")

@@ -1,0 +1,223 @@
+"""Django settings for merumaga. Every value comes from the environment; see README.md."""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from merumaga.env import env_bool, env_int, env_str, env_url, secret_key
+
+BASE_DIR = Path(__file__).resolve().parent
+
+DATA_DIR = Path(env_str("MERUMAGA_DATA_DIR", "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = secret_key(DATA_DIR)
+DEBUG = env_bool("MERUMAGA_DEBUG", False)
+
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+SITE_URL = env_url("SITE_URL", f"http://localhost:{PORT}", ("http", "https")).rstrip("/")
+_site = urlsplit(SITE_URL)
+ALLOWED_HOSTS = [_site.hostname, "localhost", "127.0.0.1", "[::1]"] + [
+    host.strip() for host in env_str("ALLOWED_HOSTS").split(",") if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+if _site.scheme == "https":
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "huey.contrib.djhuey",
+    "merumaga",
+    "merumaga.institute",
+    "merumaga.subscribers",
+    "merumaga.delivery",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "merumaga.urls"
+WSGI_APPLICATION = "merumaga.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "merumaga.institute.context_processors.institute",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in the data dir unless DATABASE_URL names another (postgres://…).
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    if urlsplit(DATABASE_URL).scheme not in ("postgres", "postgresql", "sqlite"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={DATABASE_URL!r}: expected postgres://… or sqlite:///…"
+        )
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "merumaga.sqlite3",
+            "OPTIONS": {
+                # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock
+                # at BEGIN, so concurrent writers wait (busy timeout) instead of failing mid-way.
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                ),
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Huey: on SQLite in the data dir by default, on Redis when REDIS_URL is set.
+REDIS_URL = env_url("REDIS_URL", "", ("redis", "rediss", "unix"))
+HUEY_WORKERS = env_int("HUEY_WORKERS", 2, minimum=1, maximum=64)
+if REDIS_URL:
+    HUEY = {
+        "huey_class": "huey.PriorityRedisHuey",
+        "name": "merumaga",
+        "url": REDIS_URL,
+        "immediate": False,
+        "consumer": {"workers": HUEY_WORKERS, "worker_type": "thread"},
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "merumaga",
+        }
+    }
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "merumaga",
+        "filename": str(DATA_DIR / "huey.sqlite3"),
+        # Huey's Django integration defaults `immediate` to DEBUG: tasks would run inline.
+        "immediate": False,
+        "consumer": {"workers": HUEY_WORKERS, "worker_type": "thread"},
+    }
+    # Shared by every process (web workers, consumer), unlike the per-process local-memory cache;
+    # the table is made by `merumaga setup` (createcachetable) and by the test runner.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "merumaga_cache",
+        }
+    }
+
+# Outgoing mail: the relay named by SMTP_URL, else the built-in mail catcher on loopback.
+MAILCATCHER_PORT = env_int("MAILCATCHER_PORT", 1025, minimum=1, maximum=65535)
+SMTP_URL = env_url("SMTP_URL", "", ("smtp", "smtps", "smtp+starttls"))
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_TIMEOUT = 30
+EMAIL_USE_LOCALTIME = True  # Date: in +0900 (TIME_ZONE), as Japanese readers expect
+if SMTP_URL:
+    _smtp = urlsplit(SMTP_URL)
+    EMAIL_HOST = _smtp.hostname or "localhost"
+    EMAIL_USE_SSL = _smtp.scheme == "smtps"
+    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls"
+    EMAIL_PORT = _smtp.port or (465 if EMAIL_USE_SSL else 587 if EMAIL_USE_TLS else 25)
+    EMAIL_HOST_USER = _smtp.username or ""
+    EMAIL_HOST_PASSWORD = _smtp.password or ""
+else:
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = MAILCATCHER_PORT
+MAILCATCHER_DIR = DATA_DIR / "mail"
+
+# The sender's identity (特定電子メール法). Site settings in the admin override these defaults.
+ORGANISATION_NAME = env_str("MERUMAGA_ORGANISATION_NAME", "メルマガ研究所")
+POSTAL_ADDRESS = env_str("MERUMAGA_POSTAL_ADDRESS", "〒100-0001 東京都千代田区千代田1-1 (デモ住所)")
+CONTACT_EMAIL = env_str("MERUMAGA_CONTACT_EMAIL", "contact@example.jp")
+CONTACT_URL = env_str("MERUMAGA_CONTACT_URL", f"{SITE_URL}/")
+CONTACT_PHONE = env_str("MERUMAGA_CONTACT_PHONE", "")
+DEFAULT_FROM_EMAIL = env_str("MERUMAGA_FROM_EMAIL", "news@example.jp")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Readers whose address is at one of these domains get ISO-2022-JP by default (carrier mail).
+ISO2022JP_DOMAINS = [
+    domain.strip().lower()
+    for domain in env_str(
+        "MERUMAGA_ISO2022JP_DOMAINS", "docomo.ne.jp,ezweb.ne.jp,au.com,softbank.ne.jp,i.softbank.jp"
+    ).split(",")
+    if domain.strip()
+]
+
+# Sign-up abuse limits: sign-ups accepted per hour from one IP, for one address, for one domain.
+SIGNUP_LIMIT_PER_IP = env_int("MERUMAGA_SIGNUP_LIMIT_PER_IP", 20, minimum=1)
+SIGNUP_LIMIT_PER_ADDRESS = env_int("MERUMAGA_SIGNUP_LIMIT_PER_ADDRESS", 5, minimum=1)
+SIGNUP_LIMIT_PER_DOMAIN = env_int("MERUMAGA_SIGNUP_LIMIT_PER_DOMAIN", 200, minimum=1)
+SIGNUP_MIN_SECONDS = env_int("MERUMAGA_SIGNUP_MIN_SECONDS", 2, minimum=0, maximum=3)
+CONFIRMATION_MAX_AGE_DAYS = env_int("MERUMAGA_CONFIRMATION_MAX_AGE_DAYS", 7, minimum=1)
+
+LANGUAGE_CODE = "ja"
+LANGUAGES = [("ja", "日本語"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Tokyo"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns at start-up when it is missing
+MEDIA_URL = "/media/"
+MEDIA_ROOT = DATA_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve app static files even before `collectstatic` has run (tests, first start).
+WHITENOISE_USE_FINDERS = True
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "SAMEORIGIN"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("MERUMAGA_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Behind a reverse proxy (nginx, a load balancer), take the client IP from X-Forwarded-For.
+BEHIND_PROXY = env_bool("MERUMAGA_BEHIND_PROXY", False)
+
+# `merumaga run`: where the web server listens, and how many processes it runs.
+BIND_ADDRESS = env_str("MERUMAGA_BIND", "127.0.0.1")
+WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1, maximum=64)

@@ -1,0 +1,88 @@
+"""Mail to one reader about their subscription: confirmation, welcome, "already subscribed".
+
+One mail = three templates (subject, text, HTML) under templates/subscribers/mail/. Every mail
+carries the RFC 8058 one-click unsubscribe headers and the sender's identity in its footer.
+"""
+
+import logging
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+
+from merumaga.institute.services import sender_identity
+from merumaga.subscribers import tokens
+from merumaga.subscribers.models import Subscriber
+
+logger = logging.getLogger(__name__)
+
+
+def absolute_url(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+def reader_links(subscriber: Subscriber, topic_key: str = tokens.ALL_TOPICS) -> dict[str, str]:
+    return {
+        "preferences_url": absolute_url(
+            reverse("preferences", args=[tokens.make_token(subscriber, tokens.PREFERENCES)])
+        ),
+        "unsubscribe_url": absolute_url(
+            reverse(
+                "unsubscribe", args=[tokens.make_token(subscriber, tokens.UNSUBSCRIBE, topic_key)]
+            )
+        ),
+    }
+
+
+def build_reader_mail(
+    subscriber: Subscriber, kind: str, context: dict | None = None
+) -> EmailMultiAlternatives:
+    identity = sender_identity()
+    links = reader_links(subscriber)
+    full_context = {**(context or {}), **links, "subscriber": subscriber, "institute": identity}
+    with translation.override(subscriber.language):
+        subject = render_to_string(f"subscribers/mail/{kind}_subject.txt", full_context)
+        text = render_to_string(f"subscribers/mail/{kind}_body.txt", full_context)
+        html = render_to_string(f"subscribers/mail/{kind}_body.html", full_context)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=text,
+        from_email=identity.from_header,
+        to=[subscriber.email],
+        headers={
+            "Message-ID": make_msgid(domain=identity.from_email.rsplit("@", 1)[-1]),
+            "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    message.attach_alternative(html, "text/html")
+    message.encoding = _charset_for(subscriber, message)
+    return message
+
+
+def _charset_for(subscriber: Subscriber, message: EmailMultiAlternatives) -> str:
+    """The reader's charset, unless the text holds characters ISO-2022-JP cannot carry.
+
+    Then UTF-8, so that nothing is dropped (①, ㈱, 髙, half-width kana, …); the log says so.
+    """
+    if subscriber.charset != Subscriber.Charset.ISO2022JP:
+        return "utf-8"
+    parts = [message.subject, message.body, *(content for content, _ in message.alternatives)]
+    try:
+        for part in parts:
+            part.encode("iso-2022-jp")
+    except UnicodeEncodeError as error:
+        logger.info(
+            "subscriber %s prefers ISO-2022-JP but %r cannot be carried: sent as UTF-8",
+            subscriber.pk,
+            error.object[error.start : error.end],
+        )
+        return "utf-8"
+    return "iso-2022-jp"
+
+
+def send_reader_mail(subscriber: Subscriber, kind: str, context: dict | None = None) -> None:
+    build_reader_mail(subscriber, kind, context).send()

@@ -1,0 +1,43 @@
+"""Background work for the subscriber lifecycle, queued once its transaction commits."""
+
+from django.urls import reverse
+from huey.contrib.djhuey import db_task
+
+from merumaga.subscribers import tokens
+from merumaga.subscribers.mail import absolute_url, send_reader_mail
+from merumaga.subscribers.models import Subscriber, Topic
+
+
+def _reader(subscriber_id: int) -> Subscriber | None:
+    # The reader may have erased their data between the request and this task.
+    return Subscriber.objects.filter(pk=subscriber_id, email__isnull=False).first()
+
+
+@db_task(retries=3, retry_delay=60)
+def send_confirmation_mail(subscriber_id: int) -> None:
+    subscriber = _reader(subscriber_id)
+    if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+        return
+    token = tokens.make_token(subscriber, tokens.CONFIRM)
+    send_reader_mail(
+        subscriber, "confirm", {"confirm_url": absolute_url(reverse("confirm", args=[token]))}
+    )
+
+
+@db_task(retries=3, retry_delay=60)
+def send_welcome_mail(subscriber_id: int) -> None:
+    subscriber = _reader(subscriber_id)
+    if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:
+        return
+    topics = Topic.objects.filter(
+        subscription__subscriber=subscriber, subscription__subscribed=True
+    )
+    send_reader_mail(subscriber, "welcome", {"topics": list(topics)})
+
+
+@db_task(retries=3, retry_delay=60)
+def send_already_subscribed_mail(subscriber_id: int) -> None:
+    subscriber = _reader(subscriber_id)
+    if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:
+        return
+    send_reader_mail(subscriber, "already_subscribed")

@@ -1,0 +1,73 @@
+from email import message_from_bytes, policy
+
+import pytest
+from django.conf import settings
+
+from merumaga.institute.models import SiteSettings
+from merumaga.subscribers import mail, tokens
+from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.tests.factories import make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+
+def parsed(message):
+    """The mail exactly as it leaves: serialised, then read back by the standard library."""
+    return message_from_bytes(message.message().as_bytes(), policy=policy.default)
+
+
+def test_welcome_mail_headers_and_legal_footer_in_both_parts():
+    SiteSettings.objects.create(
+        organisation_name="テスト研究所",
+        postal_address="東京都港区1-2-3",
+        contact_phone="03-0000-0000",
+    )
+    reader = make_subscriber(name="読者 一郎")
+    message = parsed(mail.build_reader_mail(reader, "welcome", {"topics": []}))
+
+    assert message["To"] == reader.email
+    assert "テスト研究所" in message["From"]
+    # Folding may leave the whitespace that follows "Subject:"; the words are what count.
+    assert message["Subject"].strip() == "【テスト研究所】メールマガジンの登録が完了しました"
+    assert message["Date"].endswith("+0900")
+    assert message["Message-ID"].endswith("@example.jp>")
+    unsubscribe_url = message["List-Unsubscribe"].strip().strip("<>")
+    assert unsubscribe_url.startswith(f"{settings.SITE_URL}/unsubscribe/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = unsubscribe_url.rstrip("/").rsplit("/", 1)[1]
+    assert tokens.read_token(token, tokens.UNSUBSCRIBE)[0] == reader
+
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        for item in [
+            "テスト研究所",
+            "東京都港区1-2-3",
+            "contact@example.jp",
+            "03-0000-0000",
+            "配信はいつでも停止できます",
+            "/preferences/",
+            "/unsubscribe/",
+        ]:
+            assert item in part, item
+    assert "読者 一郎 様" in text
+
+
+def test_iso_2022_jp_reader_gets_iso_2022_jp():
+    reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP)
+    raw = mail.build_reader_mail(reader, "welcome", {"topics": []}).message().as_bytes()
+    assert b'charset="iso-2022-jp"' in raw.lower() or b"charset=iso-2022-jp" in raw.lower()
+    assert b"=?iso-2022-jp?b?" in raw.lower()
+    assert max(raw) < 128  # 7-bit clean, as old carrier mail needs
+    message = message_from_bytes(raw, policy=policy.default)
+    assert "登録が完了しました" in message["Subject"]
+    assert "メールマガジンへのご登録" in message.get_body(("plain",)).get_content()
+
+
+def test_characters_iso_2022_jp_cannot_carry_switch_that_reader_to_utf8(caplog):
+    SiteSettings.objects.create(organisation_name="①髙﨑ラボ㈱")
+    reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP)
+    message = mail.build_reader_mail(reader, "welcome", {"topics": []})
+    assert message.encoding == "utf-8"
+    assert "cannot be carried" in caplog.text
+    assert "①髙﨑ラボ㈱" in parsed(message)["Subject"]

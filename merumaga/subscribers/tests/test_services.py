@@ -1,0 +1,215 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from merumaga.subscribers import services, tokens
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, address_hash
+from merumaga.subscribers.tests.factories import ALL_TOPICS, make_subscriber, subscribed_keys
+
+pytestmark = pytest.mark.django_db
+
+FORM = services.Evidence(source="form", ip_address="192.0.2.10", user_agent="pytest")
+
+
+def subscribe(email="new@example.jp", topics=ALL_TOPICS, **kwargs):
+    return services.request_subscription(email, topics, FORM, **kwargs)
+
+
+def test_sign_up_is_pending_with_consent_record_and_confirmation_mail(
+    mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = subscribe(" New@Example.JP ", ["weekly", "events"], name="山田 花子")
+    subscriber = Subscriber.objects.get(email="new@example.jp")
+    assert outcome is services.SignupOutcome.CONFIRMATION_SENT
+    assert subscriber.status == Subscriber.Status.PENDING
+    assert subscribed_keys(subscriber) == {"weekly", "events"}
+    record = subscriber.consent_records.get()
+    assert (record.action, record.source, record.ip_address) == ("subscribe", "form", "192.0.2.10")
+    assert record.topics == ["events", "weekly"]
+    assert "同意します" in record.wording and record.wording_version
+    assert [m.to for m in mailoutbox] == [["new@example.jp"]]
+
+
+def test_at_most_one_confirmation_mail_per_day(mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert subscribe() is services.SignupOutcome.CONFIRMATION_SENT
+        assert subscribe() is services.SignupOutcome.MAIL_WITHHELD
+    assert len(mailoutbox) == 1
+    Subscriber.objects.update(confirmation_sent_at=timezone.now() - timedelta(hours=25))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert subscribe() is services.SignupOutcome.CONFIRMATION_SENT
+    assert len(mailoutbox) == 2
+
+
+def test_sign_up_of_a_confirmed_address_changes_nothing_and_mails_the_owner(
+    mailoutbox, django_capture_on_commit_callbacks
+):
+    reader = make_subscriber("known@example.jp", topics=["weekly"], name="本人")
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = subscribe("known@example.jp", ALL_TOPICS, name="他人")
+    reader.refresh_from_db()
+    assert outcome is services.SignupOutcome.REMINDER_SENT
+    assert reader.status == Subscriber.Status.CONFIRMED
+    assert reader.name == "本人"
+    assert subscribed_keys(reader) == {"weekly"}
+    assert "すでにご登録" in mailoutbox[0].subject
+
+
+def test_unsubscribed_reader_signing_up_again_must_confirm_again():
+    reader = make_subscriber("back@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[])
+    subscribe("back@example.jp", ["articles"])
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.PENDING
+    assert subscribed_keys(reader) == {"articles"}
+
+
+@pytest.mark.parametrize(
+    "email,topics,name,message",
+    [
+        ("not-an-address", ALL_TOPICS, "", "形式"),
+        ("a@example.jp\r\nBcc: x@example.com", ALL_TOPICS, "", "形式"),
+        ("a@example.jp", ["weekly", "spam"], "", "spam"),
+        ("a@example.jp", [], "", "一つ以上"),
+        ("a@example.jp", ALL_TOPICS, "名前\r\nBcc: victim@example.com", "改行"),
+        ("a@example.jp", ALL_TOPICS, "長" * 101, "100文字"),
+    ],
+)
+def test_bad_input_is_refused_with_a_reason_and_writes_nothing(email, topics, name, message):
+    with pytest.raises(services.InvalidInput, match=message):
+        subscribe(email, topics, name=name)
+    assert not Subscriber.objects.exists()
+    assert not ConsentRecord.objects.exists()
+
+
+def test_internationalised_addresses_are_accepted():
+    subscribe("テスト@例え.jp")
+    assert Subscriber.objects.filter(email="テスト@例え.jp").exists()
+
+
+def test_rate_limit_per_address(settings):
+    settings.SIGNUP_LIMIT_PER_ADDRESS = 2
+    subscribe()
+    subscribe()
+    with pytest.raises(services.TooManyRequests):
+        subscribe()
+
+
+def test_rate_limit_per_ip_counts_across_addresses(settings):
+    settings.SIGNUP_LIMIT_PER_IP = 3
+    for n in range(3):
+        subscribe(f"reader{n}@example.jp")
+    with pytest.raises(services.TooManyRequests):
+        subscribe("reader9@example.jp")
+    # Another IP is not affected.
+    services.request_subscription(
+        "other@example.jp", ALL_TOPICS, services.Evidence(source="form", ip_address="192.0.2.99")
+    )
+
+
+def test_rate_limit_per_domain(settings):
+    settings.SIGNUP_LIMIT_PER_DOMAIN = 2
+    subscribe("a@flood.example")
+    subscribe("b@flood.example")
+    with pytest.raises(services.TooManyRequests):
+        services.request_subscription(
+            "c@flood.example", ALL_TOPICS, services.Evidence(source="form", ip_address="192.0.2.7")
+        )
+
+
+def test_confirm_once_records_consent_and_sends_welcome(
+    mailoutbox, django_capture_on_commit_callbacks
+):
+    reader = make_subscriber("p@example.jp", status=Subscriber.Status.PENDING, topics=["weekly"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.confirm(reader, FORM, "確認しました") is True
+        assert services.confirm(reader, FORM, "確認しました") is False
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED and reader.confirmed_at
+    assert reader.consent_records.filter(action="confirm").count() == 1
+    assert len(mailoutbox) == 1 and "完了" in mailoutbox[0].subject
+    assert "週報" in mailoutbox[0].body
+
+
+def test_turning_off_one_topic_keeps_the_others():
+    reader = make_subscriber()
+    services.update_preferences(reader, ["articles", "reports", "events"], FORM)
+    assert subscribed_keys(reader) == {"articles", "reports", "events"}
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+    assert reader.consent_records.filter(action="change").exists()
+
+
+def test_no_topics_left_means_unsubscribed_and_back_on_means_confirmed():
+    reader = make_subscriber()
+    reader = services.update_preferences(reader, [], FORM)
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED and reader.unsubscribed_at
+    reader = services.update_preferences(reader, ["weekly"], FORM, language="en")
+    assert reader.status == Subscriber.Status.CONFIRMED
+    assert reader.language == "en"
+
+
+def test_pending_reader_cannot_change_preferences_before_confirming():
+    reader = make_subscriber(status=Subscriber.Status.PENDING)
+    with pytest.raises(services.InvalidInput):
+        services.update_preferences(reader, ["weekly"], FORM)
+
+
+def test_unsubscribe_one_topic_then_everything_is_idempotent():
+    reader = make_subscriber()
+    services.unsubscribe(reader, "weekly", FORM)
+    assert subscribed_keys(reader) == {"articles", "reports", "events"}
+    services.unsubscribe(reader, "weekly", FORM)
+    assert reader.consent_records.filter(action="unsubscribe").count() == 1
+    reader = services.unsubscribe(reader, None, FORM)
+    assert subscribed_keys(reader) == set()
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_erase_keeps_only_consent_records_and_a_suppression_hash():
+    reader = make_subscriber("gone@example.jp", name="消える人", organisation="某社")
+    old_token = tokens.make_token(reader, tokens.PREFERENCES)
+    services.erase(reader, FORM)
+    reader.refresh_from_db()
+    assert reader.email is None and reader.name == "" and reader.organisation == ""
+    assert reader.status == Subscriber.Status.ERASED
+    assert subscribed_keys(reader) == set()
+    assert Suppression.objects.filter(address_hash=address_hash("gone@example.jp")).exists()
+    assert set(reader.consent_records.values_list("action", flat=True)) == {"subscribe", "erase"}
+    assert reader.consent_records.filter(email="gone@example.jp").count() == 2
+    with pytest.raises(tokens.InvalidToken):
+        tokens.read_token(old_token, tokens.PREFERENCES)
+
+
+def test_erased_reader_can_come_back_through_double_opt_in():
+    reader = make_subscriber("again@example.jp")
+    services.erase(reader, FORM)
+    subscribe("again@example.jp", ["weekly"])
+    newcomer = Subscriber.objects.get(email="again@example.jp")
+    assert newcomer.pk != reader.pk
+    services.confirm(newcomer, FORM)
+    assert not Suppression.objects.filter(address_hash=address_hash("again@example.jp")).exists()
+
+
+def test_consent_records_are_append_only():
+    reader = make_subscriber()
+    record = reader.consent_records.get()
+    record.wording = "changed"
+    with pytest.raises(ValueError):
+        record.save()
+    with pytest.raises(ValueError):
+        record.delete()
+
+
+def test_export_data_holds_subscriptions_and_consent_history():
+    reader = make_subscriber(name="データ 太郎", topics=["weekly"])
+    data = services.export_data(reader)
+    assert data["email"] == reader.email and data["name"] == "データ 太郎"
+    assert [s["topic"] for s in data["subscriptions"] if s["subscribed"]] == ["weekly"]
+    assert data["consent_records"][0]["action"] == "subscribe"
+
+
+def test_carrier_domains_default_to_iso_2022_jp():
+    subscribe("keitai@docomo.ne.jp")
+    assert Subscriber.objects.get(email="keitai@docomo.ne.jp").charset == "iso-2022-jp"

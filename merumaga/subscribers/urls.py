@@ -1,0 +1,13 @@
+from django.urls import path
+
+from merumaga.subscribers import views
+
+urlpatterns = [
+    path("subscribe/", views.subscribe, name="subscribe"),
+    path("subscribe/check-your-mail/", views.subscribe_done, name="subscribe_done"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("preferences/<str:token>/", views.preferences, name="preferences"),
+    path("preferences/<str:token>/my-data.json", views.preferences_data, name="preferences_data"),
+    path("preferences/<str:token>/erase/", views.erase, name="erase"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+]

@@ -1,0 +1,220 @@
+"""Reader-facing pages: sign-up, confirm, preferences, one-click unsubscribe. No login anywhere:
+each page that changes a reader's state is reached through a signed link."""
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from merumaga.subscribers import services, tokens
+from merumaga.subscribers.forms import PreferencesForm, SubscribeForm
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            # The proxy appends the address it saw last; earlier entries are the client's word.
+            return forwarded.split(",")[-1].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def evidence(request: HttpRequest, source: str) -> services.Evidence:
+    return services.Evidence(
+        source=source,
+        ip_address=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+
+
+def invalid_link(request: HttpRequest) -> HttpResponse:
+    # One answer for bad, tampered, expired and revoked links alike.
+    return render(request, "subscribers/invalid_link.html", status=404)
+
+
+def _signup_page(request: HttpRequest, template: str, form: SubscribeForm, status=200):
+    return render(
+        request,
+        template,
+        {"form": form, "consent_wording": services.consent_wording()},
+        status=status,
+    )
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return _signup_page(request, "home.html", SubscribeForm())
+
+
+@require_http_methods(["GET", "POST"])
+def subscribe(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _signup_page(request, "subscribers/subscribe.html", SubscribeForm())
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return _signup_page(request, "subscribers/subscribe.html", form, status=400)
+    if not form.looks_automated():
+        try:
+            services.request_subscription(
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"],
+                topic_keys=[topic.key for topic in form.cleaned_data["topics"]],
+                language=request.LANGUAGE_CODE if request.LANGUAGE_CODE in ("ja", "en") else "ja",
+                evidence=evidence(request, ConsentRecord.Source.FORM),
+            )
+        except services.TooManyRequests:
+            form.add_error(
+                None, _("短時間に多くの登録がありました。しばらくしてからお試しください。")
+            )
+            return _signup_page(request, "subscribers/subscribe.html", form, status=429)
+        except services.InvalidInput as error:
+            form.add_error(None, str(error))
+            return _signup_page(request, "subscribers/subscribe.html", form, status=400)
+    # The same page whether the address was new, pending, confirmed, or the post was a bot's.
+    return redirect("subscribe_done")
+
+
+def subscribe_done(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscribers/subscribe_done.html")
+
+
+def _confirm_wording() -> str:
+    return _("上記のメールマガジンの受信を確認します。")
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    # Only the POST confirms: mail scanners fetch every link in a mail with GET.
+    try:
+        subscriber, _topic = tokens.read_token(token, tokens.CONFIRM)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    context = {
+        "subscriber": subscriber,
+        "topics": _subscribed_topics(subscriber),
+        "wording": _confirm_wording(),
+        "preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES),
+    }
+    if request.method == "POST":
+        if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.CONFIRMED):
+            services.confirm(
+                subscriber, evidence(request, ConsentRecord.Source.EMAIL_LINK), _confirm_wording()
+            )
+            return render(request, "subscribers/confirmed.html", context)
+        return invalid_link(request)
+    if subscriber.status == Subscriber.Status.CONFIRMED:
+        return render(request, "subscribers/confirmed.html", context)
+    if subscriber.status != Subscriber.Status.PENDING:
+        return invalid_link(request)
+    return render(request, "subscribers/confirm.html", context)
+
+
+def _subscribed_topics(subscriber: Subscriber):
+    return Topic.objects.filter(
+        subscription__subscriber=subscriber, subscription__subscribed=True
+    ).order_by("position")
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscriber, _topic = tokens.read_token(token, tokens.PREFERENCES)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    initial = {
+        "topics": [t.key for t in _subscribed_topics(subscriber)],
+        "language": subscriber.language,
+        "charset": subscriber.charset,
+    }
+    form = PreferencesForm(request.POST or None, initial=initial)
+    saved = False
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            keys = [t.key for t in form.cleaned_data["topics"]]
+            if "stop_all" in request.POST:
+                keys = []
+            try:
+                subscriber = services.update_preferences(
+                    subscriber,
+                    keys,
+                    evidence(request, ConsentRecord.Source.EMAIL_LINK),
+                    language=form.cleaned_data["language"],
+                    charset=form.cleaned_data["charset"],
+                )
+            except services.InvalidInput as error:
+                form.add_error(None, str(error))
+                status = 400
+            else:
+                saved = True
+                form = PreferencesForm(
+                    initial={
+                        "topics": keys,
+                        "language": subscriber.language,
+                        "charset": subscriber.charset,
+                    }
+                )
+        else:
+            status = 400
+    return render(
+        request,
+        "subscribers/preferences.html",
+        {"form": form, "subscriber": subscriber, "token": token, "saved": saved},
+        status=status,
+    )
+
+
+def preferences_data(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscriber, _topic = tokens.read_token(token, tokens.PREFERENCES)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    response = JsonResponse(
+        services.export_data(subscriber), json_dumps_params={"ensure_ascii": False, "indent": 2}
+    )
+    response["Content-Disposition"] = 'attachment; filename="merumaga-my-data.json"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def erase(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscriber, _topic = tokens.read_token(token, tokens.PREFERENCES)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    if request.method == "POST":
+        services.erase(subscriber, evidence(request, ConsentRecord.Source.EMAIL_LINK))
+        return render(request, "subscribers/erased.html")
+    return render(request, "subscribers/erase.html", {"subscriber": subscriber, "token": token})
+
+
+@csrf_exempt  # RFC 8058: mailbox providers POST without cookies or CSRF token.
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """One-click unsubscribe (RFC 8058). A GET only shows a button: link scanners must not act."""
+    try:
+        subscriber, topic_key = tokens.read_token(token, tokens.UNSUBSCRIBE)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    topic = None
+    if topic_key != tokens.ALL_TOPICS:
+        topic = Topic.objects.filter(key=topic_key).first()
+        if topic is None:
+            return invalid_link(request)
+    context = {
+        "subscriber": subscriber,
+        "topic": topic,
+        "token": token,
+        "preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES),
+    }
+    if request.method == "POST":
+        services.unsubscribe(
+            subscriber,
+            topic.key if topic else None,
+            evidence(request, ConsentRecord.Source.EMAIL_LINK),
+        )
+        # 200 with a page, never a redirect: providers treat a 3xx as failure.
+        return render(request, "subscribers/unsubscribed.html", context)
+    return render(request, "subscribers/unsubscribe.html", context)
