@@ -8,6 +8,12 @@ CHROMIUM = "/usr/bin/chromium"
 # Set by CI: a test that would be skipped for a missing service fails instead.
 REQUIRE_ALL = os.environ.get("MERUMAGA_REQUIRE_ALL_TESTS") == "1"
 
+# Playwright's sync API runs an event loop in the test thread, and Django refuses ORM calls in a
+# thread with a running loop. Browser tests query the database between clicks (and the test
+# database may be created inside that loop), so the guard is off in tests. The platform has no
+# async code that touches the ORM.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -29,8 +35,21 @@ def huey_runs_tasks_inline():
 
 
 @pytest.fixture(autouse=True)
-def empty_cache():
-    # The cache (rate-limit counters) lives outside the rolled-back test transaction.
+def empty_cache(request, settings):
+    """Each test starts with no rate-limit counters.
+
+    Redis keeps them across tests; the database cache keeps them across transactional tests
+    only, and can be reached only by tests that may use the database.
+    """
+    in_database = settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache")
+    may_use_database = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if in_database and not may_use_database:
+        yield
+        return
     cache.clear()
     yield
     cache.clear()
@@ -65,3 +84,25 @@ def browser_context_args(browser_context_args):
         "has_touch": True,
         "locale": "ja-JP",
     }
+
+
+@pytest.fixture
+def mail_catcher(settings, tmp_path):
+    """The built-in catcher on a free port, with Django's SMTP backend sending to it.
+
+    Yields the Maildir, to be read with merumaga.delivery.catcher.list_messages/read_message.
+    """
+    import socket
+
+    from merumaga.delivery.catcher import start_catcher
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    directory = tmp_path / "mail"
+    controller = start_catcher(directory, port=port)
+    settings.MAILCATCHER_DIR = directory
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    yield directory
+    controller.stop()

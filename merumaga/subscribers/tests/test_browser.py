@@ -1,0 +1,82 @@
+"""A reader on a phone: sign up, confirm from the mail, turn 週報 off. Real SMTP into the catcher."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from merumaga.delivery.catcher import list_messages, read_message, text_body
+from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.tests.factories import subscribed_keys
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+def wait_for_mail(directory, count: int, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages, total = list_messages(directory)
+        if total >= count:
+            return read_message(directory, messages[0].key)  # newest first
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} mails in the catcher, found {total}")
+
+
+def link_in(message, path: str) -> str:
+    return re.search(rf"http://\S+/{path}/\S+/", text_body(message)).group(0)
+
+
+def assert_fits_the_phone(page):
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_sign_up_confirm_and_turn_off_the_weekly_report(live_server, page, settings, mail_catcher):
+    settings.SITE_URL = live_server.url
+    page.goto(f"{live_server.url}/subscribe/")
+    assert_fits_the_phone(page)
+    page.get_by_label("メールアドレス").fill("phone-reader@example.jp")
+    page.get_by_label("お名前 (任意)").fill("携帯 読者")
+    for topic in ["週報", "記事配信", "研究レポート（コンパクト版）", "イベントのお知らせ・招待状"]:
+        expect(page.get_by_label(topic)).to_be_checked()
+    time.sleep(settings.SIGNUP_MIN_SECONDS)  # a person takes a moment to fill the form
+    page.get_by_role("button", name="同意して登録する").click()
+    expect(page.get_by_role("heading", name="メールをご確認ください")).to_be_visible()
+
+    confirmation = wait_for_mail(mail_catcher, 1)
+    assert confirmation["X-Envelope-To"] == "phone-reader@example.jp"
+    page.goto(link_in(confirmation, "confirm"))
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING  # opening is not confirming
+    page.get_by_role("button", name="登録を確定する").click()
+    expect(page.get_by_role("heading", name="登録が完了しました")).to_be_visible()
+
+    welcome = wait_for_mail(mail_catcher, 2)
+    assert "登録が完了しました" in welcome["Subject"]
+    page.goto(link_in(welcome, "preferences"))
+    assert_fits_the_phone(page)
+    page.get_by_label("週報").uncheck()
+    page.get_by_role("button", name="保存する").click()
+    expect(page.get_by_role("status")).to_contain_text("配信設定を保存しました")
+    expect(page.get_by_label("週報")).not_to_be_checked()
+    expect(page.get_by_label("記事配信")).to_be_checked()
+
+    reader = Subscriber.objects.get()
+    assert reader.status == Subscriber.Status.CONFIRMED
+    assert subscribed_keys(reader) == {"articles", "reports", "events"}
+
+
+def test_one_click_unsubscribe_page_on_a_phone(live_server, page, settings, mail_catcher):
+    from merumaga.subscribers import tokens
+    from merumaga.subscribers.tests.factories import make_subscriber
+
+    reader = make_subscriber("leaving@example.jp")
+    token = tokens.make_token(reader, tokens.UNSUBSCRIBE, "weekly")
+    page.goto(f"{live_server.url}/unsubscribe/{token}/")
+    assert_fits_the_phone(page)
+    assert subscribed_keys(reader) == {"weekly", "articles", "reports", "events"}
+    page.get_by_role("button", name="配信を停止する").click()
+    expect(page.get_by_role("heading", name="配信を停止しました")).to_be_visible()
+    assert subscribed_keys(reader) == {"articles", "reports", "events"}
