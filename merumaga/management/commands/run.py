@@ -32,6 +32,7 @@ class Command(BaseCommand):
                 "120",
                 "--access-logfile",
                 "-",
+                "--no-control-socket",
             ],
             "worker": [*merumaga, "run_huey"],
         }

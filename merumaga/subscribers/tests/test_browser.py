@@ -1,4 +1,4 @@
-"""A reader on a phone: sign up, confirm from the mail, turn 週報 off. Real SMTP into the catcher."""
+"""A reader on a phone: sign up, confirm from the mail, turn 週報 off; real SMTP to the catcher."""
 
 import re
 import time

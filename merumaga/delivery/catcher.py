@@ -1,0 +1,291 @@
+"""The built-in mail catcher: an SMTP server on loopback that keeps every message in a Maildir.
+
+It stands in for a real relay when SMTP_URL is unset (development, demos, tests), so the platform
+needs no mail server. The admin reads the Maildir back through the functions below.
+"""
+
+import logging
+import mailbox
+import os
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser, BytesParser
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+MAX_MESSAGE_SIZE = 50 * 1024 * 1024
+# The list only needs the header block; a message without one must not make us read 50 MB.
+MAX_HEADER_SIZE = 256 * 1024
+
+logger = logging.getLogger(__name__)
+
+# Charset names that Japanese mailers use but Python's codec registry does not know.
+CHARSET_ALIASES = {"windows-31j": "cp932", "x-sjis": "cp932"}
+
+
+class MessageNotFound(LookupError):
+    """No message with this key in the Maildir."""
+
+
+@dataclass(frozen=True)
+class CaughtMessage:
+    key: str
+    date: datetime  # when the catcher received it
+    sender: str  # the From header, else the envelope sender
+    to: tuple[str, ...]  # envelope recipients: who the mail was really delivered to
+    to_header: str
+    subject: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+class MaildirHandler:
+    """aiosmtpd handler: stores each message, as received, in a Maildir."""
+
+    def __init__(self, directory: Path | str) -> None:
+        directory = Path(directory)
+        # mailbox.Maildir(create=True) makes only the last level, and nothing at all when the
+        # directory exists without tmp/new/cur; make the whole layout ourselves.
+        for sub in ("tmp", "new", "cur"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        self.maildir = mailbox.Maildir(directory, create=False)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        key = self.maildir.add(_envelope_headers(envelope) + envelope.original_content)
+        logger.info("Caught mail %s for %s", key, ", ".join(envelope.rcpt_tos))
+        return "250 OK: message caught"
+
+
+def _envelope_headers(envelope: Envelope) -> bytes:
+    # The envelope says where the mail really went (Bcc included); the headers alone do not.
+    # Addresses come from SMTP command lines: drop stray line breaks so none can forge a header.
+    def clean(address: str) -> str:
+        return address.replace("\r", "").replace("\n", "")
+
+    lines = [f"Return-Path: <{clean(envelope.mail_from or '')}>"]
+    lines += [f"X-Envelope-To: {clean(rcpt)}" for rcpt in envelope.rcpt_tos]
+    return "".join(f"{line}\r\n" for line in lines).encode()
+
+
+def start_catcher(directory: Path | str, *, host: str = "127.0.0.1", port: int) -> Controller:
+    """Start the catcher in a background thread, on a concrete port (not 0).
+
+    Raises OSError if the port is taken. Call .stop() on the result to stop it.
+    """
+    # aiosmtpd logs every SMTP command at INFO: too much beside the server's own log, unless
+    # LOGGING asked for it.
+    aiosmtpd_logger = logging.getLogger("mail.log")
+    if aiosmtpd_logger.level == logging.NOTSET:
+        aiosmtpd_logger.setLevel(logging.WARNING)
+    _check_port_free(host, port)
+    controller = Controller(
+        MaildirHandler(directory),
+        hostname=host,
+        port=port,
+        # Our own name for the greeting: the default, socket.getfqdn(), can stall on DNS.
+        server_hostname="localhost",
+        data_size_limit=MAX_MESSAGE_SIZE,
+        decode_data=False,
+        enable_SMTPUTF8=True,
+    )
+    try:
+        controller.start()
+    except Exception:
+        # A failed bind leaves the controller's private event loop open: close it, don't leak it.
+        controller.stop(no_assert=True)
+        if not controller.loop.is_closed():
+            controller.loop.close()
+        raise
+    return controller
+
+
+def _check_port_free(host: str, port: int) -> None:
+    # Controller.start() notices a failed bind only after its whole ready timeout (5 s): try the
+    # bind first, as asyncio will (SO_REUSEADDR), to fail at once in the usual case.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+# Reading the Maildir back.
+
+
+# mailbox.Maildir names a file "<seconds>.M<microseconds>P<pid>Q<counter>.<host>": the time of
+# delivery, finer than the file's mtime, and a counter that orders mails of the same microsecond.
+_MAILBOX_KEY = re.compile(r"(\d+)\.M(\d+)P\d+Q(\d+)\.")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str
+    path: str
+    received: float  # POSIX timestamp
+    counter: int
+    size: int
+
+
+def _scan(directory: Path | str) -> Iterator[_Entry]:
+    for sub in ("new", "cur"):
+        try:
+            with os.scandir(Path(directory) / sub) as listing:
+                files = [f for f in listing if f.is_file() and not f.name.startswith(".")]
+        except FileNotFoundError:
+            continue
+        for file in files:
+            try:
+                stat = file.stat()
+            except FileNotFoundError:  # moved from new/ to cur/ by a mail client meanwhile
+                continue
+            # In cur/ the file name carries flags after the colon; the key is what precedes it.
+            key = file.name.split(":", 1)[0]
+            if match := _MAILBOX_KEY.match(key):
+                seconds, microseconds, counter = map(int, match.groups())
+                yield _Entry(key, file.path, seconds + microseconds / 1e6, counter, stat.st_size)
+            else:  # delivered by some other program
+                yield _Entry(key, file.path, stat.st_mtime, 0, stat.st_size)
+
+
+def _path(directory: Path | str, key: str) -> str:
+    # Keys come from URLs. Only a file found by listing the Maildir is ever opened, so a key like
+    # "../settings.py" is simply not found: nothing is built from the key itself.
+    for entry in _scan(directory):
+        if entry.key == key:
+            return entry.path
+    raise MessageNotFound(key)
+
+
+def header_items(message: EmailMessage) -> list[tuple[str, str]]:
+    """Every header in order, decoded (RFC 2047, raw UTF-8) where it can be parsed."""
+    items = []
+    for name, raw in message.raw_items():
+        try:
+            value = str(message.policy.header_fetch_parse(name, raw))
+        except Exception:
+            # policy.default gives up on some malformed headers; the catcher must still show the
+            # mail, so show the header as it came (its stray 8-bit bytes made printable).
+            value = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        items.append((name, value))
+    return items
+
+
+def _header_block(path: str) -> bytes:
+    lines, size = [], 0
+    with open(path, "rb") as file:
+        while size <= MAX_HEADER_SIZE:
+            line = file.readline(MAX_HEADER_SIZE)
+            if line in (b"", b"\n", b"\r\n"):  # end of file, or the blank line ending the headers
+                break
+            lines.append(line)
+            size += len(line)
+    return b"".join(lines)
+
+
+def _summary(entry: _Entry) -> CaughtMessage | None:
+    try:
+        block = _header_block(entry.path)
+    except FileNotFoundError:  # deleted or moved since the scan
+        return None
+    items = header_items(BytesHeaderParser(policy=policy.default).parsebytes(block))
+
+    def first(name: str) -> str:
+        return next((value.strip() for key, value in items if key.lower() == name), "")
+
+    return CaughtMessage(
+        key=entry.key,
+        date=datetime.fromtimestamp(entry.received, tz=UTC),
+        sender=first("from") or first("return-path").strip("<>"),
+        to=tuple(value.strip(" <>") for key, value in items if key.lower() == "x-envelope-to"),
+        to_header=first("to"),
+        subject=first("subject"),
+        size=entry.size,
+    )
+
+
+def list_messages(
+    directory: Path | str, recipient_query: str = "", offset: int = 0, limit: int = 50
+) -> tuple[list[CaughtMessage], int]:
+    """One page of messages, newest first, and how many there are in all.
+
+    recipient_query keeps the messages whose envelope recipients or To header contain it
+    (case-insensitive).
+    """
+    entries = sorted(_scan(directory), key=lambda e: (e.received, e.counter), reverse=True)
+    query = recipient_query.strip().casefold()
+    if not query:
+        # Only the page shown is opened and parsed: the Maildir may hold thousands of mails.
+        page = [_summary(entry) for entry in entries[offset : offset + limit]]
+        return [message for message in page if message], len(entries)
+    matches = [
+        message
+        for message in map(_summary, entries)
+        if message and query in " ".join((*message.to, message.to_header)).casefold()
+    ]
+    return matches[offset : offset + limit], len(matches)
+
+
+def raw_message(directory: Path | str, key: str) -> bytes:
+    """The message as stored, envelope headers included; MessageNotFound if there is none."""
+    try:
+        with open(_path(directory, key), "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        raise MessageNotFound(key) from None
+
+
+def read_message(directory: Path | str, key: str) -> EmailMessage:
+    """The whole message, parsed; MessageNotFound if there is none."""
+    return BytesParser(policy=policy.default).parsebytes(raw_message(directory, key))
+
+
+def decode_part(part: EmailMessage) -> str:
+    """A text part's content as str, whatever its transfer encoding and charset; LF line ends."""
+    payload = part.get_payload(decode=True) or b""
+    charset = (part.get_content_charset() or "utf-8").lower()
+    try:
+        # ISO-2022-JP mail often holds characters beyond JIS X 0208 (①, ㈱): replace, don't fail.
+        text = payload.decode(CHARSET_ALIASES.get(charset, charset), errors="replace")
+    except LookupError:
+        # Unknown charset: read it as UTF-8, where anything undecodable shows up as "�".
+        text = payload.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n")
+
+
+def text_body(message: EmailMessage) -> str | None:
+    part = message.get_body(preferencelist=("plain",))
+    return None if part is None else decode_part(part)
+
+
+def html_body(message: EmailMessage) -> str | None:
+    part = message.get_body(preferencelist=("html",))
+    return None if part is None else decode_part(part)
+
+
+def attachments(message: EmailMessage) -> list[Attachment]:
+    """Every leaf part other than the text and HTML bodies shown: attachments, inline images."""
+    bodies = [message.get_body(preferencelist=(subtype,)) for subtype in ("plain", "html")]
+    found = []
+    for part in message.walk():
+        if part.is_multipart() or any(part is body for body in bodies):
+            continue
+        found.append(
+            Attachment(
+                filename=part.get_filename() or "",
+                content_type=part.get_content_type(),
+                size=len(part.get_payload(decode=True) or b""),
+            )
+        )
+    return found

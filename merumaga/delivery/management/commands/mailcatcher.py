@@ -1,0 +1,49 @@
+import errno
+import signal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from merumaga.delivery.catcher import start_catcher
+
+HOST = "127.0.0.1"
+
+
+class Command(BaseCommand):
+    help = "Run the built-in mail catcher: an SMTP server on loopback keeping mail in a Maildir."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=settings.MAILCATCHER_PORT)
+        parser.add_argument("--dir", dest="directory", type=Path, default=settings.MAILCATCHER_DIR)
+
+    def handle(self, *args, port: int, directory: Path, **options) -> None:
+        if settings.SMTP_URL:
+            raise CommandError("SMTP_URL is set: mail goes to the relay; the catcher is not needed")
+        try:
+            controller = start_catcher(directory, host=HOST, port=port)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"Port {port} on {HOST} is taken (another mail catcher running?); "
+                    "free it, or choose another with --port / MAILCATCHER_PORT."
+                ) from None
+            raise CommandError(f"Cannot listen on {HOST}:{port}: {error}") from None
+
+        self.stdout.write(f"Mail catcher listening on smtp://{HOST}:{port}")
+        self.stdout.write(f"Storing mail in the Maildir {Path(directory).resolve()}")
+        self.stdout.write("Quit with CONTROL-C.")
+        # SIGTERM (a process manager) stops us like Ctrl-C; SIGINT is set too, because a shell
+        # starting us in the background (as `make run` may) leaves SIGINT ignored.
+        stopping_signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in stopping_signals}
+        try:
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            controller.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.stdout.write("Mail catcher stopped.")

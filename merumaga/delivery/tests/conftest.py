@@ -1,0 +1,27 @@
+import socket
+
+import pytest
+
+from merumaga.delivery.catcher import start_catcher
+
+
+def free_port() -> int:
+    # aiosmtpd's Controller needs a concrete port: ask the kernel for one that is free now.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def maildir(settings, tmp_path):
+    settings.MAILCATCHER_DIR = tmp_path / "mail"
+    return settings.MAILCATCHER_DIR
+
+
+@pytest.fixture
+def catcher_port(maildir):
+    """A running catcher storing into `maildir`; its port."""
+    port = free_port()
+    controller = start_catcher(maildir, port=port)
+    yield port
+    controller.stop()

@@ -1,0 +1,49 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_run_starts_web_worker_and_catcher_and_stops_them_on_ctrl_c(tmp_path):
+    """What `make run` starts, on the embedded default, in a data dir of its own."""
+    web, smtp = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "SMTP_URL")
+    }
+    env.update(MERUMAGA_DATA_DIR=str(tmp_path), PORT=str(web), MAILCATCHER_PORT=str(smtp))
+    merumaga = [sys.executable, "-m", "merumaga.cli"]
+    subprocess.run([*merumaga, "setup", "--no-demo"], env=env, check=True, capture_output=True)
+    run = subprocess.Popen(
+        [*merumaga, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{web}/subscribe/") as page:
+                    assert page.status == 200
+                    break
+            except OSError:
+                assert run.poll() is None, run.stdout.read()
+                assert time.monotonic() < deadline, "the web server did not answer in 30 s"
+                time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", smtp), timeout=5) as catcher:
+            assert catcher.recv(100).startswith(b"220")
+    finally:
+        run.send_signal(signal.SIGINT)
+        output, _ = run.communicate(timeout=30)
+    assert run.returncode == 0, output
+    assert f"site:         http://localhost:{web}/" in output
+    assert "mail viewer:" in output
+    assert "Huey consumer started" in output
