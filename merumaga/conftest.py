@@ -1,3 +1,4 @@
+import importlib
 import os
 import shutil
 
@@ -53,6 +54,19 @@ def empty_cache(request, settings):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def migration_data_in_transactional_tests(request):
+    """Transactional tests empty every table when they end; the data that migrations create
+    (the four topics) is put back before each of them, with the migration's own function."""
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker and marker.kwargs.get("transaction")):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps
+
+    importlib.import_module("merumaga.subscribers.migrations.0002_topics").create_topics(apps, None)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,8 @@ def send_welcome_mail(subscriber_id: int) -> None:
     topics = Topic.objects.filter(
         subscription__subscriber=subscriber, subscription__subscribed=True
     )
-    send_reader_mail(subscriber, "welcome", {"topics": list(topics)})
+    names = [topic.localized_name(subscriber.language) for topic in topics.order_by("position")]
+    send_reader_mail(subscriber, "welcome", {"topics": names})
 
 
 @db_task(retries=3, retry_delay=60)

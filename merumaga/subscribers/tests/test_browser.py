@@ -12,7 +12,7 @@ from merumaga.subscribers.tests.factories import subscribed_keys
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 

@@ -71,3 +71,17 @@ def test_characters_iso_2022_jp_cannot_carry_switch_that_reader_to_utf8(caplog):
     assert message.encoding == "utf-8"
     assert "cannot be carried" in caplog.text
     assert "①髙﨑ラボ㈱" in parsed(message)["Subject"]
+
+
+def test_welcome_mail_names_the_topics_in_the_readers_language(
+    mailoutbox, django_capture_on_commit_callbacks
+):
+    from merumaga.subscribers import services
+
+    reader = make_subscriber(
+        "en@example.com", status=Subscriber.Status.PENDING, topics=["weekly"], language="en"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.confirm(reader, services.Evidence(source="form"))
+    assert "Weekly report" in mailoutbox[0].body
+    assert "週報" not in mailoutbox[0].body
