@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SiteSettings(models.Model):
@@ -18,7 +19,7 @@ class SiteSettings(models.Model):
 
     class Meta:
         verbose_name = _("サイト設定")
-        verbose_name_plural = _("サイト設定")
+        verbose_name_plural = pgettext_lazy("plural", "サイト設定")
 
     def __str__(self) -> str:
         return str(_("サイト設定"))

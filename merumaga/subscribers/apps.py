@@ -1,8 +1,9 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class SubscribersConfig(AppConfig):
     """People, their consent and their choice of mailings."""
 
     name = "merumaga.subscribers"
-    verbose_name = "購読者"
+    verbose_name = pgettext_lazy("plural", "購読者")

@@ -3,7 +3,6 @@ import time
 from django import forms
 from django.conf import settings
 from django.core import signing
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from merumaga.subscribers import services
@@ -16,7 +15,7 @@ class TopicChoiceField(forms.ModelMultipleChoiceField):
     widget = forms.CheckboxSelectMultiple
 
     def label_from_instance(self, topic: Topic) -> str:
-        return topic.localized_name(get_language() or "ja")
+        return topic.display_name
 
 
 def active_topics():

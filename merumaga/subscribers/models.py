@@ -3,6 +3,7 @@ import secrets
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 
@@ -29,10 +30,15 @@ class Topic(models.Model):
     class Meta:
         ordering = ["position", "id"]
         verbose_name = _("配信種別")
-        verbose_name_plural = _("配信種別")
+        verbose_name_plural = pgettext_lazy("plural", "配信種別")
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the language of the current request or mail."""
+        return self.localized_name(get_language() or "ja")
 
     def localized_name(self, language: str) -> str:
         return self.name_en if language == "en" and self.name_en else self.name
@@ -47,7 +53,7 @@ class Subscriber(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("確認待ち")
         CONFIRMED = "confirmed", _("購読中")
-        UNSUBSCRIBED = "unsubscribed", _("配信停止")
+        UNSUBSCRIBED = "unsubscribed", pgettext_lazy("subscriber status", "配信停止")
         ERASED = "erased", _("削除済み")
 
     class Charset(models.TextChoices):
@@ -86,7 +92,7 @@ class Subscriber(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("購読者")
-        verbose_name_plural = _("購読者")
+        verbose_name_plural = pgettext_lazy("plural", "購読者")
 
     def __str__(self) -> str:
         return self.email or f"#{self.pk} ({self.get_status_display()})"
@@ -112,7 +118,7 @@ class Subscription(models.Model):
         ]
         indexes = [models.Index(fields=["topic", "subscribed"])]
         verbose_name = _("購読")
-        verbose_name_plural = _("購読")
+        verbose_name_plural = pgettext_lazy("plural", "購読")
 
     def __str__(self) -> str:
         return f"{self.subscriber} × {self.topic.key}: {'on' if self.subscribed else 'off'}"
@@ -145,7 +151,7 @@ class ConsentRecord(models.Model):
     email = models.CharField(_("メールアドレス"), max_length=254)
     action = models.CharField(_("操作"), max_length=16, choices=Action.choices)
     source = models.CharField(_("経路"), max_length=16, choices=Source.choices)
-    topics = models.JSONField(_("配信種別"), default=list)
+    topics = models.JSONField(pgettext_lazy("plural", "配信種別"), default=list)
     ip_address = models.GenericIPAddressField(_("IPアドレス"), null=True, blank=True)
     user_agent = models.CharField(_("ユーザーエージェント"), max_length=300, blank=True)
     wording = models.TextField(_("表示した文言"), blank=True)
@@ -155,7 +161,7 @@ class ConsentRecord(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("同意記録")
-        verbose_name_plural = _("同意記録")
+        verbose_name_plural = pgettext_lazy("plural", "同意記録")
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.email} {self.action}"
@@ -185,7 +191,7 @@ class Suppression(models.Model):
 
     class Meta:
         verbose_name = _("配信禁止アドレス")
-        verbose_name_plural = _("配信禁止アドレス")
+        verbose_name_plural = pgettext_lazy("plural", "配信禁止アドレス")
 
     def __str__(self) -> str:
         return f"{self.address_hash[:12]}… ({self.get_reason_display()})"

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from email_validator import EmailNotValidError, validate_email
 
@@ -28,7 +29,7 @@ from merumaga.subscribers.models import (
     new_nonce,
 )
 
-CONSENT_WORDING_VERSION = "2026-11-ja-1"
+CONSENT_WORDING_VERSION = "2026-11.1"
 NAME_MAX_LENGTH = Subscriber._meta.get_field("name").max_length
 ORGANISATION_MAX_LENGTH = Subscriber._meta.get_field("organisation").max_length
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -118,7 +119,8 @@ def _record(
         ip_address=evidence.ip_address,
         user_agent=evidence.user_agent[:300],
         wording=wording,
-        wording_version=CONSENT_WORDING_VERSION if wording else "",
+        # The wording is stored verbatim; the version names the text and its language.
+        wording_version=f"{CONSENT_WORDING_VERSION}.{get_language() or 'ja'}" if wording else "",
     )
 
 
@@ -512,8 +514,8 @@ def _insert_chunk(chunk, topics, source_description, evidence, report) -> None:
                     topics=row["topics"],
                     ip_address=evidence.ip_address,
                     user_agent=evidence.user_agent[:300],
+                    # What the institute declared about how consent was given elsewhere.
                     wording=source_description,
-                    wording_version=CONSENT_WORDING_VERSION,
                     created_at=now,
                 )
                 for subscriber, row in zip(subscribers, fresh, strict=True)

@@ -27,19 +27,28 @@ def test_run_starts_web_worker_and_catcher_and_stops_them_on_ctrl_c(tmp_path):
     run = subprocess.Popen(
         [*merumaga, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    try:
+
+    def answers(probe, what: str):
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{web}/subscribe/") as page:
-                    assert page.status == 200
-                    break
+                return probe()
             except OSError:
                 assert run.poll() is None, run.stdout.read()
-                assert time.monotonic() < deadline, "the web server did not answer in 30 s"
+                assert time.monotonic() < deadline, f"{what} did not answer in 30 s"
                 time.sleep(0.3)
+
+    def web_page():
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/subscribe/") as page:
+            return page.status
+
+    def smtp_greeting():
         with socket.create_connection(("127.0.0.1", smtp), timeout=5) as catcher:
-            assert catcher.recv(100).startswith(b"220")
+            return catcher.recv(100)
+
+    try:
+        assert answers(web_page, "the web server") == 200
+        assert answers(smtp_greeting, "the mail catcher").startswith(b"220")
     finally:
         run.send_signal(signal.SIGINT)
         output, _ = run.communicate(timeout=30)
