@@ -57,16 +57,32 @@ def empty_cache(request, settings):
 
 
 @pytest.fixture(autouse=True)
-def migration_data_in_transactional_tests(request):
-    """Transactional tests empty every table when they end; the data that migrations create
-    (the four topics) is put back before each of them, with the migration's own function."""
+def migration_data(request):
+    """The data migrations create (the four topics), present in every database test.
+
+    A transactional test empties every table when it ends, and plugins may run such tests before
+    others; so each database test puts the data back if it is gone, with the migration's own
+    function (one query when it is there).
+    """
+    fixtures = set(request.fixturenames)
     marker = request.node.get_closest_marker("django_db")
-    if not (marker and marker.kwargs.get("transaction")):
+    if (marker and marker.kwargs.get("transaction")) or fixtures & {
+        "transactional_db",
+        "live_server",
+    }:
+        request.getfixturevalue("transactional_db")
+    elif marker or "db" in fixtures:
+        request.getfixturevalue("db")
+    else:
         return
-    request.getfixturevalue("transactional_db")
     from django.apps import apps
 
-    importlib.import_module("merumaga.subscribers.migrations.0002_topics").create_topics(apps, None)
+    from merumaga.subscribers.models import Topic
+
+    if not Topic.objects.exists():
+        importlib.import_module("merumaga.subscribers.migrations.0002_topics").create_topics(
+            apps, None
+        )
 
 
 @pytest.fixture(scope="session")

@@ -58,3 +58,177 @@ def load_demo_readers() -> int:
                 wording="demo data",
             )
     return len(READERS)
+
+
+# The demo articles: digests of imagined sources, written for this project.
+ARTICLES = [
+    {
+        "title": "中国の自動運転タクシー、郊外路線で無人運行の範囲を拡大",
+        "digest": (
+            "大手配車サービス各社が、郊外の幹線道路を含む区域で運転席無人の運行を広げている。"
+            "遠隔監視の体制と保険の枠組みが整い、1台あたりの監視員の数が減ったことが背景にある。"
+        ),
+        "body": (
+            "## 要点\n\n"
+            "- 無人運行の区域が都市中心部から郊外の幹線道路へ広がった\n"
+            "- 遠隔監視員1人が受け持つ車両数が増え、運行コストが下がった\n"
+            "- 事故時の責任分担を定めた地方規則が整備された\n\n"
+            "## 解説\n\n"
+            "各社は夜間や悪天候時の運行データを積み上げ、行政の審査に提出している。"
+            "日本の事業者にとっては、監視体制の設計と保険商品の組み立てが参考になる。"
+        ),
+        "source_name": "架空テック週報",
+        "source_detail": "2026年11月第3週号",
+        "tags": ["自動運転", "モビリティ"],
+        "days_ago": 2,
+    },
+    {
+        "title": "全固体電池の量産ライン、試作から小規模量産へ",
+        "digest": (
+            "電池メーカー数社が全固体電池の小規模量産ラインを立ち上げた。"
+            "当面は高価格帯の車種と電動工具向けで、歩留まりの改善が普及の鍵となる。"
+        ),
+        "body": (
+            "固体電解質の製造工程で湿度管理が難しく、歩留まりはまだ液系リチウムイオン電池に及ばない。"
+            "一方で、安全性とエネルギー密度の利点から、プレミアム車種への搭載計画が相次いでいる。\n\n"
+            "| 用途 | 時期の見通し |\n|---|---|\n"
+            "| 高級EV | 2027年以降 |\n| 電動工具 | 先行して採用 |"
+        ),
+        "source_name": "架空エネルギー産業ニュース",
+        "source_detail": "11月10日〜16日",
+        "tags": ["電池", "EV"],
+        "days_ago": 5,
+    },
+    {
+        "title": "生成AIの大規模モデル、企業向けに軽量版の提供が相次ぐ",
+        "digest": (
+            "主要なAI企業が、自社の大規模言語モデルを蒸留した軽量版を企業向けに提供し始めた。"
+            "社内サーバーで動かせることが、データの持ち出しを嫌う製造業に受け入れられている。"
+        ),
+        "body": (
+            "軽量版は推論コストが大きく下がり、工場の保守記録の要約や設計文書の検索に使われている。"
+            "評価指標の公開が進まない点は課題で、導入企業は自前の評価データを整えている。"
+        ),
+        "source_name": "架空AIビジネス",
+        "source_detail": "2026年11月号",
+        "tags": ["生成AI"],
+        "days_ago": 8,
+    },
+    {
+        "title": "EV用充電網、高速道路のサービスエリアで超急速充電器の設置が進む",
+        "digest": (
+            "高速道路のサービスエリアで、出力の大きい超急速充電器の設置が進んでいる。"
+            "電力系統への負荷を抑えるため、蓄電池を併設する方式が主流になりつつある。"
+        ),
+        "body": (
+            "設置事業者は、蓄電池を介して夜間電力をためることで、ピーク時の受電容量を抑えている。"
+            "充電待ちの時間を減らす予約サービスも広がっている。"
+        ),
+        "source_name": "架空モビリティ研究",
+        "source_detail": "第42号",
+        "tags": ["EV", "電池"],
+        "days_ago": 12,
+    },
+    {
+        "title": "半導体の後工程、先端パッケージングへの投資が拡大",
+        "digest": (
+            "AI向け半導体の需要を受け、複数のチップを一つにまとめる先端パッケージングへの投資が増えている。"
+            "装置と材料の国産化も同時に進められている。"
+        ),
+        "body": (
+            "前工程の微細化に比べ、後工程は投資規模が小さく立ち上げが早い。"
+            "日本の材料メーカーにとっては取引拡大の好機でもある。"
+        ),
+        "source_name": "架空半導体レビュー",
+        "source_detail": "2026年秋号",
+        "tags": ["半導体", "生成AI"],
+        "days_ago": 16,
+    },
+]
+
+
+def demo_pdf(title: str) -> bytes:
+    """A one-page PDF written by hand (no PDF library needed): just enough for the demo."""
+    text = f"BT /F1 18 Tf 72 720 Td ({title}) Tj ET".encode("ascii")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def load_demo_content() -> dict[str, int]:
+    """Articles, a report and an event, published through the same services editors use."""
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+
+    from merumaga.publishing import services
+    from merumaga.publishing.models import Article, Event, Report, Tag
+
+    now = timezone.now()
+    for data in ARTICLES:
+        article = Article(
+            title=data["title"],
+            digest=data["digest"],
+            body=data["body"],
+            source_name=data["source_name"],
+            source_detail=data["source_detail"],
+            author="メルマガ研究所 編集部",
+            published_at=now - timedelta(days=data["days_ago"]),
+        )
+        services.prepare_article(article)
+        article.save()
+        for name in data["tags"]:
+            tag, _ = Tag.objects.get_or_create(
+                name=name, defaults={"slug": services.unique_slug(Tag, name, fallback="tag")}
+            )
+            article.tags.add(tag)
+        services.publish_article(article, at=article.published_at)
+
+    report = Report(
+        title="中国EV電池サプライチェーンの現状 (コンパクト版)",
+        summary=(
+            "正極材・負極材・電解質・セパレーターの主要企業と生産能力をまとめ、"
+            "日本企業にとっての調達上の論点を整理した。完全版は会員向けに提供している。"
+        ),
+    )
+    services.prepare_report(report)
+    pdf = ContentFile(demo_pdf("EV battery supply chain"))
+    report.pdf.save("ev-battery-supply-chain.pdf", pdf, save=False)
+    report.save()
+    services.publish_report(report)
+
+    starts = (now + timedelta(days=21)).replace(hour=6, minute=0, second=0, microsecond=0)
+    event = Event(
+        title="オンラインセミナー: 中国の自動運転、規制と事業化の最前線",
+        description=(
+            "研究員が、自動運転タクシーの事業化と規制の動きを解説します。\n\n"
+            "- 第1部: 無人運行の現状 (40分)\n- 第2部: 質疑応答 (20分)"
+        ),
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=1),
+        venue="オンライン (Zoom)",
+        capacity=30,
+        registration_deadline=starts - timedelta(days=1),
+    )
+    services.prepare_event(event)
+    event.save()
+    services.publish_event(event)
+    return {"articles": len(ARTICLES), "reports": 1, "events": 1}

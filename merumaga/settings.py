@@ -1,5 +1,6 @@
 """Django settings for merumaga. Every value comes from the environment; see README.md."""
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,10 +37,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",
     "huey.contrib.djhuey",
     "merumaga",
     "merumaga.institute",
     "merumaga.subscribers",
+    "merumaga.publishing",
     "merumaga.delivery",
 ]
 
@@ -87,6 +90,11 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "merumaga.sqlite3",
+            # Tests use a file too, not the default shared-cache in-memory database: there,
+            # concurrent writers fail at once with "database table is locked" (no busy wait),
+            # so the tests of concurrent answers could not run as production does. One file per
+            # test process, so that two test runs at once do not delete each other's database.
+            "TEST": {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")},
             "OPTIONS": {
                 # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock
                 # at BEGIN, so concurrent writers wait (busy timeout) instead of failing mid-way.
@@ -177,6 +185,7 @@ ISO2022JP_DOMAINS = [
 SIGNUP_LIMIT_PER_IP = env_int("MERUMAGA_SIGNUP_LIMIT_PER_IP", 20, minimum=1)
 SIGNUP_LIMIT_PER_ADDRESS = env_int("MERUMAGA_SIGNUP_LIMIT_PER_ADDRESS", 5, minimum=1)
 SIGNUP_LIMIT_PER_DOMAIN = env_int("MERUMAGA_SIGNUP_LIMIT_PER_DOMAIN", 200, minimum=1)
+RSVP_LIMIT_PER_IP = env_int("MERUMAGA_RSVP_LIMIT_PER_IP", 30, minimum=1)
 SIGNUP_MIN_SECONDS = env_int("MERUMAGA_SIGNUP_MIN_SECONDS", 2, minimum=0, maximum=3)
 CONFIRMATION_MAX_AGE_DAYS = env_int("MERUMAGA_CONFIRMATION_MAX_AGE_DAYS", 7, minimum=1)
 
@@ -225,3 +234,7 @@ BEHIND_PROXY = env_bool("MERUMAGA_BEHIND_PROXY", False)
 # `merumaga run`: where the web server listens, and how many processes it runs.
 BIND_ADDRESS = env_str("MERUMAGA_BIND", "127.0.0.1")
 WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1, maximum=64)
+
+# Uploads: the largest compact-report PDF and cover image accepted, in megabytes.
+REPORT_MAX_MB = env_int("MERUMAGA_REPORT_MAX_MB", 20, minimum=1, maximum=500)
+COVER_MAX_MB = env_int("MERUMAGA_COVER_MAX_MB", 5, minimum=1, maximum=50)

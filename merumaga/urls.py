@@ -1,12 +1,16 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.static import serve
 
-from merumaga.subscribers import views as subscriber_views
+from merumaga.views import switch_language
 
 urlpatterns = [
-    path("", subscriber_views.home, name="home"),
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("language/<str:code>/", switch_language, name="switch_language"),
+    # Cover images. A large site lets the front web server (nginx) serve /media/ instead.
+    path("media/covers/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "covers"}),
     path("admin/mail/", include("merumaga.delivery.urls")),
     path("admin/", admin.site.urls),
     path("", include("merumaga.subscribers.urls")),
+    path("", include("merumaga.publishing.urls")),
 ]

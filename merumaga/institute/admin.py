@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from merumaga.institute.models import SiteSettings
 
@@ -6,6 +7,7 @@ from merumaga.institute.models import SiteSettings
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "organisation_name", "from_email", "updated_at")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):
         # One row only: the settings are edited, never multiplied.

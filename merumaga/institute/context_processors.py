@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from merumaga.institute.services import sender_identity
@@ -5,4 +6,4 @@ from merumaga.institute.services import sender_identity
 
 def institute(request):
     # Lazy: pages that never show the sender (admin lists) pay no query for it.
-    return {"institute": SimpleLazyObject(sender_identity)}
+    return {"institute": SimpleLazyObject(sender_identity), "site_url": settings.SITE_URL}

@@ -59,16 +59,16 @@ def build_reader_mail(
         },
     )
     message.attach_alternative(html, "text/html")
-    message.encoding = _charset_for(subscriber, message)
+    message.encoding = mail_charset(subscriber.charset, message)
     return message
 
 
-def _charset_for(subscriber: Subscriber, message: EmailMultiAlternatives) -> str:
-    """The reader's charset, unless the text holds characters ISO-2022-JP cannot carry.
+def mail_charset(preferred: str, message: EmailMultiAlternatives) -> str:
+    """The preferred charset, unless the text holds characters ISO-2022-JP cannot carry.
 
     Then UTF-8, so that nothing is dropped (①, ㈱, 髙, half-width kana, …); the log says so.
     """
-    if subscriber.charset != Subscriber.Charset.ISO2022JP:
+    if preferred != Subscriber.Charset.ISO2022JP:
         return "utf-8"
     parts = [message.subject, message.body, *(content for content, _ in message.alternatives)]
     try:
@@ -76,8 +76,8 @@ def _charset_for(subscriber: Subscriber, message: EmailMultiAlternatives) -> str
             part.encode("iso-2022-jp")
     except UnicodeEncodeError as error:
         logger.info(
-            "subscriber %s prefers ISO-2022-JP but %r cannot be carried: sent as UTF-8",
-            subscriber.pk,
+            "mail to %s prefers ISO-2022-JP but %r cannot be carried: sent as UTF-8",
+            ", ".join(message.to),
             error.object[error.start : error.end],
         )
         return "utf-8"

@@ -13,23 +13,26 @@ from merumaga.subscribers.models import Subscriber
 
 CONFIRM = "confirm"
 PREFERENCES = "preferences"
-UNSUBSCRIBE = "unsubscribe"
+UNSUBSCRIBE = "unsubscribe"  # scope: a topic key, or ALL_TOPICS
+RSVP = "rsvp"  # scope: an event id
 ALL_TOPICS = "*"
+_SCOPED = (UNSUBSCRIBE, RSVP)
 
 
 class InvalidToken(Exception):
     """Bad, tampered, expired or revoked: callers answer all of these the same way."""
 
 
-def make_token(subscriber: Subscriber, purpose: str, topic_key: str = ALL_TOPICS) -> str:
+def make_token(subscriber: Subscriber, purpose: str, scope: str = ALL_TOPICS) -> str:
+    """A link token; `scope` says what an unsubscribe or RSVP link acts on."""
     payload = [subscriber.pk, subscriber.nonce]
-    if purpose == UNSUBSCRIBE:
-        payload.append(topic_key)
+    if purpose in _SCOPED:
+        payload.append(str(scope))
     return signing.dumps(payload, salt=f"merumaga.subscribers.{purpose}")
 
 
 def read_token(token: str, purpose: str) -> tuple[Subscriber, str]:
-    """The subscriber (and topic key, for unsubscribe) a token names, or InvalidToken."""
+    """The subscriber and scope (for unsubscribe and RSVP) a token names, or InvalidToken."""
     max_age = None
     if purpose == CONFIRM:
         max_age = timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS)

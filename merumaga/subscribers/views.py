@@ -44,14 +44,12 @@ def _signup_page(request: HttpRequest, template: str, form: SubscribeForm, statu
     )
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return _signup_page(request, "home.html", SubscribeForm())
-
-
 @require_http_methods(["GET", "POST"])
 def subscribe(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _signup_page(request, "subscribers/subscribe.html", SubscribeForm())
+        # The home page's box sends the address here, to choose mailings and agree.
+        form = SubscribeForm(initial={"email": request.GET.get("email", "")[:254]})
+        return _signup_page(request, "subscribers/subscribe.html", form)
     form = SubscribeForm(request.POST)
     if not form.is_valid():
         return _signup_page(request, "subscribers/subscribe.html", form, status=400)

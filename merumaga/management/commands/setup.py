@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from merumaga.demo import load_demo_readers
+from merumaga.demo import load_demo_content, load_demo_readers
+from merumaga.publishing.models import Article
 from merumaga.subscribers.models import Subscriber
 
 
@@ -36,3 +37,9 @@ class Command(BaseCommand):
         if not no_demo and not Subscriber.objects.exists():
             count = load_demo_readers()
             self.stdout.write(f"demo data loaded: {count} readers")
+        if not no_demo and not Article.objects.exists():
+            counts = load_demo_content()
+            self.stdout.write(
+                "demo content loaded: "
+                + ", ".join(f"{number} {kind}" for kind, number in counts.items())
+            )

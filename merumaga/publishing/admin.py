@@ -1,0 +1,233 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from merumaga.publishing import markdown, services
+from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Rsvp, Status, Tag
+
+PUBLISH_BUTTON = "_publish"
+
+
+def markdown_preview(request: HttpRequest) -> HttpResponse:
+    """The rendered, sanitised HTML of the posted Markdown (staff only, via admin_view)."""
+    return HttpResponse(markdown.render(request.POST.get("text", "")))
+
+
+class MarkdownPreviewMixin:
+    """A live preview under each Markdown field, and a 「公開する」 button next to 「保存」."""
+
+    markdown_fields: tuple[str, ...] = ()
+    change_form_template = "admin/publishing/change_form.html"
+    # An address typed without a scheme is taken as https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    class Media:
+        js = ["publishing/markdown-preview.js"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in self.markdown_fields:
+            field.widget = forms.Textarea(
+                attrs={"rows": 16, "cols": 80, "data-markdown-preview": "1"}
+            )
+        return field
+
+    def _preview_url_name(self) -> str:
+        return f"{self.model._meta.app_label}_{self.model._meta.model_name}_preview"
+
+    def get_urls(self):
+        return [
+            path(
+                "preview/",
+                self.admin_site.admin_view(markdown_preview),
+                name=self._preview_url_name(),
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["preview_url"] = reverse(f"admin:{self._preview_url_name()}")
+        context["publish_button"] = PUBLISH_BUTTON
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def publish(self, request, obj) -> None:
+        raise NotImplementedError
+
+    def _after_save(self, request, obj):
+        if PUBLISH_BUTTON in request.POST:
+            try:
+                self.publish(request, obj)
+            except services.PublishingError as error:
+                messages.error(request, str(error))
+            else:
+                messages.success(request, _("公開しました。"))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self._after_save(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        self._after_save(request, obj)
+        return super().response_change(request, obj)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug")
+    search_fields = ("name",)
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Article)
+class ArticleAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
+    markdown_fields = ("body",)
+    list_display = ("title", "status", "published_at", "source_name", "notify_subscribers")
+    list_filter = ("status", "tags", "notify_subscribers")
+    search_fields = ("title", "digest", "source_name")
+    date_hierarchy = "published_at"
+    filter_horizontal = ("tags",)
+    readonly_fields = ("status",)
+    fieldsets = [
+        (None, {"fields": ("title", "slug", "digest", "body")}),
+        (gettext_lazy("出典"), {"fields": ("source_name", "source_detail", "source_url")}),
+        (
+            gettext_lazy("公開"),
+            {
+                "fields": (
+                    "status",
+                    "published_at",
+                    "notify_subscribers",
+                    "author",
+                    "tags",
+                    "cover_image",
+                )
+            },
+        ),
+    ]
+    actions = ["publish_selected", "unpublish_selected"]
+
+    def save_model(self, request, obj, form, change):
+        services.prepare_article(obj)
+        super().save_model(request, obj, form, change)
+
+    def publish(self, request, obj):
+        services.publish_article(obj, at=obj.published_at)
+
+    @admin.action(description=gettext_lazy("選択した記事を公開する"))
+    def publish_selected(self, request, queryset):
+        for article in queryset.exclude(status=Status.PUBLISHED):
+            try:
+                services.publish_article(article, at=article.published_at)
+            except services.PublishingError as error:
+                messages.error(request, f"{article}: {error}")
+
+    @admin.action(description=gettext_lazy("選択した記事を下書きに戻す"))
+    def unpublish_selected(self, request, queryset):
+        for article in queryset:
+            services.unpublish(article)
+
+
+@admin.register(Report)
+class ReportAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
+    list_display = ("title", "status", "published_at")
+    list_filter = ("status",)
+    search_fields = ("title", "summary")
+    readonly_fields = ("status",)
+    fields = ("title", "slug", "summary", "pdf", "full_version_url", "status", "published_at")
+
+    def save_model(self, request, obj, form, change):
+        services.prepare_report(obj)
+        super().save_model(request, obj, form, change)
+
+    def publish(self, request, obj):
+        services.publish_report(obj, at=obj.published_at)
+
+
+class RsvpInline(admin.TabularInline):
+    model = Rsvp
+    extra = 0
+    can_delete = False
+    fields = ("name", "organisation", "email", "answer", "requested_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
+    markdown_fields = ("description",)
+    list_display = ("title", "starts_at", "status", "capacity", "attending", "waitlisted")
+    list_filter = ("status",)
+    search_fields = ("title", "venue")
+    readonly_fields = ("status", "published_at")
+    fields = (
+        "title",
+        "slug",
+        "description",
+        "starts_at",
+        "ends_at",
+        "venue",
+        "online_url",
+        "capacity",
+        "registration_deadline",
+        "status",
+        "published_at",
+    )
+    inlines = [RsvpInline]
+    actions = ["export_attendees", "cancel_selected"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count, Q
+
+        # Counts in the list come from one query, not two per event.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                attending_count=Count("rsvps", filter=Q(rsvps__answer=Rsvp.Answer.ATTENDING)),
+                waitlisted_count=Count("rsvps", filter=Q(rsvps__answer=Rsvp.Answer.WAITLISTED)),
+            )
+        )
+
+    @admin.display(description=gettext_lazy("参加"), ordering="attending_count")
+    def attending(self, event):
+        return event.attending_count
+
+    @admin.display(description=gettext_lazy("キャンセル待ち"), ordering="waitlisted_count")
+    def waitlisted(self, event):
+        return event.waitlisted_count
+
+    def save_model(self, request, obj, form, change):
+        services.prepare_event(obj)
+        super().save_model(request, obj, form, change)
+
+    def publish(self, request, obj):
+        services.publish_event(obj)
+
+    @admin.action(description=gettext_lazy("参加者一覧をCSVで書き出す (1件)"))
+    def export_attendees(self, request, queryset):
+        from merumaga.publishing.event_admin import attendee_csv_response
+
+        if queryset.count() != 1:
+            messages.error(request, _("イベントを1件だけ選んでください。"))
+            return None
+        return attendee_csv_response(queryset.get())
+
+    @admin.action(description=gettext_lazy("選択したイベントを中止する"))
+    def cancel_selected(self, request, queryset):
+        for event in queryset:
+            services.cancel_event(event)
+
+
+@admin.register(ArchivedMailing)
+class ArchivedMailingAdmin(admin.ModelAdmin):
+    list_display = ("title", "topic_name", "sent_at")
+    readonly_fields = ("title", "slug", "topic_name", "html", "sent_at")
+
+    def has_add_permission(self, request):
+        return False

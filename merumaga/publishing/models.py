@@ -1,0 +1,238 @@
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from merumaga.publishing.validators import validate_image, validate_pdf
+from merumaga.subscribers.models import Subscriber
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", _("下書き")
+    SCHEDULED = "scheduled", _("予約公開")
+    PUBLISHED = "published", _("公開中")
+
+
+class PublishedQuerySet(models.QuerySet):
+    def published(self):
+        return self.filter(status=Status.PUBLISHED, published_at__lte=timezone.now())
+
+
+class Tag(models.Model):
+    name = models.CharField(_("名前"), max_length=60, unique=True)
+    slug = models.SlugField(_("スラッグ"), max_length=80, unique=True, allow_unicode=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("タグ")
+        verbose_name_plural = pgettext_lazy("plural", "タグ")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("tag", args=[self.slug])
+
+
+class Article(models.Model):
+    """A digest of one source article, written by the institute, with the source named."""
+
+    title = models.CharField(_("タイトル"), max_length=200)
+    slug = models.SlugField(
+        _("スラッグ"),
+        max_length=120,
+        unique=True,
+        allow_unicode=True,
+        blank=True,
+        help_text=_("URLの一部。空欄ならタイトルから作ります。"),
+    )
+    digest = models.TextField(
+        _("要約"),
+        blank=True,
+        help_text=_("週報に載る数文の要約。公開には必須です。"),
+    )
+    body = models.TextField(_("本文 (Markdown)"), blank=True)
+    body_html = models.TextField(editable=False, blank=True)
+    source_name = models.CharField(_("出典 (媒体名)"), max_length=200, blank=True)
+    source_detail = models.CharField(
+        _("出典 (号・日付)"),
+        max_length=200,
+        blank=True,
+        help_text=_("例: 2026年11月号、11月3日〜9日"),
+    )
+    source_url = models.URLField(_("出典URL"), blank=True)
+    tags = models.ManyToManyField(Tag, verbose_name=_("タグ"), blank=True, related_name="articles")
+    author = models.CharField(_("執筆者"), max_length=100, blank=True)
+    cover_image = models.FileField(
+        _("カバー画像"), upload_to="covers/%Y/%m/", blank=True, validators=[validate_image]
+    )
+    status = models.CharField(
+        _("状態"), max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    published_at = models.DateTimeField(_("公開日時"), null=True, blank=True, db_index=True)
+    notify_subscribers = models.BooleanField(
+        _("公開時に購読者へ通知する"),
+        default=False,
+        help_text=_("「記事配信」を選んだ読者に、この記事をメールでお知らせします。"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PublishedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        verbose_name = _("記事")
+        verbose_name_plural = pgettext_lazy("plural", "記事")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("article", args=[self.slug])
+
+
+class Report(models.Model):
+    """A compact research report: a summary on the site, the PDF to download."""
+
+    title = models.CharField(_("タイトル"), max_length=200)
+    slug = models.SlugField(
+        _("スラッグ"), max_length=120, unique=True, allow_unicode=True, blank=True
+    )
+    summary = models.TextField(_("概要"))
+    pdf = models.FileField(
+        _("PDF (コンパクト版)"), upload_to="reports/%Y/%m/", validators=[validate_pdf]
+    )
+    full_version_url = models.URLField(_("完全版のURL"), blank=True)
+    status = models.CharField(
+        _("状態"), max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    published_at = models.DateTimeField(_("公開日時"), null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PublishedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        verbose_name = _("研究レポート")
+        verbose_name_plural = pgettext_lazy("plural", "研究レポート")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("report", args=[self.slug])
+
+
+class Event(models.Model):
+    class EventStatus(models.TextChoices):
+        DRAFT = "draft", _("下書き")
+        PUBLISHED = "published", _("公開中")
+        CANCELLED = "cancelled", _("中止")
+
+    title = models.CharField(_("タイトル"), max_length=200)
+    slug = models.SlugField(
+        _("スラッグ"), max_length=120, unique=True, allow_unicode=True, blank=True
+    )
+    description = models.TextField(_("説明 (Markdown)"), blank=True)
+    description_html = models.TextField(editable=False, blank=True)
+    starts_at = models.DateTimeField(_("開始日時"))
+    ends_at = models.DateTimeField(_("終了日時"))
+    venue = models.CharField(_("会場"), max_length=300, blank=True)
+    online_url = models.URLField(_("オンライン参加URL"), blank=True)
+    capacity = models.PositiveIntegerField(
+        _("定員"), null=True, blank=True, help_text=_("空欄なら定員なし")
+    )
+    registration_deadline = models.DateTimeField(_("申込締切"), null=True, blank=True)
+    status = models.CharField(
+        _("状態"),
+        max_length=12,
+        choices=EventStatus.choices,
+        default=EventStatus.DRAFT,
+        db_index=True,
+    )
+    published_at = models.DateTimeField(_("公開日時"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        verbose_name = _("イベント")
+        verbose_name_plural = pgettext_lazy("plural", "イベント")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gte=models.F("starts_at")),
+                name="event_ends_after_it_starts",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("event", args=[self.slug])
+
+    @property
+    def registration_open(self) -> bool:
+        now = timezone.now()
+        deadline = self.registration_deadline or self.starts_at
+        return self.status == self.EventStatus.PUBLISHED and now <= deadline
+
+
+class Rsvp(models.Model):
+    """One person's answer to one event; beyond capacity they wait in order of answering."""
+
+    class Answer(models.TextChoices):
+        ATTENDING = "attending", _("参加")
+        WAITLISTED = "waitlisted", _("キャンセル待ち")
+        DECLINED = "declined", _("不参加")
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="rsvps")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.SET_NULL, null=True, blank=True, related_name="rsvps"
+    )
+    email = models.CharField(_("メールアドレス"), max_length=254)
+    name = models.CharField(_("お名前"), max_length=100, blank=True)
+    organisation = models.CharField(_("所属"), max_length=200, blank=True)
+    answer = models.CharField(_("回答"), max_length=12, choices=Answer.choices)
+    # When the seat was asked for: the waitlist is served in this order.
+    requested_at = models.DateTimeField(_("申込日時"), default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+        verbose_name = _("出欠回答")
+        verbose_name_plural = pgettext_lazy("plural", "出欠回答")
+        constraints = [
+            models.UniqueConstraint(fields=["event", "email"], name="one_rsvp_per_address")
+        ]
+        indexes = [models.Index(fields=["event", "answer", "requested_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} — {self.email}: {self.get_answer_display()}"
+
+
+class ArchivedMailing(models.Model):
+    """The web copy of a mailing as sent, without any reader's personal data.
+
+    Written by the mailings app when a mailing goes out; shown on the public archive.
+    """
+
+    title = models.CharField(_("件名"), max_length=300)
+    slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
+    topic_name = models.CharField(_("配信種別"), max_length=100)
+    html = models.TextField()
+    sent_at = models.DateTimeField(_("送信日時"), db_index=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        verbose_name = _("配信アーカイブ")
+        verbose_name_plural = pgettext_lazy("plural", "配信アーカイブ")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("archive_detail", args=[self.slug])

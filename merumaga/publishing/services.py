@@ -1,0 +1,127 @@
+"""Publishing state changes: each editor action on content goes through one function here."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from merumaga.publishing import caching, markdown, signals
+from merumaga.publishing.models import Article, Event, Report, Status
+
+
+class PublishingError(ValueError):
+    """An editor action that cannot be done; the message says why, for the editor."""
+
+
+def unique_slug(model, title: str, current_pk=None, fallback: str = "item") -> str:
+    """A readable slug from the title (Japanese kept), made unique with -2, -3, …"""
+    max_length = model._meta.get_field("slug").max_length - 4
+    base = slugify(title, allow_unicode=True)[:max_length].strip("-") or fallback
+    taken = set(
+        model.objects.filter(slug__startswith=base)
+        .exclude(pk=current_pk)
+        .values_list("slug", flat=True)
+    )
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
+def prepare_article(article: Article) -> Article:
+    """Fill what is derived before saving: the sanitised HTML and, if empty, the slug."""
+    article.body_html = markdown.render(article.body)
+    if not article.slug:
+        article.slug = unique_slug(Article, article.title, article.pk, "article")
+    return article
+
+
+def prepare_event(event: Event) -> Event:
+    event.description_html = markdown.render(event.description)
+    if not event.slug:
+        event.slug = unique_slug(Event, event.title, event.pk, "event")
+    return event
+
+
+def prepare_report(report: Report) -> Report:
+    if not report.slug:
+        report.slug = unique_slug(Report, report.title, report.pk, "report")
+    return report
+
+
+def _announce(signal, instance) -> None:
+    transaction.on_commit(lambda: signal.send(sender=type(instance), instance=instance))
+
+
+def publish_article(article: Article, at: datetime | None = None) -> Article:
+    """Publish now, or schedule for `at` in the future. An article needs its digest to go out:
+    the weekly report is made of digests."""
+    if not article.digest.strip():
+        raise PublishingError(_("要約が空です。週報に載る要約を書いてから公開してください。"))
+    return _publish(article, at, signals.article_published)
+
+
+def publish_report(report: Report, at: datetime | None = None) -> Report:
+    if not report.pdf:
+        raise PublishingError(_("PDFがありません。PDFをアップロードしてから公開してください。"))
+    return _publish(report, at, signals.report_published)
+
+
+def _publish(item, at, signal):
+    now = timezone.now()
+    with transaction.atomic():
+        item = type(item).objects.select_for_update().get(pk=item.pk)
+        if item.status == Status.PUBLISHED:
+            return item
+        if at is not None and at > now:
+            item.status, item.published_at = Status.SCHEDULED, at
+        else:
+            item.status, item.published_at = Status.PUBLISHED, item.published_at or now
+            if item.published_at > now:
+                item.published_at = now
+            _announce(signal, item)
+        item.save(update_fields=["status", "published_at", "updated_at"])
+        transaction.on_commit(caching.content_changed)
+    return item
+
+
+def unpublish(item) -> None:
+    """Back to draft (a mistake, a retraction); it disappears from the site at once."""
+    type(item).objects.filter(pk=item.pk).update(status=Status.DRAFT)
+    caching.content_changed()
+
+
+def publish_due() -> int:
+    """Publish what was scheduled for now or earlier; returns how many. Run every minute."""
+    count = 0
+    now = timezone.now()
+    for model, signal in ((Article, signals.article_published), (Report, signals.report_published)):
+        for item in model.objects.filter(status=Status.SCHEDULED, published_at__lte=now):
+            _publish(item, None, signal)
+            count += 1
+    return count
+
+
+def publish_event(event: Event) -> Event:
+    with transaction.atomic():
+        event = Event.objects.select_for_update().get(pk=event.pk)
+        if event.status == Event.EventStatus.CANCELLED:
+            raise PublishingError(_("中止したイベントは公開できません。"))
+        if event.status != Event.EventStatus.PUBLISHED:
+            event.status = Event.EventStatus.PUBLISHED
+            event.published_at = timezone.now()
+            event.save(update_fields=["status", "published_at", "updated_at"])
+            _announce(signals.event_published, event)
+        transaction.on_commit(caching.content_changed)
+    return event
+
+
+def cancel_event(event: Event) -> Event:
+    with transaction.atomic():
+        event = Event.objects.select_for_update().get(pk=event.pk)
+        event.status = Event.EventStatus.CANCELLED
+        event.save(update_fields=["status", "updated_at"])
+        transaction.on_commit(caching.content_changed)
+    return event

@@ -1,0 +1,106 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from merumaga.demo import demo_pdf
+from merumaga.publishing.models import Article, Report, Status
+
+pytestmark = pytest.mark.django_db
+
+
+def article_form(**overrides):
+    return {
+        "title": "管理画面から書いた記事",
+        "slug": "",
+        "digest": "要約。",
+        "body": "本文",
+        "source_name": "",
+        "source_detail": "",
+        "source_url": "",
+        "published_at_0": "",
+        "published_at_1": "",
+        "author": "",
+        **overrides,
+    }
+
+
+def test_markdown_preview_is_sanitised_and_staff_only(client, admin_client):
+    url = reverse("admin:publishing_article_preview")
+    response = admin_client.post(url, {"text": "**太字**<script>alert(1)</script>"})
+    assert "<strong>太字</strong>" in response.content.decode()
+    assert "<script" not in response.content.decode()
+    assert client.post(url, {"text": "x"}).status_code == 302  # to the login page
+
+
+def test_save_and_publish_from_the_admin(admin_client):
+    response = admin_client.post(
+        reverse("admin:publishing_article_add"), article_form(_publish="1"), follow=True
+    )
+    article = Article.objects.get()
+    assert article.status == Status.PUBLISHED
+    assert article.slug == "管理画面から書いた記事"
+    assert "公開しました" in response.content.decode()
+
+
+def test_publishing_without_digest_keeps_the_draft_and_says_why(admin_client):
+    response = admin_client.post(
+        reverse("admin:publishing_article_add"), article_form(digest="", _publish="1"), follow=True
+    )
+    assert Article.objects.get().status == Status.DRAFT
+    assert "要約が空です" in response.content.decode()
+
+
+def test_a_taken_slug_is_refused_with_a_message(admin_client):
+    admin_client.post(reverse("admin:publishing_article_add"), article_form(slug="same"))
+    response = admin_client.post(reverse("admin:publishing_article_add"), article_form(slug="same"))
+    assert Article.objects.count() == 1
+    assert "既に存在します" in response.content.decode()
+
+
+def report_form(pdf, **overrides):
+    return {
+        "title": "レポート",
+        "slug": "",
+        "summary": "概要",
+        "pdf": pdf,
+        "full_version_url": "",
+        "published_at_0": "",
+        "published_at_1": "",
+        **overrides,
+    }
+
+
+def test_a_fake_pdf_is_refused(admin_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    fake = SimpleUploadedFile("report.pdf", b"<html>not a pdf</html>", "application/pdf")
+    response = admin_client.post(reverse("admin:publishing_report_add"), report_form(fake))
+    assert "PDFファイルではありません" in response.content.decode()
+    assert not Report.objects.exists()
+
+
+def test_an_oversized_pdf_is_refused(admin_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.REPORT_MAX_MB = 1
+    big = SimpleUploadedFile("big.pdf", b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 1), "application/pdf")
+    response = admin_client.post(reverse("admin:publishing_report_add"), report_form(big))
+    assert "大きすぎます" in response.content.decode()
+    assert not Report.objects.exists()
+
+
+def test_a_real_pdf_is_stored(admin_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    pdf = SimpleUploadedFile("レポート.pdf", demo_pdf("ok"), "application/pdf")
+    admin_client.post(reverse("admin:publishing_report_add"), report_form(pdf, _publish="1"))
+    report = Report.objects.get()
+    assert report.status == Status.PUBLISHED
+    assert (tmp_path / report.pdf.name).read_bytes().startswith(b"%PDF-")
+
+
+def test_a_fake_cover_image_is_refused(admin_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    fake = SimpleUploadedFile("cover.png", b"GIF? no, a script", "image/png")
+    response = admin_client.post(
+        reverse("admin:publishing_article_add"), article_form(cover_image=fake)
+    )
+    assert "画像ファイル" in response.content.decode()
+    assert not Article.objects.exists()

@@ -1,0 +1,68 @@
+"""Someone on a phone finds an event, answers, and gets the mail with the calendar file."""
+
+import time
+
+import icalendar
+import pytest
+from playwright.sync_api import expect
+
+from merumaga.delivery.catcher import attachments, list_messages, read_message, text_body
+from merumaga.publishing.models import Rsvp
+from merumaga.publishing.tests.test_rsvp import make_event
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def wait_for_mail(directory, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages, total = list_messages(directory)
+        if total:
+            return read_message(directory, messages[0].key)
+        time.sleep(0.1)
+    raise AssertionError("no mail in the catcher")
+
+
+def assert_fits_the_phone(page):
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_answer_an_event_on_a_phone_and_get_the_ics(live_server, page, settings, mail_catcher):
+    settings.SITE_URL = live_server.url
+    event = make_event(
+        title="公開シンポジウム「地域と研究」",
+        capacity=30,
+        online_url="https://meet.example.org/a-very-long-meeting-room-identifier-0123456789",
+    )
+
+    page.goto(f"{live_server.url}/events/")
+    assert_fits_the_phone(page)
+    page.get_by_role("link", name=event.title).click()
+    expect(page.get_by_role("heading", name=event.title)).to_be_visible()
+    assert_fits_the_phone(page)
+    expect(page.get_by_text("定員 30名（残り 30席）")).to_be_visible()
+
+    page.get_by_label("お名前").fill("携帯 花子")
+    page.get_by_label("メールアドレス").fill("hanako@example.jp")
+    page.get_by_label("所属 (任意)").fill("地域研究センター")
+    page.get_by_role("button", name="参加を申し込む").click()
+
+    expect(page.get_by_role("heading", name="参加登録しました")).to_be_visible()
+    assert_fits_the_phone(page)
+    assert Rsvp.objects.get().answer == Rsvp.Answer.ATTENDING
+
+    mail = wait_for_mail(mail_catcher)
+    assert mail["X-Envelope-To"] == "hanako@example.jp"
+    assert "参加登録を受け付けました" in mail["Subject"]
+    assert "携帯 花子 様" in text_body(mail)
+    assert [(a.filename, a.content_type) for a in attachments(mail)] == [
+        ("event.ics", "text/calendar")
+    ]
+    part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
+    [vevent] = icalendar.Calendar.from_ical(part.get_payload(decode=True)).events
+    assert vevent["SUMMARY"] == event.title
+    assert vevent.start == event.starts_at
+    assert vevent["URL"] == f"{live_server.url}{event.get_absolute_url()}"

@@ -1,0 +1,113 @@
+"""The public site: home, articles, tags, reports, the mailing archive. Thin views, cached pages."""
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+
+from merumaga.publishing.caching import cached_page
+from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Tag
+
+PER_PAGE = 10
+
+
+def _page(request: HttpRequest, queryset):
+    return Paginator(queryset, PER_PAGE).get_page(request.GET.get("page"))
+
+
+def upcoming_events():
+    return Event.objects.filter(
+        status=Event.EventStatus.PUBLISHED, ends_at__gte=timezone.now()
+    ).order_by("starts_at")
+
+
+@cached_page
+def home(request: HttpRequest) -> HttpResponse:
+    # Three queries whatever the amount of content (tested).
+    return render(
+        request,
+        "publishing/home.html",
+        {
+            "articles": Article.objects.published()[:8],
+            "events": upcoming_events()[:3],
+            "reports": Report.objects.published()[:3],
+        },
+    )
+
+
+@cached_page
+def article_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "publishing/article_list.html",
+        {"page": _page(request, Article.objects.published())},
+    )
+
+
+@cached_page
+def article_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    article = get_object_or_404(Article.objects.published().prefetch_related("tags"), slug=slug)
+    return render(request, "publishing/article_detail.html", {"article": article})
+
+
+@cached_page
+def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    tag = get_object_or_404(Tag, slug=slug)
+    articles = Article.objects.published().filter(tags=tag)
+    return render(
+        request, "publishing/tag_detail.html", {"tag": tag, "page": _page(request, articles)}
+    )
+
+
+@cached_page
+def report_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "publishing/report_list.html", {"page": _page(request, Report.objects.published())}
+    )
+
+
+@cached_page
+def report_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    report = get_object_or_404(Report.objects.published(), slug=slug)
+    return render(request, "publishing/report_detail.html", {"report": report})
+
+
+def report_pdf(request: HttpRequest, slug: str) -> FileResponse:
+    report = get_object_or_404(Report.objects.published(), slug=slug)
+    try:
+        handle = report.pdf.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404 from None
+    # Always a download named after the report: the browser never guesses the type or the name.
+    return FileResponse(
+        handle, as_attachment=True, filename=f"{report.slug}.pdf", content_type="application/pdf"
+    )
+
+
+@cached_page
+def archive_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "publishing/archive_list.html",
+        {"page": _page(request, ArchivedMailing.objects.all())},
+    )
+
+
+@cached_page
+def archive_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    mailing = get_object_or_404(ArchivedMailing, slug=slug)
+    return render(request, "publishing/archive_detail.html", {"mailing": mailing})
+
+
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /confirm/",
+        "Disallow: /preferences/",
+        "Disallow: /unsubscribe/",
+        "Disallow: /events/rsvp/",
+        f"Sitemap: {settings.SITE_URL}/sitemap.xml",
+    ]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
