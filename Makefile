@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench-import clean
+.PHONY: run test lint format bench-import bench-pages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ format: $(STAMP)
 
 bench-import: $(STAMP)
 	$(BIN)/python bench/import_subscribers.py $(BENCH_ARGS)
+
+bench-pages: $(STAMP)
+	$(BIN)/python bench/pages.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

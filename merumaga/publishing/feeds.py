@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.translation import gettext as _
 
 from merumaga.institute.services import sender_identity
 from merumaga.publishing.models import Article
@@ -14,7 +15,7 @@ class ArticleFeed(Feed):
         return sender_identity().organisation_name
 
     def subtitle(self) -> str:
-        return "記事 (要約)"
+        return _("記事 (要約)")
 
     def items(self):
         return Article.objects.published()[:30]
