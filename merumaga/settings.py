@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "merumaga.institute",
     "merumaga.subscribers",
     "merumaga.publishing",
+    "merumaga.mailings",
     "merumaga.delivery",
 ]
 
@@ -238,3 +239,11 @@ WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1, maximum=64)
 # Uploads: the largest compact-report PDF and cover image accepted, in megabytes.
 REPORT_MAX_MB = env_int("MERUMAGA_REPORT_MAX_MB", 20, minimum=1, maximum=500)
 COVER_MAX_MB = env_int("MERUMAGA_COVER_MAX_MB", 5, minimum=1, maximum=50)
+
+# Mailings. Bounces come back to bounce+TOKEN@BOUNCE_DOMAIN (VERP); both default to the From domain.
+BOUNCE_DOMAIN = env_str("MERUMAGA_BOUNCE_DOMAIN", DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1])
+LIST_ID_DOMAIN = env_str("MERUMAGA_LIST_ID_DOMAIN", DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1])
+ATTACH_PDF_MAX_MB = env_int("MERUMAGA_ATTACH_PDF_MAX_MB", 3, minimum=0, maximum=20)
+# Gmail clips a mail whose HTML passes about 102 KB: the content check warns before that.
+MAIL_HTML_MAX_KB = env_int("MERUMAGA_MAIL_HTML_MAX_KB", 100, minimum=10)
+SEND_BATCH_SIZE = env_int("MERUMAGA_SEND_BATCH_SIZE", 200, minimum=1, maximum=10000)

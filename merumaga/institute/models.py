@@ -1,6 +1,19 @@
+import datetime
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
+
+
+WEEKDAYS = [
+    (0, _("月曜日")),
+    (1, _("火曜日")),
+    (2, _("水曜日")),
+    (3, _("木曜日")),
+    (4, _("金曜日")),
+    (5, _("土曜日")),
+    (6, _("日曜日")),
+]
 
 
 class SiteSettings(models.Model):
@@ -15,6 +28,15 @@ class SiteSettings(models.Model):
     contact_url = models.URLField(_("連絡先URL"), blank=True)
     contact_phone = models.CharField(_("電話番号"), max_length=40, blank=True)
     from_email = models.EmailField(_("差出人アドレス (From)"), blank=True)
+    weekly_weekday = models.PositiveSmallIntegerField(
+        _("週報の配信曜日"), choices=WEEKDAYS, default=0
+    )
+    weekly_time = models.TimeField(_("週報の作成時刻 (日本時間)"), default=datetime.time(8, 0))
+    weekly_needs_approval = models.BooleanField(
+        _("週報は編集者の承認後に配信する"),
+        default=True,
+        help_text=_("外すと、作成された週報はそのまま配信されます。"),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,3 +1,4 @@
+import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -38,3 +39,15 @@ def sender_identity() -> SenderIdentity:
         contact_phone=pick("contact_phone", settings.CONTACT_PHONE),
         from_email=pick("from_email", settings.DEFAULT_FROM_EMAIL),
     )
+
+
+@dataclass(frozen=True)
+class WeeklySchedule:
+    weekday: int  # 0 = Monday
+    time: "datetime.time"
+    needs_approval: bool
+
+
+def weekly_schedule() -> WeeklySchedule:
+    row = SiteSettings.objects.first() or SiteSettings()
+    return WeeklySchedule(row.weekly_weekday, row.weekly_time, row.weekly_needs_approval)

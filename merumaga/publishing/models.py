@@ -146,6 +146,12 @@ class Event(models.Model):
         _("定員"), null=True, blank=True, help_text=_("空欄なら定員なし")
     )
     registration_deadline = models.DateTimeField(_("申込締切"), null=True, blank=True)
+    reminder_days = models.PositiveSmallIntegerField(
+        _("リマインダー (開催の何日前)"),
+        null=True,
+        blank=True,
+        help_text=_("参加者にリマインダーを送る日。空欄なら送りません。"),
+    )
     status = models.CharField(
         _("状態"),
         max_length=12,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from merumaga.subscribers.models import Subscriber
 
@@ -45,3 +46,22 @@ def read_token(token: str, purpose: str) -> tuple[Subscriber, str]:
     if subscriber.status == Subscriber.Status.ERASED:
         raise InvalidToken
     return subscriber, (rest[0] if rest else ALL_TOPICS)
+
+
+def address_token(purpose: str, *ids: int) -> str:
+    """A token for the local part of an address (VERP bounce, mailto unsubscribe): digits, dashes
+    and lower-case hex only, since mail systems may change the case of a local part."""
+    body = "-".join(str(number) for number in ids)
+    mac = salted_hmac(f"merumaga.address.{purpose}", body).hexdigest()[:16]
+    return f"{body}-{mac}"
+
+
+def read_address_token(purpose: str, token: str, count: int) -> tuple[int, ...]:
+    """The ids an address token carries; InvalidToken when forged or malformed."""
+    *parts, mac = token.lower().split("-")
+    if len(parts) != count or not all(part.isdigit() for part in parts):
+        raise InvalidToken
+    expected = address_token(purpose, *(int(part) for part in parts)).rsplit("-", 1)[1]
+    if not constant_time_compare(mac, expected):
+        raise InvalidToken
+    return tuple(int(part) for part in parts)

@@ -1,0 +1,83 @@
+"""What must hold before a mailing may go out. Each problem is a sentence for the editor."""
+
+import re
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.urls import Resolver404, resolve
+from django.utils.translation import gettext as _
+
+from merumaga.mailings.models import Mailing
+
+_LINK = re.compile(r'href="([^"]+)"')
+_TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
+
+
+def content_problems(mailing: Mailing) -> list[str]:
+    """Empty or HTML subject, broken links to our own site, missing footer, too large."""
+    from merumaga.mailings.rendering import compile_mailing
+    from merumaga.mailings.services import publishing_status_ok
+
+    problems = []
+    if not mailing.subject.strip():
+        problems.append(_("件名が空です。"))
+    if _TAG.search(mailing.subject) or "\n" in mailing.subject or "\r" in mailing.subject:
+        problems.append(_("件名にHTMLタグや改行は使えません。"))
+    if not publishing_status_ok(mailing):
+        problems.append(_("お知らせする記事またはレポートが公開されていません。"))
+    if mailing.kind == Mailing.Kind.WEEKLY and not mailing.articles.exists():
+        problems.append(_("週報に記事がありません。"))
+    needs = {
+        Mailing.Kind.ARTICLE: mailing.article,
+        Mailing.Kind.REPORT: mailing.report,
+        Mailing.Kind.EVENT_INVITATION: mailing.event,
+        Mailing.Kind.EVENT_REMINDER: mailing.event,
+    }
+    if mailing.kind in needs and needs[mailing.kind] is None:
+        problems.append(_("お知らせする対象 (記事・レポート・イベント) が削除されています。"))
+    if problems:
+        return problems
+    compiled = compile_mailing(mailing, "ja")
+    problems += broken_site_links(compiled.html)
+    if "\ue000unsubscribe_url\ue001" not in compiled.html or "unsubscribe_url" not in compiled.text:
+        problems.append(_("配信停止のリンクがありません。"))
+    if compiled.sender.postal_address not in compiled.text:
+        problems.append(_("送信者の住所がありません (サイト設定を確認してください)。"))
+    size_kb = len(compiled.html.encode("utf-8")) / 1024
+    if size_kb > settings.MAIL_HTML_MAX_KB:
+        problems.append(
+            _("HTMLが大きすぎます (%(size)d KB、上限 %(limit)d KB)。記事を減らしてください。")
+            % {"size": size_kb, "limit": settings.MAIL_HTML_MAX_KB}
+        )
+    return problems
+
+
+def broken_site_links(page: str) -> list[str]:
+    """Links to our own site that lead nowhere (a deleted article, a mistyped path)."""
+    site = urlsplit(settings.SITE_URL)
+    broken = []
+    for url in set(_LINK.findall(page)):
+        parts = urlsplit(url.replace("&amp;", "&"))
+        if parts.netloc != site.netloc or "\ue000" in url:
+            continue
+        try:
+            match = resolve(unquote(parts.path))  # Japanese slugs arrive percent-encoded
+        except Resolver404:
+            broken.append(url)
+            continue
+        if not _exists(match):
+            broken.append(url)
+    return [_("サイト内のリンク切れ: %(url)s") % {"url": url} for url in sorted(broken)]
+
+
+def _exists(match) -> bool:
+    """Content links must point at something published (the archive copy is made on sending)."""
+    from merumaga.publishing.models import Article, Event, Report
+
+    models = {"article": Article.objects.published(), "report": Report.objects.published()}
+    models["report_pdf"] = models["report"]
+    models["event"] = Event.objects.exclude(status=Event.EventStatus.DRAFT)
+    queryset = models.get(match.url_name)
+    if queryset is None:
+        return True
+    return queryset.filter(slug=match.kwargs.get("slug")).exists()

@@ -1,0 +1,139 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from merumaga.publishing.models import Article, Event, Report
+from merumaga.subscribers.models import Subscriber, Topic
+
+
+class Mailing(models.Model):
+    class Kind(models.TextChoices):
+        WEEKLY = "weekly", _("週報")
+        ARTICLE = "article", _("記事配信")
+        REPORT = "report", _("研究レポート")
+        EVENT_INVITATION = "event_invitation", _("イベント招待状")
+        EVENT_REMINDER = "event_reminder", _("イベントのリマインダー")
+        CUSTOM = "custom", _("お知らせ")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("下書き")
+        SCHEDULED = "scheduled", _("配信予約")
+        SENDING = "sending", _("配信中")
+        PAUSED = "paused", _("一時停止")
+        SENT = "sent", _("配信済み")
+        CANCELLED = "cancelled", _("中止")
+
+    kind = models.CharField(_("種類"), max_length=20, choices=Kind.choices)
+    topic = models.ForeignKey(Topic, verbose_name=_("配信先"), on_delete=models.PROTECT)
+    subject = models.CharField(_("件名"), max_length=200)
+    preheader = models.CharField(
+        _("プレヘッダー"),
+        max_length=200,
+        blank=True,
+        help_text=_("受信一覧で件名の後に表示される短い文。"),
+    )
+    intro = models.TextField(
+        _("本文 (前書き、Markdown)"),
+        blank=True,
+        help_text=_("記事や案内の前に置く編集部からの文章。お知らせではこれが本文です。"),
+    )
+    status = models.CharField(
+        _("状態"), max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    scheduled_at = models.DateTimeField(_("配信予定日時"), null=True, blank=True)
+    started_at = models.DateTimeField(_("配信開始"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("配信完了"), null=True, blank=True)
+    article = models.ForeignKey(
+        Article, verbose_name=_("記事"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    report = models.ForeignKey(
+        Report, verbose_name=_("研究レポート"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    event = models.ForeignKey(
+        Event, verbose_name=_("イベント"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    attach_pdf = models.BooleanField(
+        _("PDFを添付する"), default=False, help_text=_("上限を超えるPDFはリンクのみになります。")
+    )
+    # The weekly report's window: what it gathered was published up to this moment.
+    covers_until = models.DateTimeField(null=True, blank=True)
+    articles = models.ManyToManyField(
+        Article, through="MailingArticle", related_name="weekly_mailings", blank=True
+    )
+    recipients = models.PositiveIntegerField(_("配信数"), default=0)
+    sent = models.PositiveIntegerField(_("送信済み"), default=0)
+    failed = models.PositiveIntegerField(_("失敗"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("配信")
+        verbose_name_plural = pgettext_lazy("plural", "配信")
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class MailingArticle(models.Model):
+    """What each weekly report contained: the record that keeps an article from going twice."""
+
+    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE)
+    article = models.ForeignKey(Article, on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mailing", "article"], name="article_once_per_mailing")
+        ]
+
+
+class StatusChange(models.Model):
+    """Who moved a mailing from one state to another, and when (audit trail)."""
+
+    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=12, blank=True)
+    to_status = models.CharField(max_length=12)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    note = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("状態の変更")
+        verbose_name_plural = pgettext_lazy("plural", "状態の変更")
+
+
+class WeeklyRun(models.Model):
+    """Each attempt to compose the weekly report, including those that found nothing new."""
+
+    ran_at = models.DateTimeField(default=timezone.now)
+    mailing = models.ForeignKey(Mailing, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+        verbose_name = _("週報の作成記録")
+        verbose_name_plural = pgettext_lazy("plural", "週報の作成記録")
+
+
+class SentMessage(models.Model):
+    """One mail handed to the relay for one reader, recorded right after the relay answered:
+    a task that stops and starts again skips whoever has a row."""
+
+    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="messages")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE)
+    accepted = models.BooleanField(default=True)
+    reply = models.CharField(max_length=300, blank=True)
+    charset = models.CharField(max_length=16)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailing", "subscriber"], name="one_message_per_reader")
+        ]

@@ -1,0 +1,278 @@
+"""Mailing state changes: compose, schedule, start, pause, resume, cancel — one function each.
+
+Every transition locks the mailing row, checks the state it starts from, and writes a
+StatusChange with who and when; so two editors pressing "send" at once send once.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from merumaga.institute.services import weekly_schedule
+from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
+from merumaga.publishing.models import Article, Event, Report, Status
+from merumaga.subscribers.models import Topic
+
+# Only the first weekly report looks back this far; later ones take everything not yet sent.
+FIRST_WEEKLY_LOOKBACK = timedelta(days=7)
+UPCOMING_EVENTS_WINDOW = timedelta(days=45)
+
+
+class MailingError(ValueError):
+    """An editor action that cannot be done now; the message says why, for the editor."""
+
+
+def _transition(mailing: Mailing, allowed_from, to: str, by=None, note="", **fields) -> Mailing:
+    with transaction.atomic():
+        locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        if locked.status not in allowed_from:
+            raise MailingError(
+                _("この配信は「%(status)s」のため、この操作はできません。")
+                % {"status": locked.get_status_display()}
+            )
+        StatusChange.objects.create(
+            mailing=locked, from_status=locked.status, to_status=to, by=by, note=note
+        )
+        locked.status = to
+        for name, value in fields.items():
+            setattr(locked, name, value)
+        locked.save(update_fields=["status", *fields, "updated_at"])
+    return locked
+
+
+def _create(by=None, **fields) -> Mailing:
+    mailing = Mailing.objects.create(**fields)
+    StatusChange.objects.create(mailing=mailing, to_status=mailing.status, by=by, note="created")
+    return mailing
+
+
+# Composing.
+
+
+def weekly_candidates(until: datetime) -> tuple[list[Article], datetime | None]:
+    """Published articles no earlier weekly report contained, up to `until` (inclusive).
+
+    The record of what each report contained is what keeps an article from going twice; having
+    no lower bound after the first report is what keeps a late or back-dated one from being
+    missed. Returns the articles and the previous report's cut-off.
+    """
+    previous = (
+        Mailing.objects.filter(kind=Mailing.Kind.WEEKLY)
+        .exclude(status=Mailing.Status.CANCELLED)
+        .exclude(covers_until=None)
+        .order_by("-covers_until")
+        .first()
+    )
+    articles = Article.objects.published().filter(published_at__lte=until)
+    if previous is None:
+        articles = articles.filter(published_at__gt=until - FIRST_WEEKLY_LOOKBACK)
+    sent_before = MailingArticle.objects.filter(mailing__kind=Mailing.Kind.WEEKLY).exclude(
+        mailing__status=Mailing.Status.CANCELLED
+    )
+    articles = articles.exclude(pk__in=sent_before.values("article_id"))
+    return list(articles.order_by("published_at", "id")), (
+        previous.covers_until if previous else None
+    )
+
+
+def compose_weekly(now: datetime | None = None, by=None) -> Mailing | None:
+    """The weekly report: every article not yet sent, with upcoming events and new reports.
+
+    Nothing new means no mail; the run is recorded either way, so the admin can say so.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        # One composer at a time: the lock on the topic row serialises concurrent runs.
+        topic = Topic.objects.select_for_update().get(key="weekly")
+        articles, since = weekly_candidates(now)
+        if not articles:
+            WeeklyRun.objects.create(
+                ran_at=now, note=_("新しい記事がないため、週報は作成しませんでした。")
+            )
+            return None
+        local = timezone.localtime(now)
+        mailing = _create(
+            by=by,
+            kind=Mailing.Kind.WEEKLY,
+            topic=topic,
+            subject=_("週報 %(date)s号 — 今週の記事 %(count)d本")
+            % {"date": f"{local:%Y年%-m月%-d日}", "count": len(articles)},
+            preheader=articles[0].title,
+            covers_until=now,
+        )
+        MailingArticle.objects.bulk_create(
+            MailingArticle(mailing=mailing, article=article, position=position)
+            for position, article in enumerate(articles)
+        )
+        WeeklyRun.objects.create(
+            ran_at=now,
+            mailing=mailing,
+            note=_("週報を作成しました (記事 %(count)d本)。") % {"count": len(articles)},
+        )
+    return mailing
+
+
+def weekly_extras(mailing: Mailing) -> dict:
+    """The reports and events a weekly report lists after its articles."""
+    until = mailing.covers_until or timezone.now()
+    previous = (
+        Mailing.objects.filter(kind=Mailing.Kind.WEEKLY, covers_until__lt=until)
+        .exclude(status=Mailing.Status.CANCELLED)
+        .order_by("-covers_until")
+        .values_list("covers_until", flat=True)
+        .first()
+    ) or until - FIRST_WEEKLY_LOOKBACK
+    return {
+        "reports": list(
+            Report.objects.published().filter(published_at__gt=previous, published_at__lte=until)
+        ),
+        "events": list(
+            Event.objects.filter(
+                status=Event.EventStatus.PUBLISHED,
+                starts_at__gt=until,
+                starts_at__lte=until + UPCOMING_EVENTS_WINDOW,
+            ).order_by("starts_at")
+        ),
+    }
+
+
+def compose_for_article(article: Article, by=None) -> Mailing:
+    return _create(
+        by=by,
+        kind=Mailing.Kind.ARTICLE,
+        topic=Topic.objects.get(key="articles"),
+        subject=article.title,
+        preheader=article.digest[:100],
+        article=article,
+    )
+
+
+def compose_for_report(report: Report, by=None) -> Mailing:
+    return _create(
+        by=by,
+        kind=Mailing.Kind.REPORT,
+        topic=Topic.objects.get(key="reports"),
+        subject=_("研究レポート: %(title)s") % {"title": report.title},
+        preheader=report.summary[:100],
+        report=report,
+        attach_pdf=False,
+    )
+
+
+def compose_event_invitation(event: Event, by=None) -> Mailing:
+    return _create(
+        by=by,
+        kind=Mailing.Kind.EVENT_INVITATION,
+        topic=Topic.objects.get(key="events"),
+        subject=_("ご招待: %(title)s") % {"title": event.title},
+        preheader=f"{timezone.localtime(event.starts_at):%Y年%-m月%-d日 %H:%M}",
+        event=event,
+    )
+
+
+def compose_event_reminder(event: Event, by=None) -> Mailing:
+    """Goes to those who said they attend (not to the whole topic), a few days before."""
+    return _create(
+        by=by,
+        kind=Mailing.Kind.EVENT_REMINDER,
+        topic=Topic.objects.get(key="events"),
+        subject=_("まもなく開催: %(title)s") % {"title": event.title},
+        event=event,
+    )
+
+
+# Transitions.
+
+EDITABLE = (Mailing.Status.DRAFT, Mailing.Status.SCHEDULED)
+
+
+def schedule(mailing: Mailing, at: datetime, by=None) -> Mailing:
+    if at <= timezone.now():
+        raise MailingError(
+            _("配信予定日時が過去です。未来の日時を指定するか「今すぐ配信」を使ってください。")
+        )
+    _require_sendable(mailing)
+    return _transition(mailing, EDITABLE, Mailing.Status.SCHEDULED, by, scheduled_at=at)
+
+
+def start(mailing: Mailing, by=None, note="") -> Mailing:
+    """Start sending now (an editor's "send now", or the scheduler when the time comes)."""
+    _require_sendable(mailing)
+    mailing = _transition(
+        mailing, EDITABLE, Mailing.Status.SENDING, by, note, started_at=timezone.now()
+    )
+    from merumaga.mailings import tasks  # queued after commit, so the worker sees "sending"
+
+    transaction.on_commit(lambda: tasks.send_mailing(mailing.pk))
+    return mailing
+
+
+def pause(mailing: Mailing, by=None) -> Mailing:
+    return _transition(mailing, (Mailing.Status.SENDING,), Mailing.Status.PAUSED, by)
+
+
+def resume(mailing: Mailing, by=None) -> Mailing:
+    mailing = _transition(mailing, (Mailing.Status.PAUSED,), Mailing.Status.SENDING, by)
+    from merumaga.mailings import tasks
+
+    transaction.on_commit(lambda: tasks.send_mailing(mailing.pk))
+    return mailing
+
+
+def cancel(mailing: Mailing, by=None) -> Mailing:
+    allowed = (*EDITABLE, Mailing.Status.SENDING, Mailing.Status.PAUSED)
+    return _transition(mailing, allowed, Mailing.Status.CANCELLED, by)
+
+
+def finish(mailing: Mailing) -> Mailing:
+    return _transition(
+        mailing, (Mailing.Status.SENDING,), Mailing.Status.SENT, finished_at=timezone.now()
+    )
+
+
+def start_due(now: datetime | None = None) -> int:
+    """Start the scheduled mailings whose time has come; returns how many. Run every minute."""
+    due = Mailing.objects.filter(
+        status=Mailing.Status.SCHEDULED, scheduled_at__lte=now or timezone.now()
+    )
+    started = 0
+    for mailing in due:
+        try:
+            start(mailing, note="scheduled")
+        except MailingError:
+            continue  # changed by an editor meanwhile, or no longer passes its checks
+        started += 1
+    return started
+
+
+def weekly_due(now: datetime | None = None) -> bool:
+    """Whether this week's report should be composed now: its day and time have come and no
+    weekly report was composed (or found nothing) since then."""
+    now = timezone.localtime(now or timezone.now())
+    plan = weekly_schedule()
+    this_week = now - timedelta(days=(now.weekday() - plan.weekday) % 7)
+    slot = this_week.replace(hour=plan.time.hour, minute=plan.time.minute, second=0, microsecond=0)
+    if now < slot:
+        return False
+    return not WeeklyRun.objects.filter(ran_at__gte=slot).exists()
+
+
+def _require_sendable(mailing: Mailing) -> None:
+    from merumaga.mailings.audience import recipients
+    from merumaga.mailings.checks import content_problems
+
+    problems = content_problems(mailing)
+    if problems:
+        raise MailingError(" ".join(problems))
+    if not recipients(mailing).exists():
+        raise MailingError(_("この配信先には、配信できる購読者がいません。"))
+
+
+def publishing_status_ok(mailing: Mailing) -> bool:
+    """What a mailing announces is still published (an article taken back must not go out)."""
+    for item in (mailing.article, mailing.report):
+        if item is not None and item.status != Status.PUBLISHED:
+            return False
+    return True

@@ -1,0 +1,50 @@
+from datetime import timedelta
+
+from django.utils import timezone
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from merumaga.institute.services import weekly_schedule
+from merumaga.mailings import sending, services
+from merumaga.mailings.models import Mailing
+from merumaga.publishing.models import Event
+
+
+@db_task(retries=10, retry_delay=120)
+def send_mailing(mailing_id: int) -> None:
+    # A relay that is down or answers 4xx raises RelayUnavailable: Huey retries the whole task,
+    # which skips whoever was already mailed.
+    sending.send_mailing(mailing_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def start_scheduled_mailings() -> int:
+    return services.start_due()
+
+
+@db_periodic_task(crontab(minute="*"))
+def compose_weekly_when_due() -> None:
+    """The day and time are in the admin's site settings, so the check runs every minute."""
+    if not services.weekly_due():
+        return
+    mailing = services.compose_weekly()
+    if mailing is not None and not weekly_schedule().needs_approval:
+        services.start(mailing, note="weekly, no approval needed")
+
+
+@db_periodic_task(crontab(minute="*/10"))
+def send_event_reminders() -> int:
+    """Each event with a reminder set gets one, N days before it starts, to its attendees."""
+    now = timezone.now()
+    started = 0
+    for event in Event.objects.filter(
+        status=Event.EventStatus.PUBLISHED, reminder_days__isnull=False, starts_at__gt=now
+    ).exclude(mailing__kind=Mailing.Kind.EVENT_REMINDER):
+        if event.starts_at - timedelta(days=event.reminder_days) <= now:
+            mailing = services.compose_event_reminder(event)
+            try:
+                services.start(mailing, note="reminder")
+            except services.MailingError:
+                continue  # e.g. nobody attends yet: the draft stays for the editor to see
+            started += 1
+    return started

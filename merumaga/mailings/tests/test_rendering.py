@@ -1,0 +1,237 @@
+"""Every kind of mail, built for a reader and read back with the standard library."""
+
+import re
+from unicodedata import east_asian_width
+from datetime import timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from merumaga.institute.models import SiteSettings
+from merumaga.mailings import rendering, services
+from merumaga.mailings.models import Mailing
+from merumaga.publishing.models import Event
+from merumaga.publishing.tests.factories import make_article, make_report
+from merumaga.subscribers import tokens
+from merumaga.subscribers.models import Subscriber, Topic
+from merumaga.subscribers.tests.factories import make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sender():
+    return SiteSettings.objects.create(
+        organisation_name="テスト経済研究所",
+        postal_address="〒100-0005 東京都千代田区丸の内0-0-0",
+        contact_email="info@example.jp",
+        contact_url="https://example.jp/contact/",
+        contact_phone="03-0000-0000",
+        from_email="news@example.jp",
+    )
+
+
+def make_event(**fields):
+    starts = timezone.now() + timedelta(days=10)
+    return Event.objects.create(
+        title="公開セミナー",
+        slug="seminar",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=2),
+        venue="東京",
+        status="published",
+        published_at=timezone.now(),
+        description="**説明**",
+        **fields,
+    )
+
+
+def mailing_of(kind: str) -> Mailing:
+    if kind == "weekly":
+        make_article(
+            "週報の記事",
+            published_at=timezone.now() - timedelta(days=1),
+            source_name="架空新聞",
+            source_detail="12月号",
+        )
+        return services.compose_weekly()
+    if kind == "article":
+        return services.compose_for_article(make_article("通知する記事", source_name="架空新聞"))
+    if kind == "report":
+        return services.compose_for_report(make_report("コンパクト版レポート"))
+    if kind == "event_invitation":
+        return services.compose_event_invitation(make_event())
+    if kind == "event_reminder":
+        return services.compose_event_reminder(make_event())
+    return Mailing.objects.create(
+        kind="custom",
+        topic=Topic.objects.get(key="articles"),
+        subject="お知らせ",
+        intro="年末年始の休業について",
+    )
+
+
+KINDS = ["weekly", "article", "report", "event_invitation", "event_reminder", "custom"]
+
+
+def parsed(outgoing):
+    return message_from_bytes(outgoing.data, policy=policy.default)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_carries_the_headers_and_the_legal_footer(kind, sender):
+    reader = make_subscriber("yamada@example.jp", name="山田 花子")
+    mailing = mailing_of(kind)
+    outgoing = rendering.build(rendering.compile_mailing(mailing, "ja"), reader)
+    message = parsed(outgoing)
+
+    assert message["To"] == "yamada@example.jp"
+    assert "テスト経済研究所" in message["From"] and "news@example.jp" in message["From"]
+    assert message["Subject"].strip()
+    assert message["Date"].endswith("+0900")
+    assert re.fullmatch(r"<[^@\s]+@example\.jp>", message["Message-ID"])
+    https_part, mailto_part = [p.strip() for p in message["List-Unsubscribe"].split(",")]
+    assert https_part.startswith(f"<{settings.SITE_URL}/unsubscribe/")
+    assert mailto_part.startswith("<mailto:unsubscribe+") and mailto_part.endswith(
+        f"@{settings.BOUNCE_DOMAIN}>"
+    )
+    assert tokens.read_token(
+        https_part.strip("<>").rstrip("/").rsplit("/", 1)[1], tokens.UNSUBSCRIBE
+    ) == (reader, mailing.topic.key)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"].endswith(f"<{mailing.topic.key}.{settings.LIST_ID_DOMAIN}>")
+    assert message["Feedback-ID"] == f"{mailing.pk}:{mailing.topic.key}:{mailing.kind}:merumaga"
+    assert outgoing.envelope_from.startswith("bounce+") and outgoing.envelope_from.endswith(
+        f"@{settings.BOUNCE_DOMAIN}"
+    )
+    token = outgoing.envelope_from.split("+", 1)[1].split("@")[0]
+    assert tokens.read_address_token("bounce", token, 2) == (mailing.pk, reader.pk)
+
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        for item in [
+            "テスト経済研究所",
+            "東京都千代田区丸の内0-0-0",
+            "info@example.jp",
+            "03-0000-0000",
+            "https://example.jp/contact/",
+            "配信はいつでも停止できます",
+            "/preferences/",
+            "/unsubscribe/",
+            "yamada@example.jp",
+            "山田 花子 様",
+        ]:
+            assert item in part, (kind, item)
+    assert f"/archive/{kind}-{mailing.pk}/" in html  # view in browser
+    assert "<style" not in html and 'style="' in html  # CSS inlined
+    assert "\ue000" not in text + html  # every personal marker was filled
+
+
+def test_weekly_text_part_is_readable_japanese(sender):
+    reader = make_subscriber()
+    mailing = mailing_of("weekly")
+    text = (
+        parsed(rendering.build(rendering.compile_mailing(mailing, "ja"), reader))
+        .get_body(("plain",))
+        .get_content()
+    )
+    assert (
+        "■ 今週の記事" in text and "【1】週報の記事" in text and "出典: 架空新聞 (12月号)" in text
+    )
+    assert "<" not in text.replace("<http", "")  # no HTML left in the text part
+    # Wrapped at 76 display columns (38 Japanese characters); URLs are never broken.
+    prose = [line for line in text.splitlines() if "http" not in line]
+    columns = [sum(2 if east_asian_width(c) in "WF" else 1 for c in line) for line in prose]
+    assert max(columns) <= 76
+
+
+def test_a_reader_without_a_name_gets_the_general_greeting(sender):
+    reader = make_subscriber(name="")
+    text = (
+        parsed(rendering.build(rendering.compile_mailing(mailing_of("article"), "ja"), reader))
+        .get_body(("plain",))
+        .get_content()
+    )
+    assert text.startswith("読者の皆様")
+
+
+def test_english_readers_get_english(sender):
+    reader = make_subscriber(language="en", name="Taro")
+    mailing = mailing_of("article")
+    message = parsed(rendering.build(rendering.compile_mailing(mailing, "en"), reader))
+    text = message.get_body(("plain",)).get_content()
+    assert "Taro" in text and "配信はいつでも停止できます" not in text
+
+
+def test_event_invitation_has_rsvp_link_and_ics(sender):
+    reader = make_subscriber()
+    mailing = mailing_of("event_invitation")
+    message = parsed(rendering.build(rendering.compile_mailing(mailing, "ja"), reader))
+    assert "/events/rsvp/" in message.get_body(("html",)).get_content()
+    calendar = [
+        part for part in message.iter_attachments() if part.get_content_type() == "text/calendar"
+    ]
+    assert calendar and b"BEGIN:VEVENT" in calendar[0].get_content().encode()
+
+
+def test_iso_2022_jp_reader_with_mappable_characters(sender):
+    SiteSettings.objects.filter(pk=sender.pk).update(organisation_name="テスト研究所㈱")
+    reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP, name="佐藤 一郎")
+    mailing = mailing_of("custom")
+    mailing.intro = "①休業日～のお知らせ ｶﾀｶﾅ"
+    mailing.save()
+    outgoing = rendering.build(rendering.compile_mailing(mailing, "ja"), reader)
+    assert outgoing.charset == "iso-2022-jp" and not outgoing.uncarried
+    assert max(outgoing.data) < 128
+    assert b"=?iso-2022-jp?b?" in outgoing.data.lower()
+    text = parsed(outgoing).get_body(("plain",)).get_content()
+    assert "(1)休業日〜のお知らせ カタカナ" in text and "(株)" in text
+
+
+def test_iso_2022_jp_reader_whose_name_it_cannot_carry_gets_utf8(sender):
+    reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP, name="髙橋 﨑子")
+    outgoing = rendering.build(rendering.compile_mailing(mailing_of("article"), "ja"), reader)
+    assert outgoing.charset == "utf-8" and "髙" in outgoing.uncarried
+    assert "髙橋 﨑子 様" in parsed(outgoing).get_body(("plain",)).get_content()
+
+
+def test_the_web_copy_has_no_personal_data(sender):
+    reader = make_subscriber("private@example.jp", name="秘密 太郎")
+    mailing = mailing_of("weekly")
+    html = rendering.render_for_web(mailing)
+    assert "週報の記事" in html and "読者の皆様" in html
+    assert "private@example.jp" not in html and "秘密" not in html and "/unsubscribe/" not in html
+    assert reader.email not in html
+
+
+def test_content_check_catches_problems(sender):
+    mailing = mailing_of("custom")
+    mailing.subject = "<b>太字</b>"
+    mailing.intro = "[壊れたリンク](http://localhost:8000/articles/no-such-article/)"
+    mailing.save()
+    from merumaga.mailings.checks import content_problems
+
+    problems = " ".join(content_problems(mailing))
+    assert "HTML" in problems
+    mailing.subject = "ふつうの件名"
+    mailing.save()
+    problems = " ".join(content_problems(mailing))
+    assert "リンク切れ" in problems and "no-such-article" in problems
+
+
+def test_a_draft_referencing_a_deleted_article_cannot_start(sender):
+    make_subscriber()
+    mailing = mailing_of("article")
+    mailing.article.delete()
+    mailing.refresh_from_db()
+    with pytest.raises(services.MailingError, match="削除"):
+        services.start(mailing)
+
+
+def test_a_topic_with_no_readers_cannot_start(sender):
+    mailing = mailing_of("article")
+    with pytest.raises(services.MailingError, match="購読者がいません"):
+        services.start(mailing)
