@@ -4,7 +4,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-
 WEEKDAYS = [
     (0, _("月曜日")),
     (1, _("火曜日")),

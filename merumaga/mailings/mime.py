@@ -13,10 +13,13 @@ The output is deterministic: the MIME boundaries are derived from the Message-ID
 renderer (e.g. a byte template filled per recipient) can be checked byte for byte against this
 one.
 
-Cost (measured on the 2-core dev machine, Python 3.11, a ~8 KB Japanese weekly mail with a
-Japanese subject and sender name, no attachments, ``python -m merumaga.mailings.mime``):
-about 190 µs per message as UTF-8 and 230 µs as ISO-2022-JP. Cheap enough to render every
-recipient from scratch; a byte template per mailing would still be 10x faster.
+Cost (measured on the 2-core dev machine, Python 3.11.7, ``python -m merumaga.mailings.mime``:
+1,000 builds of a weekly mail with ~3 KB of Japanese text and ~3 KB of HTML, Japanese subject and
+sender name, three list headers, no attachments): 280-340 µs per message, both as UTF-8 (8.3 KB)
+and as ISO-2022-JP (5.5 KB). Roughly a third goes to ``Header`` folding, a third to the generator
+writing line by line. That is ~5x cheaper than ``EmailMessage`` (~1,750 µs) but ~15x a byte
+template filled per recipient (12-24 µs); this builder can serve as the reference such a
+template is checked against.
 """
 
 from __future__ import annotations
@@ -144,7 +147,9 @@ def build_message(
     msg["Message-ID"] = _Folded(message_id)
     msg["MIME-Version"] = "1.0"
     for name, value in headers:
-        msg[_header_name(name)] = _Folded(_fold_ascii(name, _ascii_header_value(name, value)))
+        _header_name(name)
+        _ascii_header_value(name, value)
+        msg[name] = _Folded(_fold_ascii(name, value))
 
     text_part = _text_part("plain", text, charset, allow_7bit=True)
     html_part = _text_part("html", html, charset, allow_7bit=False)
@@ -254,7 +259,9 @@ def _needs_encoding(value: str) -> bool:
 
 def _subject_header(subject: str, charset: str) -> str:
     _text_header_value("Subject", subject)
-    if _needs_encoding(subject) or any(len(word) > MAX_LINE - 10 for word in subject.split()):
+    # Encoded words can be split anywhere; a plain word too long for any line cannot.
+    too_long = any(len("Subject: ") + len(word) > MAX_LINE for word in subject.split())
+    if _needs_encoding(subject) or too_long:
         return _encoded_words("Subject", subject, charset)
     return _fold_ascii("Subject", subject)
 
@@ -359,6 +366,8 @@ def _attachment_part(attachment: Attachment, charset: str) -> Message:
     filename = _text_header_value("filename", attachment.filename)
     if not filename:
         raise ValueError("attachment filename must not be empty")
+    if any(name.lower() == "name" for name in attachment.params):
+        raise ValueError("the name parameter is derived from the filename")
     params = [_param(name, value) for name, value in attachment.params.items()]
     part = Message(policy=_POLICY)
     part["Content-Type"] = "; ".join([content_type, *params, _name_param(filename, charset)])

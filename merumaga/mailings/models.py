@@ -90,6 +90,9 @@ class MailingArticle(models.Model):
             models.UniqueConstraint(fields=["mailing", "article"], name="article_once_per_mailing")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.mailing_id}: {self.article_id}"
+
 
 class StatusChange(models.Model):
     """Who moved a mailing from one state to another, and when (audit trail)."""
@@ -108,6 +111,9 @@ class StatusChange(models.Model):
         verbose_name = _("状態の変更")
         verbose_name_plural = pgettext_lazy("plural", "状態の変更")
 
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.from_status} → {self.to_status}"
+
 
 class WeeklyRun(models.Model):
     """Each attempt to compose the weekly report, including those that found nothing new."""
@@ -120,6 +126,9 @@ class WeeklyRun(models.Model):
         ordering = ["-ran_at", "-id"]
         verbose_name = _("週報の作成記録")
         verbose_name_plural = pgettext_lazy("plural", "週報の作成記録")
+
+    def __str__(self) -> str:
+        return f"{self.ran_at:%Y-%m-%d %H:%M} {self.note}"
 
 
 class SentMessage(models.Model):
@@ -137,3 +146,6 @@ class SentMessage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["mailing", "subscriber"], name="one_message_per_reader")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.mailing_id} → {self.subscriber_id}: {self.reply or 'sent'}"

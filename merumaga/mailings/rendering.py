@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
 import css_inline
 from django.conf import settings
@@ -200,7 +200,8 @@ def fill(template: str, values: dict[str, str], escape: bool) -> str:
 
 
 def envelope_from(mailing: Mailing, subscriber: Subscriber) -> str:
-    return f"bounce+{tokens.address_token('bounce', mailing.pk, subscriber.pk)}@{settings.BOUNCE_DOMAIN}"
+    token = tokens.address_token("bounce", mailing.pk, subscriber.pk)
+    return f"bounce+{token}@{settings.BOUNCE_DOMAIN}"
 
 
 def list_headers(compiled: Compiled, subscriber: Subscriber, values: dict) -> list[tuple[str, str]]:

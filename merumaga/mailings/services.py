@@ -51,30 +51,27 @@ def _create(by=None, **fields) -> Mailing:
 # Composing.
 
 
-def weekly_candidates(until: datetime) -> tuple[list[Article], datetime | None]:
+def weekly_candidates(until: datetime) -> list[Article]:
     """Published articles no earlier weekly report contained, up to `until` (inclusive).
 
     The record of what each report contained is what keeps an article from going twice; having
     no lower bound after the first report is what keeps a late or back-dated one from being
-    missed. Returns the articles and the previous report's cut-off.
+    missed.
     """
-    previous = (
+    first_report = not (
         Mailing.objects.filter(kind=Mailing.Kind.WEEKLY)
         .exclude(status=Mailing.Status.CANCELLED)
         .exclude(covers_until=None)
-        .order_by("-covers_until")
-        .first()
+        .exists()
     )
     articles = Article.objects.published().filter(published_at__lte=until)
-    if previous is None:
+    if first_report:
         articles = articles.filter(published_at__gt=until - FIRST_WEEKLY_LOOKBACK)
     sent_before = MailingArticle.objects.filter(mailing__kind=Mailing.Kind.WEEKLY).exclude(
         mailing__status=Mailing.Status.CANCELLED
     )
     articles = articles.exclude(pk__in=sent_before.values("article_id"))
-    return list(articles.order_by("published_at", "id")), (
-        previous.covers_until if previous else None
-    )
+    return list(articles.order_by("published_at", "id"))
 
 
 def compose_weekly(now: datetime | None = None, by=None) -> Mailing | None:
@@ -86,7 +83,7 @@ def compose_weekly(now: datetime | None = None, by=None) -> Mailing | None:
     with transaction.atomic():
         # One composer at a time: the lock on the topic row serialises concurrent runs.
         topic = Topic.objects.select_for_update().get(key="weekly")
-        articles, since = weekly_candidates(now)
+        articles = weekly_candidates(now)
         if not articles:
             WeeklyRun.objects.create(
                 ran_at=now, note=_("新しい記事がないため、週報は作成しませんでした。")

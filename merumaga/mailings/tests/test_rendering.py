@@ -1,9 +1,9 @@
 """Every kind of mail, built for a reader and read back with the standard library."""
 
 import re
-from unicodedata import east_asian_width
 from datetime import timedelta
 from email import message_from_bytes, policy
+from unicodedata import east_asian_width
 
 import pytest
 from django.conf import settings

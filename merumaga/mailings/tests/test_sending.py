@@ -73,8 +73,7 @@ def test_running_again_sends_nothing_twice(
         services.start(weekly)
     Mailing.objects.filter(pk=weekly.pk).update(status=Mailing.Status.SENDING)  # as after a crash
     sending.send_mailing(weekly.pk)
-    messages, total = list_messages(mail_catcher)
-    assert total == 3
+    assert list_messages(mail_catcher)[1] == 3
 
 
 def test_a_paused_mailing_sends_nothing_until_resumed(
