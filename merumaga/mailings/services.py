@@ -4,6 +4,7 @@ Every transition locks the mailing row, checks the state it starts from, and wri
 StatusChange with who and when; so two editors pressing "send" at once send once.
 """
 
+import contextlib
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -135,6 +136,15 @@ def weekly_extras(mailing: Mailing) -> dict:
     }
 
 
+def compose_custom(mailing: Mailing, by=None) -> Mailing:
+    """An editor's own announcement (お知らせ), written in the admin: saved as a draft."""
+    mailing.kind = Mailing.Kind.CUSTOM
+    mailing.status = Mailing.Status.DRAFT
+    mailing.save()
+    StatusChange.objects.create(mailing=mailing, to_status=mailing.status, by=by, note="created")
+    return mailing
+
+
 def compose_for_article(article: Article, by=None) -> Mailing:
     return _create(
         by=by,
@@ -238,8 +248,17 @@ def start_due(now: datetime | None = None) -> int:
     for mailing in due:
         try:
             start(mailing, note="scheduled")
-        except MailingError:
-            continue  # changed by an editor meanwhile, or no longer passes its checks
+        except MailingError as error:
+            # No longer passes its checks (edited, or what it announces was taken back): back to
+            # draft with the reason in its history, rather than "scheduled" for ever.
+            with contextlib.suppress(MailingError):  # an editor changed it meanwhile
+                _transition(
+                    mailing,
+                    (Mailing.Status.SCHEDULED,),
+                    Mailing.Status.DRAFT,
+                    note=str(error)[:300],
+                )
+            continue
         started += 1
     return started
 

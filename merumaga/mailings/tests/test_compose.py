@@ -128,3 +128,17 @@ def test_a_schedule_in_the_past_is_refused():
         services.schedule(mailing, datetime(2020, 1, 1, tzinfo=JST))
     mailing.refresh_from_db()
     assert mailing.status == "draft"
+
+
+def test_a_due_mailing_that_fails_its_checks_goes_back_to_draft_with_the_reason():
+    from django.utils import timezone
+
+    published("記事", MONDAY - timedelta(days=1))
+    mailing = services.compose_weekly(MONDAY)
+    Mailing.objects.filter(pk=mailing.pk).update(
+        status=Mailing.Status.SCHEDULED, scheduled_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert services.start_due() == 0  # nobody reads the weekly report: it cannot start
+    mailing.refresh_from_db()
+    assert mailing.status == Mailing.Status.DRAFT
+    assert "購読者がいません" in mailing.status_changes.last().note

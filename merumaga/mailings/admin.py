@@ -1,0 +1,566 @@
+"""The editors' tools for mailings: compose, check, preview, test-send, send, pause, cancel.
+
+Every change of state goes through merumaga.mailings.services (which locks the row and records
+who did it); the admin only shows the buttons the current state allows and relays the answer.
+"""
+
+import re
+import smtplib
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_POST
+
+from merumaga.delivery import catcher
+from merumaga.mailings import rendering, sending, services
+from merumaga.mailings.audience import recipients
+from merumaga.mailings.checks import content_problems
+from merumaga.mailings.models import Mailing, StatusChange, WeeklyRun
+from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.services import InvalidInput, normalise_email
+
+Status = Mailing.Status
+
+# The HTML part is shown sandboxed: no scripts, no forms, no same-origin access (as in the
+# mail catcher's viewer); only images and inline styles may load.
+HTML_CSP = "sandbox; default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'"
+TEST_SEND_MAX = 20
+PREVIEW_READER_CHOICES = 50  # a topic may have thousands of readers: the select lists a few
+PREVIEW_ADDRESS = "preview@example.invalid"
+# Only these are written on save: a full save would put back the status, times and counters
+# read before a service (another editor, the sending task) changed them.
+EDITABLE_FIELDS = ("subject", "preheader", "intro", "attach_pdf", "topic", "scheduled_at")
+DISPLAY_FIELDS = (
+    "kind",
+    "topic",
+    "subject",
+    "preheader",
+    "intro",
+    "attach_pdf",
+    "status",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+    "recipients",
+    "sent",
+    "failed",
+    "article",
+    "report",
+    "event",
+    "included_articles",
+    "status_history",
+    "created",
+    "updated",
+)
+
+
+@dataclass(frozen=True)
+class Button:
+    """A state change offered on the change page, shown only where the service allows it."""
+
+    name: str
+    label: str
+    allowed_from: tuple[str, ...]
+    done: str
+    confirm: str = ""
+
+
+BUTTONS = (
+    Button(
+        "start",
+        gettext_lazy("今すぐ配信"),
+        services.EDITABLE,
+        gettext_lazy("配信を開始しました。"),
+        gettext_lazy("購読者に今すぐ配信します。よろしいですか?"),
+    ),
+    Button(
+        "schedule",
+        gettext_lazy("予約する"),
+        services.EDITABLE,
+        gettext_lazy("配信を予約しました。"),
+    ),
+    Button(
+        "pause",
+        gettext_lazy("一時停止"),
+        (Status.SENDING,),
+        gettext_lazy("配信を一時停止しました。"),
+    ),
+    Button("resume", gettext_lazy("再開"), (Status.PAUSED,), gettext_lazy("配信を再開しました。")),
+    Button(
+        "cancel",
+        gettext_lazy("中止"),
+        (*services.EDITABLE, Status.SENDING, Status.PAUSED),
+        gettext_lazy("配信を中止しました。"),
+        gettext_lazy("この配信を中止します。中止した配信は再開できません。よろしいですか?"),
+    ),
+)
+
+
+def is_editable(mailing: Mailing | None) -> bool:
+    return mailing is None or mailing.status in services.EDITABLE
+
+
+class MailingForm(forms.ModelForm):
+    class Meta:
+        model = Mailing
+        fields = EDITABLE_FIELDS
+        help_texts = {
+            "scheduled_at": gettext_lazy(
+                "下書きでは、ここに入れただけでは予約されません。「予約する」で確定します。"
+            ),
+        }
+
+    def clean_scheduled_at(self):
+        at = self.cleaned_data.get("scheduled_at")
+        # start_due() picks scheduled mailings by this time: a blank one would never go, a past
+        # one would go within a minute, without the checks of services.schedule().
+        if self.instance.status == Status.SCHEDULED and (at is None or at <= timezone.now()):
+            raise forms.ValidationError(
+                _(
+                    "予約中の配信には未来の日時が必要です。予約をやめるには「中止」を使ってください。"
+                )
+            )
+        return at
+
+
+class ScheduleForm(forms.Form):
+    scheduled_at = forms.DateTimeField(
+        label=gettext_lazy("配信予定日時"),
+        error_messages={
+            "required": gettext_lazy("配信予定日時を入力してください。"),
+            "invalid": gettext_lazy("配信予定日時の形式が正しくありません。"),
+        },
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+
+_ADDRESS_SEPARATORS = re.compile(r"[\s,、，;]+")
+
+
+class TestSendForm(forms.Form):
+    addresses = forms.CharField(
+        label=gettext_lazy("送信先 (編集部のアドレス)"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        help_text=gettext_lazy("1行に1件、またはカンマ区切りで、最大20件。"),
+    )
+
+    def clean_addresses(self) -> list[str]:
+        raw = [part for part in _ADDRESS_SEPARATORS.split(self.cleaned_data["addresses"]) if part]
+        if len(raw) > TEST_SEND_MAX:
+            raise forms.ValidationError(
+                _("テスト送信は最大%(max)d件までです。") % {"max": TEST_SEND_MAX}
+            )
+        addresses, errors = [], []
+        for candidate in raw:
+            try:
+                address = normalise_email(candidate)
+            except InvalidInput as error:
+                errors.append(f"{candidate}: {error}")
+                continue
+            if address not in addresses:
+                addresses.append(address)
+        if errors:
+            raise forms.ValidationError(errors)
+        if not addresses:
+            raise forms.ValidationError(_("メールアドレスを入力してください。"))
+        return addresses
+
+
+# Preview and test send.
+
+
+@dataclass
+class Preview:
+    reader: Subscriber
+    outgoing: rendering.Outgoing
+    message: EmailMessage
+
+    @property
+    def text(self) -> str | None:
+        return catcher.text_body(self.message)
+
+    @property
+    def html(self) -> str | None:
+        return catcher.html_body(self.message)
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return catcher.header_items(self.message)
+
+    @property
+    def raw_headers(self) -> str:
+        block = self.outgoing.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        return block.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
+def pseudo_reader(email: str) -> Subscriber:
+    """An unsaved reader: its links carry id 0, which resolves to no one, so an editor who
+    clicks "unsubscribe" in a test mail or a preview unsubscribes no reader."""
+    return Subscriber(pk=0, email=email, name="", language="ja", charset=Subscriber.Charset.UTF8)
+
+
+def preview_readers(mailing: Mailing) -> list[Subscriber]:
+    return list(recipients(mailing)[:PREVIEW_READER_CHOICES])
+
+
+def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
+    """The reader asked for (if they receive this mailing), else the first, else a stand-in."""
+    readers = recipients(mailing)
+    found = readers.filter(pk=int(wanted)).first() if wanted and wanted.isdigit() else None
+    return found or readers.first() or pseudo_reader(PREVIEW_ADDRESS)
+
+
+def build_preview(mailing: Mailing, reader: Subscriber, force_jis: bool) -> Preview:
+    if force_jis:
+        reader.charset = Subscriber.Charset.ISO2022JP  # in memory only: never saved
+    outgoing = rendering.build(rendering.compile_mailing(mailing, reader.language), reader)
+    message = message_from_bytes(outgoing.data, policy=policy.default)
+    return Preview(reader=reader, outgoing=outgoing, message=message)
+
+
+def send_tests(mailing: Mailing, addresses: list[str]) -> tuple[list[str], list[str]]:
+    """Sends the test copy to each address; returns (sent, failed with the relay's reason).
+
+    Raises OSError or SMTPException when the relay cannot be reached or drops the connection.
+    """
+    compiled = rendering.compile_mailing(mailing, "ja", test=True)
+    sent, failed = [], []
+    with sending.open_relay() as relay:
+        for address in addresses:
+            outgoing = rendering.build(compiled, pseudo_reader(address))
+            try:
+                relay.sendmail(outgoing.envelope_from, [address], outgoing.data)
+            except smtplib.SMTPRecipientsRefused as error:
+                code, reply = error.recipients[address]
+                failed.append(f"{address} ({code} {reply.decode(errors='replace')})")
+            except smtplib.SMTPResponseException as error:  # refused at MAIL FROM or DATA
+                failed.append(f"{address} ({error.smtp_code} {error.smtp_error!r})")
+            else:
+                sent.append(address)
+    return sent, failed
+
+
+# Read-only displays.
+
+
+def _when(moment) -> str:
+    return date_format(timezone.localtime(moment), "Y-m-d H:i") if moment else "—"
+
+
+def _status_label(value: str) -> str:
+    return str(Status(value).label) if value in Status.values else value or "—"
+
+
+@admin.register(Mailing)
+class MailingAdmin(admin.ModelAdmin):
+    form = MailingForm
+    list_display = (
+        "subject",
+        "kind",
+        "topic",
+        "status",
+        "scheduled_at",
+        "recipients",
+        "sent",
+        "failed",
+        "created",
+    )
+    list_filter = ("kind", "status", "topic")
+    list_select_related = ("topic",)
+    search_fields = ("subject",)
+
+    # Fields.
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            description = _("ここで作成する配信は「お知らせ」です。")
+            fields = ("subject", "topic", "preheader", "intro", "scheduled_at")
+            return [(None, {"fields": fields, "description": description})]
+        content = ["kind", "topic", "subject", "preheader", "intro"]
+        if obj.kind == Mailing.Kind.REPORT:
+            content.append("attach_pdf")
+        about = [name for name in ("article", "report", "event") if getattr(obj, name + "_id")]
+        if obj.kind == Mailing.Kind.WEEKLY:
+            about.append("included_articles")
+        fieldsets = [(None, {"fields": content})]
+        if about:
+            fieldsets.append((_("お知らせする内容"), {"fields": about}))
+        delivery = ("status", "scheduled_at", "started_at", "finished_at")
+        fieldsets.append((_("配信"), {"fields": (*delivery, "recipients", "sent", "failed")}))
+        history = ("status_history", "created", "updated")
+        fieldsets.append((_("履歴"), {"fields": history}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        if not is_editable(obj):
+            return DISPLAY_FIELDS
+        editable = set(EDITABLE_FIELDS)
+        if obj.kind != Mailing.Kind.CUSTOM:
+            editable.discard("topic")  # the kind decides the audience of composed mailings
+        return tuple(name for name in DISPLAY_FIELDS if name not in editable)
+
+    # The model's timestamps have no Japanese names: these give them one.
+
+    @admin.display(description=gettext_lazy("作成日時"), ordering="created_at")
+    def created(self, mailing: Mailing) -> str:
+        return _when(mailing.created_at)
+
+    @admin.display(description=gettext_lazy("更新日時"), ordering="updated_at")
+    def updated(self, mailing: Mailing) -> str:
+        return _when(mailing.updated_at)
+
+    @admin.display(description=gettext_lazy("記事"))
+    def included_articles(self, mailing: Mailing) -> str:
+        articles = mailing.articles.order_by("mailingarticle__position")
+        if not articles:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">{}</a> ({})</li>',
+            (
+                (
+                    reverse("admin:publishing_article_change", args=[a.pk]),
+                    a.title,
+                    _when(a.published_at),
+                )
+                for a in articles
+            ),
+        )
+        return format_html("<ol>{}</ol>", rows)
+
+    @admin.display(description=gettext_lazy("状態の履歴"))
+    def status_history(self, mailing: Mailing) -> str:
+        changes = StatusChange.objects.filter(mailing=mailing).select_related("by")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _when(change.at),
+                    _status_label(change.from_status),
+                    _status_label(change.to_status),
+                    change.by.get_username() if change.by else _("(自動)"),
+                    change.note,
+                )
+                for change in changes
+            ),
+        )
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("日時"),
+            _("変更"),
+            _("操作した人"),
+            _("メモ"),
+        )
+        return format_html("<table><thead>{}</thead><tbody>{}</tbody></table>", head, rows)
+
+    # Saving.
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            if form.changed_data:
+                obj.save(update_fields=[*form.changed_data, "updated_at"])
+            return
+        services.compose_custom(obj, by=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        # What was sent (or is being sent) keeps its record: only drafts may be deleted.
+        return super().has_delete_permission(request, obj) and (
+            obj is None or obj.status == Status.DRAFT
+        )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # would delete sent mailings with their records
+        return actions
+
+    # Pages.
+
+    def get_urls(self):
+        def url(route: str, view, name: str, **kwargs):
+            wrapped = self.admin_site.admin_view(view)  # staff only, never cached
+            return path(route, wrapped, kwargs, name=f"mailings_mailing_{name}")
+
+        return [
+            url("compose-weekly/", self.compose_weekly_view, "compose_weekly"),
+            url("<path:object_id>/preview/", self.preview_view, "preview"),
+            url("<path:object_id>/preview/html/", self.preview_html_view, "preview_html"),
+            url("<path:object_id>/test-send/", self.test_send_view, "test_send"),
+            *(
+                url(f"<path:object_id>/{b.name}/", self.transition_view, b.name, button=b)
+                for b in BUTTONS
+            ),
+            # Last: its "<path:object_id>/" would swallow the routes above.
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "latest_weekly_run": WeeklyRun.objects.select_related("mailing").first(),
+            "compose_weekly_url": reverse("admin:mailings_mailing_compose_weekly"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self._tools_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _tools_context(self, request, mailing: Mailing) -> dict:
+        editable = is_editable(mailing)
+        context = {
+            "buttons": [
+                (b, reverse(f"admin:mailings_mailing_{b.name}", args=[mailing.pk]))
+                for b in BUTTONS
+                if mailing.status in b.allowed_from
+            ],
+            "recipient_count": recipients(mailing).count(),
+            "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
+            "content_problems": content_problems(mailing) if editable else [],
+        }
+        if not editable:  # everything is read-only: a "save" button would only confuse
+            context.update(
+                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+            )
+        return context
+
+    def _mailing(self, request, object_id: str, permission: str = "change") -> Mailing:
+        mailing = self.get_object(request, unquote(object_id))
+        if mailing is None:
+            raise Http404(_("配信が見つかりません。"))
+        allowed = {"change": self.has_change_permission, "view": self.has_view_permission}
+        if not allowed[permission](request, mailing):
+            raise PermissionDenied
+        return mailing
+
+    def _change_url(self, mailing: Mailing) -> str:
+        return reverse("admin:mailings_mailing_change", args=[mailing.pk])
+
+    # Actions.
+
+    @staticmethod
+    def _apply(request: HttpRequest, mailing: Mailing, button: Button) -> None:
+        by = request.user
+        if button.name == "schedule":
+            form = ScheduleForm(request.POST)
+            if not form.is_valid():
+                raise services.MailingError(" ".join(form.errors["scheduled_at"]))
+            services.schedule(mailing, form.cleaned_data["scheduled_at"], by=by)
+            return
+        run = {
+            "start": services.start,
+            "pause": services.pause,
+            "resume": services.resume,
+            "cancel": services.cancel,
+        }[button.name]
+        run(mailing, by=by)
+
+    @method_decorator(require_POST)
+    def transition_view(self, request: HttpRequest, object_id: str, button: Button):
+        mailing = self._mailing(request, object_id)
+        try:
+            self._apply(request, mailing, button)
+        except services.MailingError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, button.done)
+        return HttpResponseRedirect(self._change_url(mailing))
+
+    @method_decorator(require_POST)
+    def compose_weekly_view(self, request: HttpRequest):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        mailing = services.compose_weekly(by=request.user)
+        if mailing is None:
+            run = WeeklyRun.objects.first()
+            messages.warning(request, run.note if run else _("週報は作成しませんでした。"))
+            return HttpResponseRedirect(reverse("admin:mailings_mailing_changelist"))
+        messages.success(request, _("週報を作成しました。内容を確認してから配信してください。"))
+        return HttpResponseRedirect(self._change_url(mailing))
+
+    def preview_view(self, request: HttpRequest, object_id: str):
+        mailing = self._mailing(request, object_id, "view")
+        return self._render_preview(request, mailing, TestSendForm())
+
+    def _render_preview(self, request: HttpRequest, mailing: Mailing, form: TestSendForm):
+        choices = preview_readers(mailing)
+        force_jis = request.GET.get("charset") == Subscriber.Charset.ISO2022JP
+        reader = chosen_reader(mailing, request.GET.get("subscriber"))
+        preview = build_preview(mailing, reader, force_jis)
+        if reader.pk and reader not in choices:
+            choices.append(reader)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": mailing,
+            "title": _("プレビュー: %(subject)s") % {"subject": mailing.subject},
+            "preview": preview,
+            "choices": choices,
+            "force_jis": force_jis,
+            "html_url": self._preview_html_url(request, mailing),
+            "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
+            "test_send_url": reverse("admin:mailings_mailing_test_send", args=[mailing.pk]),
+            "change_url": self._change_url(mailing),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/mailings/mailing/preview.html", context)
+
+    @staticmethod
+    def _preview_html_url(request: HttpRequest, mailing: Mailing) -> str:
+        url = reverse("admin:mailings_mailing_preview_html", args=[mailing.pk])
+        query = request.GET.urlencode()  # the same reader and charset as the page around it
+        return f"{url}?{query}" if query else url
+
+    @method_decorator(xframe_options_sameorigin)
+    def preview_html_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        mailing = self._mailing(request, object_id, "view")
+        reader = chosen_reader(mailing, request.GET.get("subscriber"))
+        force_jis = request.GET.get("charset") == Subscriber.Charset.ISO2022JP
+        page = build_preview(mailing, reader, force_jis).html or ""
+        response = HttpResponse(page, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = HTML_CSP
+        return response
+
+    @method_decorator(require_POST)
+    def test_send_view(self, request: HttpRequest, object_id: str):
+        mailing = self._mailing(request, object_id)
+        form = TestSendForm(request.POST)
+        if not form.is_valid():
+            return self._render_preview(request, mailing, form)
+        try:
+            sent, failed = send_tests(mailing, form.cleaned_data["addresses"])
+        except (OSError, smtplib.SMTPException) as error:
+            messages.error(
+                request, _("メールサーバーに送信できませんでした: %(error)s") % {"error": error}
+            )
+            return self._render_preview(request, mailing, form)
+        if sent:
+            messages.success(
+                request,
+                _("テストメールを送信しました: %(addresses)s") % {"addresses": ", ".join(sent)},
+            )
+        if failed:
+            messages.error(
+                request,
+                _("次のアドレスには送信できませんでした: %(addresses)s")
+                % {"addresses": ", ".join(failed)},
+            )
+        return HttpResponseRedirect(reverse("admin:mailings_mailing_preview", args=[mailing.pk]))

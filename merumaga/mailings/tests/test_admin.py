@@ -1,0 +1,413 @@
+"""The editors' tools in the admin: compose, the state buttons, preview and test send."""
+
+import socket
+from datetime import timedelta
+from email import message_from_bytes, policy
+from urllib.parse import urlsplit
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from merumaga.delivery.catcher import list_messages, raw_message
+from merumaga.mailings import services
+from merumaga.mailings.admin import HTML_CSP
+from merumaga.mailings.models import Mailing, SentMessage, StatusChange, WeeklyRun
+from merumaga.publishing.tests.factories import make_article
+from merumaga.subscribers import tokens
+from merumaga.subscribers.models import Subscriber, Topic
+from merumaga.subscribers.tests.factories import make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:mailings_mailing_changelist")
+COMPOSE = reverse("admin:mailings_mailing_compose_weekly")
+
+
+def url(name: str, mailing: Mailing) -> str:
+    return reverse(f"admin:mailings_mailing_{name}", args=[mailing.pk])
+
+
+def page(response) -> str:
+    return response.content.decode()
+
+
+def caught(maildir) -> dict[str, object]:
+    found, _ = list_messages(maildir, limit=100)
+    return {
+        m.to[0]: message_from_bytes(raw_message(maildir, m.key), policy=policy.default)
+        for m in found
+    }
+
+
+@pytest.fixture
+def weekly():
+    make_article("今週の記事", published_at=timezone.now() - timedelta(days=1))
+    return services.compose_weekly()
+
+
+@pytest.fixture
+def custom():
+    return Mailing.objects.create(
+        kind=Mailing.Kind.CUSTOM,
+        topic=Topic.objects.get(key="weekly"),
+        subject="研究所からのお知らせ",
+        intro="年末年始の休業のお知らせです。",
+    )
+
+
+def set_status(mailing: Mailing, status: str) -> Mailing:
+    Mailing.objects.filter(pk=mailing.pk).update(status=status)
+    mailing.refresh_from_db()
+    return mailing
+
+
+# Composing the weekly report.
+
+
+def test_compose_weekly_with_nothing_new_says_so(admin_client):
+    response = admin_client.post(COMPOSE, follow=True)
+    assert response.redirect_chain[-1][0] == CHANGELIST
+    assert "新しい記事がないため、週報は作成しませんでした。" in page(response)
+    assert not Mailing.objects.exists()
+    assert WeeklyRun.objects.get().mailing is None
+
+
+def test_compose_weekly_opens_the_new_report(admin_client, admin_user):
+    make_article("先週の研究成果", published_at=timezone.now() - timedelta(days=2))
+    response = admin_client.post(COMPOSE, follow=True)
+    mailing = Mailing.objects.get()
+    assert response.redirect_chain[-1][0] == url("change", mailing)
+    assert mailing.kind == Mailing.Kind.WEEKLY
+    assert StatusChange.objects.get(mailing=mailing).by == admin_user
+    html = page(response)
+    assert "週報を作成しました" in html
+    assert "先週の研究成果" in html  # the included articles, read-only
+
+
+def test_the_changelist_shows_the_button_and_the_latest_run(admin_client, weekly):
+    html = page(admin_client.get(CHANGELIST))
+    assert f'action="{COMPOSE}"' in html and "週報を今すぐ作成" in html
+    assert WeeklyRun.objects.get().note in html
+    assert weekly.subject in html
+
+
+def test_compose_weekly_is_a_post(admin_client):
+    assert admin_client.get(COMPOSE).status_code == 405
+    assert not WeeklyRun.objects.exists()
+
+
+# The state buttons.
+
+BUTTON_NAMES = ("start", "schedule", "pause", "resume", "cancel")
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [
+        ("draft", {"start", "schedule", "cancel"}),
+        ("scheduled", {"start", "schedule", "cancel"}),
+        ("sending", {"pause", "cancel"}),
+        ("paused", {"resume", "cancel"}),
+        ("sent", set()),
+        ("cancelled", set()),
+    ],
+)
+def test_only_the_buttons_the_status_allows(admin_client, custom, status, shown):
+    set_status(custom, status)
+    html = page(admin_client.get(url("change", custom)))
+    assert {name for name in BUTTON_NAMES if f'action="{url(name, custom)}"' in html} == shown
+
+
+def test_start_from_the_admin_sends(
+    admin_client, admin_user, weekly, mail_catcher, django_capture_on_commit_callbacks
+):
+    make_subscriber("reader@example.jp")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url("start", weekly))
+    assert response.status_code == 302 and response["Location"] == url("change", weekly)
+    assert set(caught(mail_catcher)) == {"reader@example.jp"}
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT
+    assert StatusChange.objects.get(mailing=weekly, to_status="sending").by == admin_user
+
+
+def test_a_second_start_shows_an_error_and_sends_once(admin_client, weekly):
+    make_subscriber("reader@example.jp")
+    first = admin_client.post(url("start", weekly), follow=True)
+    assert "配信を開始しました。" in page(first)
+    second = admin_client.post(url("start", weekly), follow=True)
+    assert second.status_code == 200
+    assert "この配信は「配信中」のため、この操作はできません。" in page(second)
+    assert StatusChange.objects.filter(mailing=weekly, to_status="sending").count() == 1
+
+
+def test_start_with_nobody_to_send_to_shows_the_reason(admin_client, weekly):
+    response = admin_client.post(url("start", weekly), follow=True)
+    assert "この配信先には、配信できる購読者がいません。" in page(response)
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.DRAFT
+
+
+def test_a_past_schedule_shows_the_services_error(admin_client, weekly):
+    make_subscriber("reader@example.jp")
+    response = admin_client.post(
+        url("schedule", weekly), {"scheduled_at": "2020-01-01T10:00"}, follow=True
+    )
+    assert "配信予定日時が過去です。" in page(response)
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.DRAFT
+
+
+def test_schedule_pause_resume_cancel(admin_client, admin_user, weekly):
+    make_subscriber("reader@example.jp")
+    at = timezone.localtime() + timedelta(days=2)
+    admin_client.post(url("schedule", weekly), {"scheduled_at": f"{at:%Y-%m-%dT%H:%M}"})
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SCHEDULED
+    assert weekly.scheduled_at == at.replace(second=0, microsecond=0)
+
+    admin_client.post(url("start", weekly))  # the task is queued on commit, which never comes
+    for name, status in [("pause", "paused"), ("resume", "sending"), ("cancel", "cancelled")]:
+        response = admin_client.post(url(name, weekly), follow=True)
+        assert 'class="error"' not in page(response)
+        weekly.refresh_from_db()
+        assert weekly.status == status
+    history = StatusChange.objects.filter(mailing=weekly).exclude(note="created")
+    assert [(c.to_status, c.by) for c in history] == [
+        ("scheduled", admin_user),
+        ("sending", admin_user),
+        ("paused", admin_user),
+        ("sending", admin_user),
+        ("cancelled", admin_user),
+    ]
+    html = page(admin_client.get(url("change", weekly)))
+    assert "配信予約 → 配信中" in html and "一時停止 → 配信中" in html  # the history, read-only
+
+
+def test_a_missing_schedule_time_is_an_error_not_a_crash(admin_client, weekly):
+    response = admin_client.post(url("schedule", weekly), {"scheduled_at": ""}, follow=True)
+    assert response.status_code == 200
+    assert "配信予定日時を入力してください。" in page(response)
+
+
+def test_the_buttons_are_posts(admin_client, custom):
+    for name in BUTTON_NAMES:
+        assert admin_client.get(url(name, custom)).status_code == 405
+    custom.refresh_from_db()
+    assert custom.status == Mailing.Status.DRAFT
+
+
+def test_the_change_page_shows_problems_and_the_recipient_count(admin_client, custom):
+    make_subscriber("one@example.jp")
+    make_subscriber("two@example.jp")
+    make_subscriber("other-topics@example.jp", topics=["articles"])
+    Mailing.objects.filter(pk=custom.pk).update(subject="<b>太字</b>")
+    html = page(admin_client.get(url("change", custom)))
+    assert "件名にHTMLタグや改行は使えません。" in html
+    assert "配信先の購読者: 2人" in html
+    assert url("preview", custom) in html
+
+
+# Editing.
+
+
+def test_an_editor_creates_a_custom_mailing(admin_client, admin_user):
+    form = page(admin_client.get(reverse("admin:mailings_mailing_add")))
+    assert "ここで作成する配信は「お知らせ」です。" in form and 'name="kind"' not in form
+    topic = Topic.objects.get(key="events")
+    response = admin_client.post(
+        reverse("admin:mailings_mailing_add"),
+        {
+            "subject": "臨時のお知らせ",
+            "topic": topic.pk,
+            "preheader": "",
+            "intro": "本文です。",
+            "scheduled_at_0": "",
+            "scheduled_at_1": "",
+        },
+    )
+    assert response.status_code == 302
+    mailing = Mailing.objects.get()
+    assert (mailing.kind, mailing.topic, mailing.status) == ("custom", topic, "draft")
+    assert StatusChange.objects.get(mailing=mailing).by == admin_user
+
+
+def test_a_draft_is_edited_without_touching_its_status(admin_client, custom):
+    data = {
+        "subject": "直した件名",
+        "topic": custom.topic_id,
+        "preheader": "",
+        "intro": custom.intro,
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+    }
+    assert admin_client.post(url("change", custom), data).status_code == 302
+    custom.refresh_from_db()
+    assert (custom.subject, custom.status) == ("直した件名", "draft")
+
+
+def test_a_scheduled_mailing_cannot_be_moved_to_the_past(admin_client, custom):
+    set_status(custom, Mailing.Status.SCHEDULED)
+    data = {
+        "subject": custom.subject,
+        "topic": custom.topic_id,
+        "preheader": "",
+        "intro": custom.intro,
+        "scheduled_at_0": "2020-01-01",
+        "scheduled_at_1": "10:00:00",
+    }
+    response = admin_client.post(url("change", custom), data)
+    assert response.status_code == 200
+    assert "予約中の配信には未来の日時が必要です。" in page(response)
+    custom.refresh_from_db()
+    assert custom.scheduled_at is None
+
+
+@pytest.mark.parametrize("status", ["sending", "paused", "sent", "cancelled"])
+def test_everything_is_read_only_once_sending(admin_client, custom, status):
+    set_status(custom, status)
+    html = page(admin_client.get(url("change", custom)))
+    assert 'name="subject"' not in html and 'name="intro"' not in html
+    assert 'name="_save"' not in html
+    admin_client.post(url("change", custom), {"subject": "送信後の変更", "intro": "x"})
+    custom.refresh_from_db()
+    assert custom.subject == "研究所からのお知らせ"
+
+
+def test_the_topic_of_a_composed_mailing_is_read_only(admin_client, weekly):
+    html = page(admin_client.get(url("change", weekly)))
+    assert 'name="subject"' in html and 'name="topic"' not in html
+
+
+def test_only_drafts_can_be_deleted(admin_client, custom):
+    assert admin_client.get(url("delete", custom)).status_code == 200
+    set_status(custom, Mailing.Status.SENT)
+    assert admin_client.get(url("delete", custom)).status_code == 403
+
+
+# Preview.
+
+
+def test_preview_shows_frames_text_and_headers(admin_client, weekly):
+    reader = make_subscriber("reader@example.jp", name="山田 花子")
+    response = admin_client.get(url("preview", weekly))
+    assert response.status_code == 200
+    html = page(response)
+    assert html.count('sandbox=""') == 2
+    assert 'class="mailing-preview-phone"' in html and 'width="375"' in html
+    assert url("preview_html", weekly) in html
+    assert "<pre" in html and "山田 花子 様" in html and "今週の記事" in html  # the text part
+    assert "List-Unsubscribe" in html and "reader@example.jp" in html  # the headers
+    assert f'value="{reader.pk}" selected' in html
+    assert "utf-8" in html
+
+
+def test_the_preview_html_is_sandboxed(admin_client, weekly):
+    make_subscriber("reader@example.jp")
+    response = admin_client.get(url("preview_html", weekly))
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == HTML_CSP
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert "今週の記事" in page(response)
+
+
+def test_preview_for_a_chosen_reader(admin_client, weekly):
+    make_subscriber("first@example.jp")
+    second = make_subscriber("second@example.jp", name="二番目")
+    html = page(admin_client.get(url("preview", weekly), {"subscriber": second.pk}))
+    assert "二番目 様" in html and f'value="{second.pk}" selected' in html
+
+
+def test_preview_in_iso_2022_jp_changes_no_reader(admin_client, weekly):
+    reader = make_subscriber("reader@example.jp")
+    response = admin_client.get(url("preview", weekly), {"charset": "iso-2022-jp"})
+    assert '<strong class="mailing-preview-charset">iso-2022-jp</strong>' in page(response)
+    frame = admin_client.get(url("preview_html", weekly), {"charset": "iso-2022-jp"})
+    assert "今週の記事" in page(frame)
+    reader.refresh_from_db()
+    assert reader.charset == Subscriber.Charset.UTF8
+
+
+def test_preview_names_the_characters_iso_2022_jp_cannot_carry(admin_client, weekly):
+    make_subscriber("takahashi@example.jp", name="髙橋", charset="iso-2022-jp")
+    html = page(admin_client.get(url("preview", weekly)))
+    assert '<strong class="mailing-preview-charset">utf-8</strong>' in html
+    assert "「髙」" in html
+
+
+def test_preview_without_readers_uses_a_stand_in(admin_client, custom):
+    response = admin_client.get(url("preview", custom))
+    assert response.status_code == 200
+    assert "preview@example.invalid" in page(response)
+    assert admin_client.get(url("preview_html", custom)).status_code == 200
+
+
+# Test send.
+
+
+def test_test_send_to_two_addresses(admin_client, weekly, mail_catcher):
+    reader = make_subscriber("reader@example.jp")
+    response = admin_client.post(
+        url("test_send", weekly), {"addresses": "Editor@Example.jp, second@example.jp"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == url("preview", weekly)
+    assert "テストメールを送信しました" in page(response)
+    received = caught(mail_catcher)
+    assert set(received) == {"editor@example.jp", "second@example.jp"}
+    for message in received.values():
+        assert message["Subject"].startswith("[テスト] ")
+        # The links lead to no reader: an editor clicking "unsubscribe" unsubscribes no one.
+        link = message["List-Unsubscribe"].split(">")[0].lstrip("<")
+        token = urlsplit(link).path.rstrip("/").rsplit("/", 1)[-1]
+        with pytest.raises(tokens.InvalidToken):
+            tokens.read_token(token, tokens.UNSUBSCRIBE)
+        assert reader.email not in message.as_string()
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.DRAFT
+    assert not SentMessage.objects.exists()
+
+
+def test_a_bad_address_sends_nothing(admin_client, weekly, mail_catcher):
+    response = admin_client.post(
+        url("test_send", weekly), {"addresses": "good@example.jp\nnot-an-address"}
+    )
+    assert response.status_code == 200
+    html = page(response)
+    assert "not-an-address: メールアドレスの形式が正しくありません。" in html
+    assert "good@example.jp\nnot-an-address</textarea>" in html  # kept for correcting
+    assert list_messages(mail_catcher)[1] == 0
+
+
+def test_at_most_twenty_test_addresses(admin_client, weekly, mail_catcher):
+    addresses = "\n".join(f"e{n}@example.jp" for n in range(21))
+    response = admin_client.post(url("test_send", weekly), {"addresses": addresses})
+    assert "テスト送信は最大20件までです。" in page(response)
+    assert list_messages(mail_catcher)[1] == 0
+
+
+def test_a_relay_that_cannot_be_reached_is_an_error_message(admin_client, weekly, settings):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    response = admin_client.post(url("test_send", weekly), {"addresses": "editor@example.jp"})
+    assert response.status_code == 200
+    assert "メールサーバーに送信できませんでした" in page(response)
+
+
+# Access.
+
+
+def test_non_staff_are_sent_to_the_login(client, django_user_model, weekly):
+    reader = django_user_model.objects.create_user("someone", password="pw-for-test")
+    client.force_login(reader)
+    for name in ("preview", "preview_html", "change"):
+        response = client.get(url(name, weekly))
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    response = client.post(url("start", weekly))
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    response = client.post(COMPOSE)
+    assert response["Location"].startswith("/admin/login/")
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.DRAFT
