@@ -96,16 +96,19 @@ else:
             # so the tests of concurrent answers could not run as production does. One file per
             # test process, so that two test runs at once do not delete each other's database.
             "TEST": {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")},
-            "OPTIONS": {
-                # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock
-                # at BEGIN, so concurrent writers wait (busy timeout) instead of failing mid-way.
-                "init_command": (
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                ),
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
         }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock at
+        # BEGIN, so concurrent writers (web, tasks, delivery workers) wait for it (busy timeout)
+        # instead of failing mid-transaction.
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+        ),
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -246,4 +249,17 @@ LIST_ID_DOMAIN = env_str("MERUMAGA_LIST_ID_DOMAIN", DEFAULT_FROM_EMAIL.rsplit("@
 ATTACH_PDF_MAX_MB = env_int("MERUMAGA_ATTACH_PDF_MAX_MB", 3, minimum=0, maximum=20)
 # Gmail clips a mail whose HTML passes about 102 KB: the content check warns before that.
 MAIL_HTML_MAX_KB = env_int("MERUMAGA_MAIL_HTML_MAX_KB", 100, minimum=10)
-SEND_BATCH_SIZE = env_int("MERUMAGA_SEND_BATCH_SIZE", 200, minimum=1, maximum=10000)
+
+# The delivery engine's relays (SMTP_RELAYS, else SMTP_URL, else the mail catcher) and the rate at
+# which each recipient domain may receive; both checked here, so that a typo stops start-up.
+from merumaga.delivery.relays import (  # noqa: E402
+    DEFAULT_DOMAIN_LIMITS,
+    build_relays,
+    parse_domain_limits,
+)
+
+SMTP_RELAYS = env_str("SMTP_RELAYS")
+build_relays(SMTP_RELAYS, SMTP_URL, MAILCATCHER_PORT)
+DOMAIN_LIMITS = parse_domain_limits(env_str("MERUMAGA_DOMAIN_LIMITS", DEFAULT_DOMAIN_LIMITS))
+# The name the pool gives in EHLO; empty: this machine's host name.
+SMTP_HELO_NAME = env_str("MERUMAGA_SMTP_HELO_NAME")

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from merumaga.publishing.models import Article, Event, Report
-from merumaga.subscribers.models import Subscriber, Topic
+from merumaga.subscribers.models import Topic
 
 
 class Mailing(models.Model):
@@ -62,6 +62,8 @@ class Mailing(models.Model):
     articles = models.ManyToManyField(
         Article, through="MailingArticle", related_name="weekly_mailings", blank=True
     )
+    # Set by the delivery worker that snapshots the audience, in the same transaction.
+    audience_frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
     recipients = models.PositiveIntegerField(_("配信数"), default=0)
     sent = models.PositiveIntegerField(_("送信済み"), default=0)
     failed = models.PositiveIntegerField(_("失敗"), default=0)
@@ -129,23 +131,3 @@ class WeeklyRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ran_at:%Y-%m-%d %H:%M} {self.note}"
-
-
-class SentMessage(models.Model):
-    """One mail handed to the relay for one reader, recorded right after the relay answered:
-    a task that stops and starts again skips whoever has a row."""
-
-    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="messages")
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE)
-    accepted = models.BooleanField(default=True)
-    reply = models.CharField(max_length=300, blank=True)
-    charset = models.CharField(max_length=16)
-    sent_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["mailing", "subscriber"], name="one_message_per_reader")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.mailing_id} → {self.subscriber_id}: {self.reply or 'sent'}"

@@ -207,25 +207,18 @@ def schedule(mailing: Mailing, at: datetime, by=None) -> Mailing:
 def start(mailing: Mailing, by=None, note="") -> Mailing:
     """Start sending now (an editor's "send now", or the scheduler when the time comes)."""
     _require_sendable(mailing)
-    mailing = _transition(
+    # The delivery workers take mailings in "sending": the first to see it freezes its audience.
+    return _transition(
         mailing, EDITABLE, Mailing.Status.SENDING, by, note, started_at=timezone.now()
     )
-    from merumaga.mailings import tasks  # queued after commit, so the worker sees "sending"
-
-    transaction.on_commit(lambda: tasks.send_mailing(mailing.pk))
-    return mailing
 
 
-def pause(mailing: Mailing, by=None) -> Mailing:
-    return _transition(mailing, (Mailing.Status.SENDING,), Mailing.Status.PAUSED, by)
+def pause(mailing: Mailing, by=None, note="") -> Mailing:
+    return _transition(mailing, (Mailing.Status.SENDING,), Mailing.Status.PAUSED, by, note)
 
 
 def resume(mailing: Mailing, by=None) -> Mailing:
-    mailing = _transition(mailing, (Mailing.Status.PAUSED,), Mailing.Status.SENDING, by)
-    from merumaga.mailings import tasks
-
-    transaction.on_commit(lambda: tasks.send_mailing(mailing.pk))
-    return mailing
+    return _transition(mailing, (Mailing.Status.PAUSED,), Mailing.Status.SENDING, by)
 
 
 def cancel(mailing: Mailing, by=None) -> Mailing:

@@ -2,19 +2,12 @@ from datetime import timedelta
 
 from django.utils import timezone
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import db_periodic_task
 
 from merumaga.institute.services import weekly_schedule
-from merumaga.mailings import sending, services
+from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
 from merumaga.publishing.models import Event
-
-
-@db_task(retries=10, retry_delay=120)
-def send_mailing(mailing_id: int) -> None:
-    # A relay that is down or answers 4xx raises RelayUnavailable: Huey retries the whole task,
-    # which skips whoever was already mailed.
-    sending.send_mailing(mailing_id)
 
 
 @db_periodic_task(crontab(minute="*"))

@@ -87,6 +87,9 @@ class Subscriber(models.Model):
     erased_at = models.DateTimeField(_("削除日時"), null=True, blank=True)
     # At most one confirmation mail per address per day.
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    # The key of Suppression, kept beside the address so that the audience of a mailing can be
+    # selected in one query (no per-reader hashing in Python). Empty once the reader is erased.
+    address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     topics = models.ManyToManyField(Topic, through="Subscription", related_name="subscribers")
 
     class Meta:
@@ -96,6 +99,13 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email or f"#{self.pk} ({self.get_status_display()})"
+
+    def save(self, *args, **kwargs):
+        self.address_hash = address_hash(self.email) if self.email else ""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "address_hash"}
+        super().save(*args, **kwargs)
 
     @property
     def domain(self) -> str:

@@ -486,6 +486,7 @@ def _insert_chunk(chunk, topics, source_description, evidence, report) -> None:
             [
                 Subscriber(
                     email=row["email"],
+                    address_hash=address_hash(row["email"]),
                     name=row["name"],
                     organisation=row["organisation"],
                     language=row["language"],

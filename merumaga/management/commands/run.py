@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand
 
 class Command(BaseCommand):
     help = (
-        "Run the whole platform in the foreground: web server, background worker (Huey) and, "
-        "unless SMTP_URL is set, the mail catcher. Ctrl-C stops everything."
+        "Run the whole platform in the foreground: web server, background tasks (Huey), one "
+        "delivery worker and, unless SMTP_URL is set, the mail catcher. Ctrl-C stops everything."
     )
 
     def handle(self, *args, **options):
@@ -34,7 +34,8 @@ class Command(BaseCommand):
                 "-",
                 "--no-control-socket",
             ],
-            "worker": [*merumaga, "run_huey"],
+            "tasks": [*merumaga, "run_huey"],
+            "delivery": [*merumaga, "worker"],
         }
         if not settings.SMTP_URL:
             commands["mailcatcher"] = [*merumaga, "mailcatcher"]

@@ -1,0 +1,262 @@
+"""The delivery worker: claim a batch → render each mail → send over the SMTP pool → record.
+
+Runs any number of times on any number of machines against one database. The event loop does the
+rendering and the SMTP; the database is used from one dedicated thread (Django connections belong
+to a thread), so a claim or a record never blocks sending. Two batch loops run at once: while one
+batch is on the wire, the next is claimed and rendered.
+
+Duplicates are bounded: a row is marked sent in the batch commit that follows its 250 reply. A
+worker killed between the two leaves at most its in-flight batches (2 × batch size rows) to be
+sent again when their lease runs out; a worker stopped by SIGTERM finishes what is in flight,
+records it and releases the rest.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import make_msgid
+
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from merumaga.delivery import queue
+from merumaga.delivery.fastrender import FastTemplate, Reader
+from merumaga.delivery.models import Delivery
+from merumaga.delivery.relays import configured_relays
+from merumaga.delivery.smtp import Pool
+from merumaga.mailings import rendering, services
+from merumaga.mailings.archive import archive
+from merumaga.mailings.models import Mailing
+
+logger = logging.getLogger(__name__)
+Status = Delivery.Status
+
+
+@dataclass
+class Options:
+    batch_size: int = 500
+    lease: timedelta = timedelta(minutes=5)
+    loops: int = 2  # batches in flight at once
+    idle_sleep: float = 1.0
+    max_attempts: int = 8  # deferred this often → failed
+    first_retry: timedelta = timedelta(minutes=5)  # doubled at each attempt
+    error_window: int = 200
+    error_threshold: float = 0.5  # auto-pause when half of the last 200 sends failed or deferred
+
+
+@dataclass
+class MailingState:
+    """What a worker keeps about a mailing it is sending: compiled templates, recent outcomes."""
+
+    mailing: Mailing
+    templates: dict[str, FastTemplate] = field(default_factory=dict)
+    message_id_domain: str = ""
+    recent: deque = field(default_factory=lambda: deque(maxlen=200))
+
+
+class Worker:
+    def __init__(self, name: str | None = None, options: Options | None = None, pool=None):
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.options = options or Options()
+        self.pool = pool
+        self.database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merumaga-db")
+        self.stopping = asyncio.Event()
+        self.mailings: dict[int, MailingState] = {}
+        self.sent = 0
+
+    async def db(self, function, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.database, function, *args)
+
+    async def run(self, until_idle: bool = False) -> None:
+        """Work until stopped (SIGTERM), or with `until_idle` until nothing is left to do."""
+        own_pool = self.pool is None
+        if own_pool:
+            self.pool = Pool(configured_relays())
+        try:
+            await asyncio.gather(*(self._loop(until_idle) for _ in range(self.options.loops)))
+        finally:
+            if own_pool:
+                await self.pool.close()
+            # The database thread's connection goes with it (persistent connections would
+            # otherwise outlive the worker).
+            await self.db(connections.close_all)
+            self.database.shutdown(wait=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _loop(self, until_idle: bool) -> None:
+        while not self.stopping.is_set():
+            worked = await self.step()
+            if worked:
+                continue
+            if until_idle:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.options.idle_sleep)
+
+    async def step(self) -> bool:
+        """One batch of one mailing; False when there was nothing to do."""
+        mailing = await self.db(self._next_mailing)
+        if mailing is None:
+            return False
+        batch = await self.db(self._claim, mailing)
+        if batch is None:
+            return False
+        state, claimed, readers = batch
+        skipped = [c for c in claimed if c.subscriber_id not in readers]
+        results = [queue.Result(c.delivery_id, Status.SKIPPED, "opted out") for c in skipped]
+        to_send = [c for c in claimed if c.subscriber_id in readers]
+        results += await self._send_all(state, to_send, readers)
+        await self.db(queue.record, results, self.name)
+        await self.db(self._after_batch, state, results)
+        return True
+
+    # Database side (runs in the database thread).
+
+    def _next_mailing(self) -> Mailing | None:
+        """The oldest mailing being sent; its audience is snapshot here the first time."""
+        close_old_connections()
+        mailing = (
+            Mailing.objects.filter(status=Mailing.Status.SENDING)
+            .select_related("topic", "article", "report", "event")
+            .order_by("started_at", "id")
+            .first()
+        )
+        if mailing is None:
+            return None
+        if mailing.audience_frozen_at is None and queue.freeze_audience(mailing):
+            logger.info("mailing %s: audience frozen", mailing.pk)
+        return mailing
+
+    def _claim(self, mailing: Mailing):
+        claimed = queue.claim(mailing.pk, self.name, self.options.batch_size, self.options.lease)
+        if not claimed:
+            if queue.is_done(mailing.pk):
+                self._finish(mailing)
+            return None
+        state = self.mailings.get(mailing.pk)
+        if state is None:
+            state = self.mailings[mailing.pk] = MailingState(mailing)
+        # The readers still wanted (an opt-out after the snapshot wins), as light rows.
+        rows = queue.audience(mailing).filter(pk__in=[c.subscriber_id for c in claimed])
+        readers = {
+            row["pk"]: Reader(**row)
+            for row in rows.values("pk", "email", "name", "language", "charset", "nonce")
+        }
+        for language in {reader.language for reader in readers.values()}:
+            if language not in state.templates:
+                compiled = rendering.compile_mailing(mailing, language)
+                state.templates[language] = FastTemplate(compiled)
+                state.message_id_domain = compiled.sender.from_email.rsplit("@", 1)[-1]
+        return state, claimed, readers
+
+    def _finish(self, mailing: Mailing) -> None:
+        counts = queue.counts(mailing.pk)
+        Mailing.objects.filter(pk=mailing.pk).update(
+            sent=counts[Status.SENT], failed=counts[Status.FAILED]
+        )
+        try:
+            services.finish(mailing)
+        except services.MailingError:
+            return  # another worker finished it first
+        archive(mailing)
+        self.mailings.pop(mailing.pk, None)
+        logger.info("mailing %s: done %s", mailing.pk, counts)
+
+    def _after_batch(self, state: MailingState, results: list[queue.Result]) -> None:
+        """Pause and cancel take effect here; too many errors pause the mailing by itself."""
+        state.recent.extend(r.status in (Status.FAILED, Status.DEFERRED) for r in results)
+        mailing = state.mailing
+        current = Mailing.objects.filter(pk=mailing.pk).values_list("status", flat=True).first()
+        if current == Mailing.Status.CANCELLED:
+            queue.cancel_remaining(mailing)
+            return
+        window = self.options.error_window
+        if len(state.recent) >= window and sum(state.recent) / len(state.recent) >= (
+            self.options.error_threshold
+        ):
+            with contextlib.suppress(services.MailingError):  # paused or cancelled meanwhile
+                services.pause(mailing, note="auto-paused: too many errors")
+            state.recent.clear()
+
+    # Sending side (runs in the event loop).
+
+    async def _send_all(self, state, claimed, readers) -> list[queue.Result]:
+        now = timezone.localtime(timezone.now())
+        jobs = []
+        # Per message: one template fill and MIME assembly (tens of µs), then the SMTP round trip.
+        for claim in claimed:
+            reader = readers[claim.subscriber_id]
+            template = state.templates[reader.language]
+            message_id = make_msgid(domain=state.message_id_domain)
+            try:
+                outgoing = template.render(reader, date=now, message_id=message_id)
+            except ValueError as error:  # one bad message never stops the loop
+                jobs.append(_done(queue.Result(claim.delivery_id, Status.FAILED, str(error))))
+                continue
+            jobs.append(self._send_one(claim, outgoing))
+        return list(await asyncio.gather(*jobs))
+
+    async def _send_one(self, claim, outgoing) -> queue.Result:
+        result = await self.pool.send(outgoing.envelope_from, outgoing.to, outgoing.data)
+        reply = f"{result.code} {result.reply}".strip()
+        if result.status == "sent":
+            self.sent += 1
+            return queue.Result(claim.delivery_id, Status.SENT, reply)
+        if result.status == "deferred" and claim.attempts < self.options.max_attempts:
+            delay = self.options.first_retry * (2 ** (claim.attempts - 1))
+            return queue.Result(
+                claim.delivery_id, Status.DEFERRED, reply, retry_at=timezone.now() + delay
+            )
+        return queue.Result(claim.delivery_id, Status.FAILED, reply)
+
+
+async def _done(result):
+    return result
+
+
+def run_until_idle(worker: Worker | None = None, **options) -> Worker:
+    """Deliver everything that is due now, then return: for `merumaga worker --once` and tests."""
+    worker = worker or Worker(options=Options(**options))
+    run_in_own_loop(lambda: worker.run(until_idle=True))
+    return worker
+
+
+def run_in_own_loop(make_coroutine):
+    """asyncio.run, also from a thread that already runs an event loop (a caller that is itself
+    async, or a test process where a browser driver keeps one): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(lambda: asyncio.run(make_coroutine())).result()
+
+
+def serve(worker: Worker) -> None:
+    """Run until SIGTERM/SIGINT: finish the batches in flight, record them, release the rest."""
+    import signal
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        started = time.monotonic()
+        await worker.run()
+        logger.info(
+            "worker %s stopped after %.0f s, %d sent",
+            worker.name,
+            time.monotonic() - started,
+            worker.sent,
+        )
+
+    asyncio.run(main())
