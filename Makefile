@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench-import bench-pages clean
+.PHONY: run test lint format bench bench-import bench-pages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The delivery benchmark; e.g. make bench BENCH_ARGS="--n 100000 --backend postgres --sink aiosmtpd"
+bench: $(STAMP)
+	$(BIN)/python bench/delivery.py $(BENCH_ARGS)
 
 bench-import: $(STAMP)
 	$(BIN)/python bench/import_subscribers.py $(BENCH_ARGS)
