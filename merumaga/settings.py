@@ -263,3 +263,8 @@ build_relays(SMTP_RELAYS, SMTP_URL, MAILCATCHER_PORT)
 DOMAIN_LIMITS = parse_domain_limits(env_str("MERUMAGA_DOMAIN_LIMITS", DEFAULT_DOMAIN_LIMITS))
 # The name the pool gives in EHLO; empty: this machine's host name.
 SMTP_HELO_NAME = env_str("MERUMAGA_SMTP_HELO_NAME")
+
+# Optional DKIM signing by the delivery workers (all three, or none: sign at the relay).
+DKIM_DOMAIN = env_str("MERUMAGA_DKIM_DOMAIN")
+DKIM_SELECTOR = env_str("MERUMAGA_DKIM_SELECTOR")
+DKIM_KEY_FILE = env_str("MERUMAGA_DKIM_KEY_FILE")

@@ -30,6 +30,7 @@ from merumaga.delivery import queue
 from merumaga.delivery.fastrender import FastTemplate, Reader
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.relays import configured_relays
+from merumaga.delivery.signing import configured_signer
 from merumaga.delivery.smtp import Pool
 from merumaga.mailings import rendering, services
 from merumaga.mailings.archive import archive
@@ -70,6 +71,7 @@ class Worker:
         self.stopping = asyncio.Event()
         self.mailings: dict[int, MailingState] = {}
         self.sent = 0
+        self.signer = configured_signer()
 
     async def db(self, function, *args):
         loop = asyncio.get_running_loop()
@@ -203,11 +205,12 @@ class Worker:
             except ValueError as error:  # one bad message never stops the loop
                 jobs.append(_done(queue.Result(claim.delivery_id, Status.FAILED, str(error))))
                 continue
-            jobs.append(self._send_one(claim, outgoing))
+            data = self.signer.sign(outgoing.data) if self.signer else outgoing.data
+            jobs.append(self._send_one(claim, outgoing, data))
         return list(await asyncio.gather(*jobs))
 
-    async def _send_one(self, claim, outgoing) -> queue.Result:
-        result = await self.pool.send(outgoing.envelope_from, outgoing.to, outgoing.data)
+    async def _send_one(self, claim, outgoing, data: bytes) -> queue.Result:
+        result = await self.pool.send(outgoing.envelope_from, outgoing.to, data)
         reply = f"{result.code} {result.reply}".strip()
         if result.status == "sent":
             self.sent += 1

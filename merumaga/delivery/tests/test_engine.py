@@ -184,3 +184,16 @@ def test_the_simple_counts_line(relay, weekly):
     assert out.getvalue().strip() == (
         "status=sent total=1 queued=0 sending=0 sent=1 deferred=0 failed=0 skipped=0 cancelled=0"
     )
+
+
+def test_the_admin_shows_progress_and_errors_by_reason(relay, weekly, admin_client):
+    relay.handler.rules = {"unknown@example.jp": "550"}
+    make_subscriber("ok@example.jp")
+    make_subscriber("unknown@example.jp")
+    services.start(weekly)
+    run_until_idle(**fast_options())
+    page = admin_client.get(f"/admin/mail/progress/{weekly.pk}/").content.decode()
+    assert "2 / 2" in page and "100%" in page
+    assert "550" in page and "No such user" in page
+    change = admin_client.get(f"/admin/mailings/mailing/{weekly.pk}/change/").content.decode()
+    assert f"/admin/mail/progress/{weekly.pk}/" in change
