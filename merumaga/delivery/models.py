@@ -41,7 +41,16 @@ class Delivery(models.Model):
                 fields=["mailing", "subscriber"], name="one_delivery_per_reader"
             )
         ]
-        indexes = [models.Index(fields=["mailing", "status", "available_at"], name="claimable")]
+        indexes = [
+            # Only the rows still to send, in claiming order: claims stay as fast at the end of
+            # a million-reader mailing as at its start (sent rows leave this index).
+            models.Index(
+                fields=["mailing", "id"],
+                name="claimable",
+                condition=models.Q(status__in=["queued", "deferred", "sending"]),
+            ),
+            models.Index(fields=["mailing", "status"], name="by_status"),  # counts, is_done
+        ]
 
     def __str__(self) -> str:
         return f"{self.mailing_id} → {self.subscriber_id}: {self.status}"

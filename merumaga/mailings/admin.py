@@ -22,7 +22,7 @@ from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
@@ -96,14 +96,14 @@ BUTTONS = (
     ),
     Button(
         "pause",
-        gettext_lazy("一時停止"),
+        pgettext_lazy("button", "一時停止"),
         (Status.SENDING,),
         gettext_lazy("配信を一時停止しました。"),
     ),
     Button("resume", gettext_lazy("再開"), (Status.PAUSED,), gettext_lazy("配信を再開しました。")),
     Button(
         "cancel",
-        gettext_lazy("中止"),
+        pgettext_lazy("button", "中止"),
         (*services.EDITABLE, Status.SENDING, Status.PAUSED),
         gettext_lazy("配信を中止しました。"),
         gettext_lazy("この配信を中止します。中止した配信は再開できません。よろしいですか?"),
