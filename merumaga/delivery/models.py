@@ -49,7 +49,6 @@ class Delivery(models.Model):
                 name="claimable",
                 condition=models.Q(status__in=["queued", "deferred", "sending"]),
             ),
-            models.Index(fields=["mailing", "status"], name="by_status"),  # counts, is_done
         ]
 
     def __str__(self) -> str:
