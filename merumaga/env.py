@@ -6,6 +6,7 @@ naming the variable, instead of failing later in a request.
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,11 +76,16 @@ def secret_key(data_dir: Path) -> str:
     generated = data_dir / "secret_key"
     if not generated.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Written whole under a private name, then linked into place: a link fails if the file
+        # exists, so of several processes starting at once (web, tasks, workers) one wins and
+        # the others read its key — never a file that is still empty.
+        fd, draft = tempfile.mkstemp(dir=data_dir, prefix=".secret_key-")
         try:
-            fd = os.open(generated, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process (web, worker) created it first: use theirs
-        else:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(50))
+            os.link(draft, generated)
+        except FileExistsError:
+            pass  # another process linked its key first: use theirs
+        finally:
+            os.unlink(draft)
     return generated.read_text().strip()

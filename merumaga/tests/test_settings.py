@@ -72,3 +72,25 @@ def test_secret_key_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_KEY_FILE", str(tmp_path / "missing"))
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY_FILE"):
         env.secret_key(tmp_path / "data")
+
+
+def test_processes_starting_at_once_all_get_the_same_complete_key(tmp_path):
+    code = (
+        "import sys; from pathlib import Path; from merumaga.env import secret_key; "
+        "print(secret_key(Path(sys.argv[1])))"
+    )
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "SECRET_KEY_FILE")
+    }
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=environment,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    keys = {starter.communicate(timeout=60)[0].strip() for starter in starters}
+    assert len(keys) == 1 and len(keys.pop()) >= 50
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no draft left behind
