@@ -101,6 +101,11 @@ def start_catcher(directory: Path | str, *, host: str = "127.0.0.1", port: int) 
         decode_data=False,
         enable_SMTPUTF8=True,
     )
+    return start_controller(controller)
+
+
+def start_controller(controller: Controller) -> Controller:
+    """Start an aiosmtpd controller; on failure close what it opened and raise."""
     try:
         controller.start()
     except Exception:

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from merumaga.delivery.catcher import start_controller
+
 Rules = dict[str, str] | Callable[[str], str | None]
 
 CODES = ("421", "450", "451", "452", "550", "552", "554")
@@ -220,15 +222,7 @@ def start_fault_server(
         ssl_context=tls_context,
         **auth,
     )
-    try:
-        controller.start()
-    except Exception:
-        # A failed bind leaves the controller's private event loop open: close it, don't leak it.
-        controller.stop(no_assert=True)
-        if not controller.loop.is_closed():
-            controller.loop.close()
-        raise
-    return controller
+    return start_controller(controller)
 
 
 def main() -> None:
