@@ -107,10 +107,7 @@ class Worker:
 
     async def step(self) -> bool:
         """One batch of one mailing; False when there was nothing to do."""
-        mailing = await self.db(self._next_mailing)
-        if mailing is None:
-            return False
-        batch = await self.db(self._claim, mailing)
+        batch = await self.db(self._claim_next)
         if batch is None:
             return False
         state, claimed, readers = batch
@@ -124,20 +121,25 @@ class Worker:
 
     # Database side (runs in the database thread).
 
-    def _next_mailing(self) -> Mailing | None:
-        """The oldest mailing being sent; its audience is snapshot here the first time."""
+    def _claim_next(self):
+        """A batch of the oldest mailing being sent that has rows to take now.
+
+        Not simply the oldest: one whose last rows wait hours for a retry must not hold back
+        the mailings started after it. Each mailing's audience is frozen here the first time.
+        """
         close_old_connections()
-        mailing = (
+        sending = (
             Mailing.objects.filter(status=Mailing.Status.SENDING)
             .select_related("topic", "article", "report", "event")
             .order_by("started_at", "id")
-            .first()
         )
-        if mailing is None:
-            return None
-        if mailing.audience_frozen_at is None and queue.freeze_audience(mailing):
-            logger.info("mailing %s: audience frozen", mailing.pk)
-        return mailing
+        for mailing in sending:
+            if mailing.audience_frozen_at is None and queue.freeze_audience(mailing):
+                logger.info("mailing %s: audience frozen", mailing.pk)
+            batch = self._claim(mailing)
+            if batch is not None:
+                return batch
+        return None
 
     def _claim(self, mailing: Mailing):
         claimed = queue.claim(mailing.pk, self.name, self.options.batch_size, self.options.lease)

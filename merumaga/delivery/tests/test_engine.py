@@ -197,3 +197,20 @@ def test_the_admin_shows_progress_and_errors_by_reason(relay, weekly, admin_clie
     assert "550" in page and "No such user" in page
     change = admin_client.get(f"/admin/mailings/mailing/{weekly.pk}/change/").content.decode()
     assert f"/admin/mail/progress/{weekly.pk}/" in change
+
+
+def test_a_mailing_waiting_for_retries_does_not_hold_back_the_next(relay, weekly):
+    relay.handler.rules = {"busy@example.jp": "450"}
+    make_subscriber("busy@example.jp")
+    services.start(weekly)
+    run_until_idle(**fast_options(first_retry=timedelta(hours=1)))  # its one row now waits
+    assert queue.counts(weekly.pk)[Status.DEFERRED] == 1
+
+    later = Mailing.objects.create(kind="custom", topic=weekly.topic, subject="お知らせ")
+    services.start(later)
+    run_until_idle(**fast_options())
+
+    later.refresh_from_db()
+    assert later.status == Mailing.Status.SENT
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENDING
