@@ -21,7 +21,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _django import ROOT, fresh_database
+
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
@@ -77,15 +78,6 @@ def database_url(backend: str, data_dir: str, postgres: str) -> str:
         admin.execute("DROP DATABASE IF EXISTS merumaga_bench")
         admin.execute("CREATE DATABASE merumaga_bench")
     return f"{postgres}/merumaga_bench"
-
-
-def setup_django(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "merumaga.settings")
-    sys.path.insert(0, ROOT)
-    import django
-
-    django.setup()
 
 
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
@@ -179,14 +171,10 @@ def main() -> None:
         "MERUMAGA_DOMAIN_LIMITS": "",
     }
     env.pop("REDIS_URL", None)
-    setup_django(env)
-    from django.core.management import call_command
-
+    fresh_database(env)
     from merumaga.delivery import queue
     from merumaga.mailings import services
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     make_readers(args.n)
     mailing = make_weekly()
     sample = mailing.pk

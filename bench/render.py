@@ -14,11 +14,10 @@ whose bytes differ between the two (must be 0; both sign tokens with one frozen 
 """
 
 import argparse
-import os
-import sys
-import tempfile
 import time
 import types
+
+from _django import fresh_database
 
 
 def main() -> None:
@@ -30,17 +29,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    os.environ["MERUMAGA_DATA_DIR"] = tempfile.mkdtemp()
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "merumaga.settings")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
+    fresh_database()
     compiled, readers = _prepare(args.articles, args.digest_sentences, args.readers)
 
     from django.core import signing

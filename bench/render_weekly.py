@@ -9,11 +9,10 @@ once (per language); build_ms: one reader's bytes (median over --readers builds)
 """
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
+
+from _django import fresh_database
 
 
 def main() -> None:
@@ -22,17 +21,9 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=200)
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp()
-    os.environ["MERUMAGA_DATA_DIR"] = data_dir
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "merumaga.settings")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import django
-
-    django.setup()
+    fresh_database()
     from datetime import timedelta
 
-    from django.core.management import call_command
     from django.utils import timezone
 
     from merumaga.mailings import rendering, services
@@ -40,8 +31,6 @@ def main() -> None:
     from merumaga.publishing.models import Article
     from merumaga.subscribers.models import Subscriber
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     now = timezone.now()
     for n in range(args.articles):
         article = Article(
