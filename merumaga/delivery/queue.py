@@ -96,12 +96,6 @@ def claim(mailing_id: int, worker: str, size: int, lease: timedelta) -> list[Cla
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.delivery_id)
 
 
-def still_wanted(mailing: Mailing, subscriber_ids: list[int]) -> set[int]:
-    """Of these readers, those who may still be mailed: an opt-out or a suppression that landed
-    after the snapshot wins. One query per batch."""
-    return set(audience(mailing).filter(pk__in=subscriber_ids).values_list("pk", flat=True))
-
-
 @dataclass(frozen=True)
 class Result:
     delivery_id: int
@@ -127,13 +121,6 @@ def record(results: list[Result], worker: str) -> None:
             Delivery.objects.filter(pk__in=ids, status=Status.SENDING, worker=worker).update(
                 status=status, reply=reply, available_at=retry_at or now, updated_at=now
             )
-
-
-def release(delivery_ids: list[int], worker: str) -> None:
-    """Give rows back untouched (a worker stopping cleanly before sending them)."""
-    Delivery.objects.filter(pk__in=delivery_ids, status=Status.SENDING, worker=worker).update(
-        status=Status.QUEUED, available_at=timezone.now(), worker=""
-    )
 
 
 def cancel_remaining(mailing: Mailing) -> int:

@@ -7,8 +7,8 @@ batch is on the wire, the next is claimed and rendered.
 
 Duplicates are bounded: a row is marked sent in the batch commit that follows its 250 reply. A
 worker killed between the two leaves at most its in-flight batches (2 × batch size rows) to be
-sent again when their lease runs out; a worker stopped by SIGTERM finishes what is in flight,
-records it and releases the rest.
+sent again when their lease runs out; a worker stopped by SIGTERM finishes what is in flight
+and records it before it exits.
 """
 
 import asyncio
@@ -248,7 +248,7 @@ def run_in_own_loop(make_coroutine):
 
 
 def serve(worker: Worker) -> None:
-    """Run until SIGTERM/SIGINT: finish the batches in flight, record them, release the rest."""
+    """Run until SIGTERM/SIGINT: finish the batches in flight and record them, then exit."""
     import signal
 
     async def main():

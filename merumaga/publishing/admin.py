@@ -205,6 +205,11 @@ class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.prepare_event(obj)
         super().save_model(request, obj, form, change)
+        if change and "capacity" in form.changed_data:
+            from merumaga.publishing.rsvp import fill_free_seats
+
+            # New seats go to those already waiting, at once and in order.
+            fill_free_seats(obj)
 
     def publish(self, request, obj):
         services.publish_event(obj)

@@ -104,3 +104,54 @@ def test_a_fake_cover_image_is_refused(admin_client, settings, tmp_path):
     )
     assert "画像ファイル" in response.content.decode()
     assert not Article.objects.exists()
+
+
+def test_raising_the_capacity_in_the_admin_seats_the_waitlist(admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from merumaga.publishing import rsvp
+    from merumaga.publishing.models import Event, Rsvp
+
+    starts = timezone.now() + timedelta(days=10)
+    event = Event.objects.create(
+        title="満席の会",
+        slug="full",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=1),
+        capacity=1,
+        status="published",
+        published_at=timezone.now(),
+    )
+    rsvp.answer(event, "first@example.jp", rsvp.ATTEND)
+    rsvp.answer(event, "waiting@example.jp", rsvp.ATTEND)
+    assert Rsvp.objects.get(email="waiting@example.jp").answer == Rsvp.Answer.WAITLISTED
+    local = timezone.localtime(starts)
+    admin_client.post(
+        reverse("admin:publishing_event_change", args=[event.pk]),
+        {
+            "title": event.title,
+            "slug": event.slug,
+            "description": "",
+            "starts_at_0": f"{local:%Y-%m-%d}",
+            "starts_at_1": f"{local:%H:%M:%S}",
+            "ends_at_0": f"{local:%Y-%m-%d}",
+            "ends_at_1": f"{local + timedelta(hours=1):%H:%M:%S}",
+            "venue": "",
+            "online_url": "",
+            "capacity": "2",
+            "reminder_days": "",
+            "registration_deadline_0": "",
+            "registration_deadline_1": "",
+            "rsvps-TOTAL_FORMS": "2",
+            "rsvps-INITIAL_FORMS": "2",
+            "rsvps-MIN_NUM_FORMS": "0",
+            "rsvps-MAX_NUM_FORMS": "1000",
+            "rsvps-0-id": str(Rsvp.objects.get(email="first@example.jp").pk),
+            "rsvps-0-event": str(event.pk),
+            "rsvps-1-id": str(Rsvp.objects.get(email="waiting@example.jp").pk),
+            "rsvps-1-event": str(event.pk),
+        },
+    )
+    assert Rsvp.objects.get(email="waiting@example.jp").answer == Rsvp.Answer.ATTENDING
