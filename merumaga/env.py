@@ -44,6 +44,19 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
     return value
 
 
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a number such as 2.5.") from None
+    if not value >= minimum:  # also rejects NaN
+        raise ImproperlyConfigured(f"{name}={value}: must be at least {minimum}.")
+    return value
+
+
 def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = env_str(name, default)
     if not value:

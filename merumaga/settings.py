@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from merumaga.env import env_bool, env_int, env_str, env_url, secret_key
+from merumaga.env import env_bool, env_float, env_int, env_str, env_url, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "merumaga.publishing",
     "merumaga.mailings",
     "merumaga.delivery",
+    "merumaga.bounces",
 ]
 
 MIDDLEWARE = [
@@ -249,6 +250,26 @@ LIST_ID_DOMAIN = env_str("MERUMAGA_LIST_ID_DOMAIN", DEFAULT_FROM_EMAIL.rsplit("@
 ATTACH_PDF_MAX_MB = env_int("MERUMAGA_ATTACH_PDF_MAX_MB", 3, minimum=0, maximum=20)
 # Gmail clips a mail whose HTML passes about 102 KB: the content check warns before that.
 MAIL_HTML_MAX_KB = env_int("MERUMAGA_MAIL_HTML_MAX_KB", 100, minimum=10)
+
+# Bounces and complaints (merumaga.bounces). A reader is suppressed after BOUNCE_HARD_LIMIT hard
+# bounces, or when soft bounces (+0.5 each, at most once a day) reach BOUNCE_SCORE_LIMIT; a score
+# left without a new bounce for BOUNCE_STALE_DAYS starts again from zero (as in Mailman).
+BOUNCE_HARD_LIMIT = env_int("MERUMAGA_BOUNCE_HARD_LIMIT", 1, minimum=1)
+BOUNCE_SCORE_LIMIT = env_float("MERUMAGA_BOUNCE_SCORE_LIMIT", 5.0, minimum=0.5)
+BOUNCE_STALE_DAYS = env_int("MERUMAGA_BOUNCE_STALE_DAYS", 7, minimum=1)
+# Inbound messages are kept (for the admin and for reprocessing) up to this size each.
+BOUNCE_KEEP_KB = env_int("MERUMAGA_BOUNCE_KEEP_KB", 1024, minimum=16)
+BOUNCE_RECEIVER_BIND = env_str("MERUMAGA_BOUNCE_RECEIVER_BIND", "127.0.0.1:2526")
+# A mailbox the bounces land in, polled every BOUNCE_POLL_MINUTES: pop3s://user:pass@host[:port]
+# or imaps://user:pass@host[:port]/FOLDER (pop3:// and imap:// only for tests on loopback).
+BOUNCE_MAILBOX_URL = env_url("MERUMAGA_BOUNCE_MAILBOX_URL", "", ("pop3s", "imaps", "pop3", "imap"))
+BOUNCE_POLL_MINUTES = env_int("MERUMAGA_BOUNCE_POLL_MINUTES", 5, minimum=1)
+# The generic JSON webhook's shared secret (HMAC-SHA256 of the body); unset, the webhook is off.
+BOUNCE_WEBHOOK_SECRET = env_str("MERUMAGA_BOUNCE_WEBHOOK_SECRET")
+# Amazon SES notifications via SNS: the topic ARNs accepted (comma-separated); unset, it is off.
+SES_TOPIC_ARNS = [
+    arn.strip() for arn in env_str("MERUMAGA_SES_TOPIC_ARNS").split(",") if arn.strip()
+]
 
 # The delivery engine's relays (SMTP_RELAYS, else SMTP_URL, else the mail catcher) and the rate at
 # which each recipient domain may receive; both checked here, so that a typo stops start-up.

@@ -4,23 +4,32 @@ It stands in for a real relay when SMTP_URL is unset (development, demos, tests)
 needs no mail server. The admin reads the Maildir back through the functions below.
 """
 
+import asyncio
 import logging
 import mailbox
 import os
 import re
 import socket
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from django.db import close_old_connections
+
+from merumaga.delivery.signals import mail_caught
 
 MAX_MESSAGE_SIZE = 50 * 1024 * 1024
+# Mail to an address starting with this is answered with a DSN (user unknown), as a real receiving
+# server would: how to see a bounce in development (a demo reader has such an address).
+UNKNOWN_USER_PREFIX = "nosuchuser"
 # The list only needs the header block; a message without one must not make us read 50 MB.
 MAX_HEADER_SIZE = 256 * 1024
 
@@ -64,19 +73,79 @@ class MaildirHandler:
         self.maildir = mailbox.Maildir(directory, create=False)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        key = self.maildir.add(_envelope_headers(envelope) + envelope.original_content)
-        logger.info("Caught mail %s for %s", key, ", ".join(envelope.rcpt_tos))
+        await self._keep(envelope.mail_from or "", envelope.rcpt_tos, envelope.original_content)
+        # Like a receiving server that does not know the user: accept, then send a DSN back to
+        # the envelope sender (our VERP address), so the whole bounce loop runs in development.
+        unknown = [r for r in envelope.rcpt_tos if r.lower().startswith(UNKNOWN_USER_PREFIX)]
+        if unknown and envelope.mail_from:
+            dsn = unknown_user_dsn(envelope.mail_from, unknown, envelope.original_content)
+            await self._keep("", [envelope.mail_from], dsn)
         return "250 OK: message caught"
 
+    async def _keep(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> None:
+        key = self.maildir.add(_envelope_headers(mail_from, rcpt_tos) + content)
+        logger.info("Caught mail %s for %s", key, ", ".join(rcpt_tos))
+        # Listeners use the database: off the event loop, in a thread of their own.
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._announce, mail_from, rcpt_tos, content
+        )
 
-def _envelope_headers(envelope: Envelope) -> bytes:
+    @staticmethod
+    def _announce(mail_from: str, rcpt_tos: list[str], content: bytes) -> None:
+        try:
+            for receiver, error in mail_caught.send_robust(
+                MaildirHandler, raw=content, envelope_from=mail_from, envelope_to=list(rcpt_tos)
+            ):
+                if isinstance(error, Exception):
+                    logger.error("%s failed on a caught mail: %r", receiver, error)
+        finally:
+            close_old_connections()
+
+
+def unknown_user_dsn(envelope_from: str, recipients: list[str], original: bytes) -> bytes:
+    """An RFC 3464 report saying that `recipients` do not exist, as a receiving server writes it."""
+    boundary = uuid.uuid4().hex
+    listing = "\r\n".join(recipients)
+    per_recipient = "".join(
+        f"\r\nFinal-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{address}>: Recipient address rejected: "
+        "User unknown\r\n"
+        for address in recipients
+    )
+    original_headers = original.split(b"\r\n\r\n", 1)[0]
+    head = (
+        "From: Mail Delivery System <MAILER-DAEMON@catcher.invalid>\r\n"
+        f"To: {envelope_from}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Date: {formatdate(localtime=True)}\r\n"
+        f"Message-ID: {make_msgid(domain='catcher.invalid')}\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
+        "\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "This is the mail catcher of a merumaga development setup. These addresses start with\r\n"
+        f"'{UNKNOWN_USER_PREFIX}', so it answers as a server that does not know them:\r\n\r\n"
+        f"{listing}\r\n\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; catcher.invalid\r\n"
+        f"{per_recipient}\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+    )
+    return head.encode() + original_headers + f"\r\n\r\n--{boundary}--\r\n".encode()
+
+
+def _envelope_headers(mail_from: str, rcpt_tos: list[str]) -> bytes:
     # The envelope says where the mail really went (Bcc included); the headers alone do not.
     # Addresses come from SMTP command lines: drop stray line breaks so none can forge a header.
     def clean(address: str) -> str:
         return address.replace("\r", "").replace("\n", "")
 
-    lines = [f"Return-Path: <{clean(envelope.mail_from or '')}>"]
-    lines += [f"X-Envelope-To: {clean(rcpt)}" for rcpt in envelope.rcpt_tos]
+    lines = [f"Return-Path: <{clean(mail_from)}>"]
+    lines += [f"X-Envelope-To: {clean(rcpt)}" for rcpt in rcpt_tos]
     return "".join(f"{line}\r\n" for line in lines).encode()
 
 

@@ -30,6 +30,7 @@ from merumaga.delivery import queue
 from merumaga.delivery.fastrender import FastTemplate, Reader
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.relays import configured_relays
+from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
 from merumaga.delivery.signing import configured_signer
 from merumaga.delivery.smtp import Pool
 from merumaga.mailings import rendering, services
@@ -116,6 +117,13 @@ class Worker:
         to_send = [c for c in claimed if c.subscriber_id in readers]
         results += await self._send_all(state, to_send, readers)
         await self.db(queue.record, results, self.name)
+        failures = [
+            DeliveryFailure(state.mailing.pk, claim.subscriber_id, result.reply)
+            for claim, result in zip(to_send, results[len(skipped) :], strict=True)
+            if result.status == Status.FAILED
+        ]
+        if failures:
+            await self.db(self._report_failures, failures)
         await self.db(self._after_batch, state, results)
         return True
 
@@ -162,6 +170,12 @@ class Worker:
                 state.templates[language] = FastTemplate(compiled)
                 state.message_id_domain = compiled.sender.from_email.rsplit("@", 1)[-1]
         return state, claimed, readers
+
+    def _report_failures(self, failures: list[DeliveryFailure]) -> None:
+        # The rows are recorded already; a listener's error must not stop the sending.
+        for receiver, error in deliveries_failed.send_robust(Worker, failures=failures):
+            if isinstance(error, Exception):
+                logger.error("%s failed on %d failures: %r", receiver, len(failures), error)
 
     def _finish(self, mailing: Mailing) -> None:
         counts = queue.counts(mailing.pk)

@@ -153,6 +153,8 @@ class ConsentRecord(models.Model):
         ADMIN = "admin", _("管理画面")
         API = "api", "API"
         EMAIL_LINK = "email_link", _("メール内リンク")
+        MAIL = "mail", _("配信停止メール (mailto)")
+        COMPLAINT = "complaint", _("迷惑メール報告")
         DEMO = "demo", _("デモデータ")
 
     subscriber = models.ForeignKey(
@@ -191,6 +193,7 @@ class Suppression(models.Model):
     class Reason(models.TextChoices):
         ERASED = "erased", _("データ削除")
         HARD_BOUNCE = "hard_bounce", _("不達 (恒久的エラー)")
+        SOFT_BOUNCE = "soft_bounce", _("不達 (一時的エラーの繰り返し)")
         COMPLAINT = "complaint", _("迷惑メール報告")
         ADMIN = "admin", _("管理者による停止")
 

@@ -1,0 +1,235 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from merumaga.bounces import rates, services
+from merumaga.bounces.classify import classify
+from merumaga.bounces.models import BounceEvent, InboundMessage, Kind, SuppressionChange
+from merumaga.subscribers.models import Suppression
+
+RAW_SHOWN = 64 * 1024  # the admin shows this much of a kept message; the download has it all
+
+
+class ReviewedFilter(admin.SimpleListFilter):
+    title = gettext_lazy("確認")
+    parameter_name = "reviewed"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("未確認")), ("yes", _("確認済み"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("no", "yes"):
+            return queryset.filter(reviewed_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "received_at",
+        "kind",
+        "rule",
+        "source",
+        "subject",
+        "subscriber",
+        "mailing",
+        "times_received",
+        "reviewed_at",
+    )
+    list_filter = ("kind", "source", ReviewedFilter)
+    search_fields = ("subject", "rule", "envelope_to")
+    date_hierarchy = "received_at"
+    list_select_related = ("subscriber", "mailing")
+    fields = (
+        "received_at",
+        "source",
+        "kind",
+        "rule",
+        "status",
+        "addresses",
+        "subscriber",
+        "mailing",
+        "envelope_from",
+        "envelope_to",
+        "subject",
+        "times_received",
+        "size",
+        "note",
+        "reviewed_at",
+        "message_text",
+    )
+    readonly_fields = fields
+    actions = ["mark_reviewed", "read_again"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # what came back is evidence; it is never deleted by hand
+
+    @admin.display(description=gettext_lazy("受信したメッセージ"))
+    def message_text(self, obj: InboundMessage) -> str:
+        raw = bytes(obj.raw or b"")
+        text = raw[:RAW_SHOWN].decode("utf-8", "replace")
+        more = ""
+        if len(raw) > RAW_SHOWN or obj.truncated:
+            more = _("(%(shown)d バイトのみ表示。受信サイズ %(size)d バイト)") % {
+                "shown": min(len(raw), RAW_SHOWN),
+                "size": obj.size,
+            }
+        return format_html(
+            '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>{}',
+            text,
+            more,
+        )
+
+    @admin.action(description=gettext_lazy("確認済みにする"))
+    def mark_reviewed(self, request, queryset):
+        done = queryset.filter(reviewed_at__isnull=True).update(reviewed_at=timezone.now())
+        self.message_user(request, _("%(count)d 件を確認済みにしました。") % {"count": done})
+
+    @admin.action(description=gettext_lazy("もう一度判定する (判別不能・隔離のみ)"))
+    def read_again(self, request, queryset):
+        """After a rule was added or fixed: read kept messages again and act on the new verdict.
+
+        Only messages nothing was done for, so no reader is acted on twice.
+        """
+        changed = 0
+        for message in queryset.filter(kind__in=(Kind.UNRECOGNISED, Kind.QUARANTINED)):
+            verdict = classify(bytes(message.raw), message.envelope_to.split(", "))
+            if verdict.kind == message.kind and verdict.rule == message.rule:
+                continue
+            with transaction.atomic():
+                message.kind, message.rule = verdict.kind, verdict.rule[:80]
+                message.status, message.addresses = verdict.status[:12], list(verdict.addresses)
+                message.save(update_fields=["kind", "rule", "status", "addresses"])
+                services.act(message, verdict)
+            changed += 1
+        self.message_user(request, _("%(count)d 件の判定が変わりました。") % {"count": changed})
+
+
+class LiftForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("取り消す理由"),
+        max_length=300,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text=gettext_lazy("記録に残ります。例: 読者から連絡があり、受信できることを確認した"),
+    )
+
+
+@admin.register(BounceEvent)
+class BounceEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "kind",
+        "outcome",
+        "subscriber",
+        "mailing",
+        "domain",
+        "status",
+        "rule",
+        "source",
+        "score",
+    )
+    list_filter = ("kind", "outcome", "source")
+    search_fields = ("domain", "status", "rule", "subscriber__email")
+    date_hierarchy = "created_at"
+    list_select_related = ("subscriber", "mailing")
+    readonly_fields = [field.name for field in BounceEvent._meta.fields]
+    actions = ["lift"]
+    change_list_template = "admin/bounces/bounceevent/change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        rates_view = self.admin_site.admin_view(self.rates_view)
+        return [path("rates/", rates_view, name="bounces_rates"), *super().get_urls()]
+
+    def rates_view(self, request):
+        by_mailing, by_domain = rates.per_mailing(), rates.per_domain()
+        if any(row.level == "danger" for row in [*by_mailing, *by_domain]):
+            messages.error(
+                request,
+                _("迷惑メール報告率が0.1%%を超えています。Gmailは0.3%%で受信を制限します。"),
+            )
+        elif any(row.level == "warning" for row in [*by_mailing, *by_domain]):
+            messages.warning(request, _("迷惑メール報告率または不達率が上限に近づいています。"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("不達率・迷惑メール報告率"),
+            "opts": self.model._meta,
+            "by_mailing": by_mailing,
+            "by_domain": by_domain,
+            "complaint_warning": rates.COMPLAINT_WARNING * 100,
+            "bounce_warning": rates.BOUNCE_WARNING * 100,
+        }
+        return TemplateResponse(request, "admin/bounces/rates.html", context)
+
+    @admin.action(description=gettext_lazy("配信停止を取り消す (理由を記録)"))
+    def lift(self, request, queryset):
+        """Lift the suppressions these events caused; asks for a reason first."""
+        hashes = list(
+            Suppression.objects.filter(
+                address_hash__in=queryset.exclude(address_hash="").values("address_hash")
+            ).values_list("address_hash", flat=True)
+        )
+        form = LiftForm(request.POST if "reason" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            lifted, refused = 0, []
+            for hashed in hashes:
+                try:
+                    services.lift_suppression(hashed, form.cleaned_data["reason"], request.user)
+                    lifted += 1
+                except services.CannotLift as error:
+                    refused.append(str(error))
+            self.message_user(
+                request, _("%(count)d 件の配信停止を取り消しました。") % {"count": lifted}
+            )
+            for reason in sorted(set(refused)):
+                self.message_user(request, reason, messages.WARNING)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("配信停止を取り消す"),
+            "opts": self.model._meta,
+            "form": form,
+            "events": queryset.select_related("subscriber")[:100],
+            "count": len(hashes),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(request, "admin/bounces/lift.html", context)
+
+
+@admin.register(SuppressionChange)
+class SuppressionChangeAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "action", "subscriber", "reason", "user", "event")
+    list_filter = ("action",)
+    search_fields = ("reason", "subscriber__email")
+    list_select_related = ("subscriber", "user", "event")
+    readonly_fields = [field.name for field in SuppressionChange._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,734 @@
+"""Read one inbound message and say what it is; change nothing.
+
+`classify(raw, envelope_recipients)` is a pure function: it reads bytes, may read
+django.conf.settings (through the token HMAC), never touches the database and never raises. The
+caller decides what to do with the `Verdict`.
+
+Order of reading; the first step that decides ends the reading:
+
+1. The address the mail was sent to: `envelope_recipients` first, then the headers X-Original-To,
+   Delivered-To, Envelope-To, X-Envelope-To and To, the first of our addresses found wins.
+   `unsubscribe+TOKEN@…` (the List-Unsubscribe mailto) with a valid token is an unsubscribe
+   ("mailto:unsubscribe"); with a forged or malformed token it is quarantined
+   ("mailto:forged-token"). `bounce+TOKEN@…` (VERP) with a valid token names the mailing and the
+   subscriber, and reading goes on; a forged one is quarantined ("verp:forged-token") so that
+   nothing is acted on. Local parts are matched case-insensitively on any domain: the HMAC is the
+   authentication, not the domain.
+2. RFC 3464 delivery status notifications: a message/delivery-status or
+   message/global-delivery-status part. Each per-recipient block gives a recipient: "failed" is
+   hard with a 5.x.x status (or none) and soft with 4.x.x; "delayed" is soft; other actions are
+   ignored. Japanese mobile carriers answer unknown users in ways that can look temporary, so an
+   unknown-user diagnostic from one of them is hard ("dsn:carrier-unknown-user"). A DSN naming
+   recipients but none failing is "unrecognised" ("dsn:no-failure").
+3. ARF complaints (RFC 5965): a message/feedback-report part is a complaint ("arf:<type>").
+   This comes right after the DSN and before flufl.bounce because both are unambiguous content
+   types, while flufl.bounce's heuristics could read the quoted original of a complaint as a
+   bounce. Large providers redact the recipient, so our own tokens are recovered from the
+   Original-Mail-From field and the embedded original's Return-Path and List-Unsubscribe.
+4. flufl.bounce's detectors, for bounces that are not RFC 3464 ("flufl.bounce"): temporary
+   failures are soft, permanent ones hard.
+5. With no VERP token on the envelope, a DSN or flufl.bounce verdict also takes the ids from a
+   valid token in the bounced original (its headers, or quoted headers in a plain-text bounce);
+   the rule then ends in "+embedded-token". A token failing the HMAC is ignored, never trusted.
+6. Auto-replies (RFC 3834 and common practice), by header, then by subject ("auto-reply:…").
+   They come after the bounce steps because DSNs often carry Auto-Submitted too.
+7. Anything else is "unrecognised" ("no-rule-matched").
+
+An exception in any step makes the verdict "quarantined" with the rule "error:<step>:<class>",
+for a person to look at. Attachments are never decoded and bounced originals are read for their
+headers only, so a bounced 20 MB attachment costs parsing time and nothing more.
+"""
+
+import base64
+import binascii
+import codecs
+import email
+import quopri
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from email.header import decode_header
+from email.message import Message
+from email.parser import HeaderParser
+from email.utils import getaddresses
+
+import flufl.bounce
+
+from merumaga.subscribers import tokens
+
+KINDS = ("hard", "soft", "complaint", "auto_reply", "unsubscribe", "unrecognised", "quarantined")
+
+VERP_PURPOSE = "bounce"
+MAILTO_PURPOSE = tokens.UNSUBSCRIBE
+
+CARRIER_DOMAINS = (
+    "docomo.ne.jp",
+    "ezweb.ne.jp",
+    "au.com",
+    "softbank.ne.jp",
+    "i.softbank.jp",
+    "disney.ne.jp",
+    "ymobile.ne.jp",
+    "emobile.ne.jp",
+    "pdx.ne.jp",
+    "willcom.com",
+    "rakumail.jp",
+)
+UNKNOWN_USER_PHRASES = (
+    "unknown user",
+    "user unknown",
+    "no such user",
+    "does not exist",
+    "宛先不明",
+    "存在しません",
+)
+AUTO_REPLY_SUBJECTS = (
+    "out of office",
+    "automatic reply",
+    "auto:",
+    "autoreply",
+    "auto-reply",
+    "auto reply",
+    "vacation",
+    "自動返信",
+    "自動応答",
+    "不在通知",
+    "不在",
+    "休暇",
+    "abwesenheit",
+)
+ADDRESSED_TO_HEADERS = ("x-original-to", "delivered-to", "envelope-to", "x-envelope-to", "to")
+DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+EMBEDDED_TYPES = (
+    "message/rfc822",
+    "message/global",
+    "message/global-headers",
+    "text/rfc822-headers",
+    "text/global-headers",
+)
+
+SUBJECT_MAX = 200
+MESSAGE_ID_MAX = 200
+DIAGNOSTIC_MAX = 300
+# Bounce texts are short; a bigger text part is somebody's attachment and its head is enough.
+TEXT_LIMIT = 512 * 1024
+# A report has a handful of parts; thousands mean a crafted message, not a bounce.
+PARTS_LIMIT = 500
+TOKEN_MAX = 100
+
+# Decoders that read what Japanese servers actually send under these labels: Windows code page
+# 932 is the Shift_JIS everyone writes, and the ISO-2022-JP extension adds half-width katakana.
+_CODEC_ALIASES = {
+    "iso-2022-jp": "iso2022_jp_ext",
+    "iso2022-jp": "iso2022_jp_ext",
+    "csiso2022jp": "iso2022_jp_ext",
+    "iso-2022-jp-ext": "iso2022_jp_ext",
+    "iso-2022-jp-2": "iso2022_jp_2",
+    "iso-2022-jp-3": "iso2022_jp_3",
+    "iso-2022-jp-2004": "iso2022_jp_2004",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "s-jis": "cp932",
+    "ms_kanji": "cp932",
+    "csshiftjis": "cp932",
+    "windows-31j": "cp932",
+    "cp932": "cp932",
+    "ms932": "cp932",
+    "x-ms-cp932": "cp932",
+    "euc-jp": "euc_jp",
+    "x-euc-jp": "euc_jp",
+    "eucjp": "euc_jp",
+    "cseucpkdfmtjapanese": "euc_jp",
+}
+# Labels that promise nothing about 8-bit bytes: sniff instead.
+_UNLABELLED = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"}
+_ISO2022_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(I", b"\x1b(J", b"\x1b$(D")
+
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_TOKEN_ADDRESS = re.compile(r"(?<![\w.+-])(bounce|unsubscribe)\+([0-9a-z-]{1,100})@", re.I)
+_DIAGNOSTIC_TYPE = re.compile(r"^[A-Za-z][\w-]*\s*;\s*")
+_XTEXT_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
+_REDACTED = re.compile(r"^(?:\[?redacted\]?|x+|\*+|-+)$", re.I)
+_SUBJECT_LEAD = " \t\u3000[]【】()（）<>＜＞「」『』〔〕"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    kind: str
+    status: str = ""
+    diagnostic: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    rule: str
+    recipients: tuple[Recipient, ...] = ()
+    mailing_id: int | None = None
+    subscriber_id: int | None = None
+    topic_id: int | None = None
+    subject: str = ""
+    message_id: str = ""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(recipient.address for recipient in self.recipients))
+
+    @property
+    def status(self) -> str:
+        return next((recipient.status for recipient in self.recipients if recipient.status), "")
+
+    def as_json(self, **extra) -> dict:
+        data = {
+            "kind": self.kind,
+            "addresses": list(self.addresses),
+            "status": self.status,
+            "rule": self.rule,
+            "mailing": self.mailing_id,
+            "subscriber": self.subscriber_id,
+            "recipients": [asdict(recipient) for recipient in self.recipients],
+        }
+        data.update(extra)
+        return data
+
+
+def classify(raw: bytes, envelope_recipients: Sequence[str] = ()) -> Verdict:
+    """What the inbound message `raw` is; see the module docstring for the order of reading."""
+    try:
+        return _Reader(raw, envelope_recipients).verdict()
+    except Exception as error:
+        # The steps guard themselves; this is for a bug between them.
+        return Verdict(kind="quarantined", rule=f"error:classify:{type(error).__name__}")
+
+
+class _StepFailed(Exception):
+    def __init__(self, rule: str):
+        super().__init__(rule)
+        self.rule = rule
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    try:
+        yield
+    except _StepFailed:
+        raise
+    except Exception as error:
+        raise _StepFailed(f"error:{name}:{type(error).__name__}") from error
+
+
+class _Reader:
+    def __init__(self, raw: bytes, envelope_recipients: Sequence[str]):
+        self.raw = raw
+        self.envelope_recipients = envelope_recipients
+        self.msg: Message = Message()
+        self.parts: list[Message] = []
+        self.subject = ""
+        self.message_id = ""
+        self.mailing_id: int | None = None
+        self.subscriber_id: int | None = None
+        self.envelope_token = False
+
+    def verdict(self) -> Verdict:
+        try:
+            return self._read()
+        except _StepFailed as failure:
+            # Ids are left out on purpose: nothing is to be acted on for a quarantined message.
+            return Verdict(
+                kind="quarantined",
+                rule=failure.rule,
+                subject=self.subject,
+                message_id=self.message_id,
+            )
+
+    def _read(self) -> Verdict:
+        with _step("parse"):
+            self.msg = email.message_from_bytes(_as_bytes(self.raw))
+            self.parts = list(_outer_parts(self.msg))
+        with _step("headers"):
+            self.subject = _clip(_decode_header(_first_header(self.msg, "subject")), SUBJECT_MAX)
+            self.message_id = _clip(_header_text(_first_header(self.msg, "message-id")), MESSAGE_ID_MAX)
+        with _step("address"):
+            verdict = self._read_address()
+            if verdict:
+                return verdict
+        with _step("dsn"):
+            verdict = self._read_dsn()
+            if verdict:
+                return verdict
+        with _step("arf"):
+            verdict = self._read_arf()
+            if verdict:
+                return verdict
+        with _step("flufl.bounce"):
+            verdict = self._read_flufl()
+            if verdict:
+                return verdict
+        with _step("auto-reply"):
+            verdict = self._read_auto_reply()
+            if verdict:
+                return verdict
+        return self._verdict("unrecognised", "no-rule-matched")
+
+    def _verdict(self, kind: str, rule: str, recipients: Sequence[Recipient] = (), **ids):
+        fields = {"mailing_id": self.mailing_id, "subscriber_id": self.subscriber_id, **ids}
+        return Verdict(
+            kind=kind,
+            rule=rule,
+            recipients=tuple(recipients),
+            subject=self.subject,
+            message_id=self.message_id,
+            **fields,
+        )
+
+    # Step 1.
+
+    def _read_address(self) -> Verdict | None:
+        for address in self._addressed_to():
+            local = address.rpartition("@")[0].strip('"').lower()
+            purpose, plus, token = local.partition("+")
+            if not plus or purpose not in (VERP_PURPOSE, MAILTO_PURPOSE):
+                continue
+            if purpose == MAILTO_PURPOSE:
+                ids = _read_token(MAILTO_PURPOSE, token)
+                if ids is None:
+                    return self._verdict("quarantined", "mailto:forged-token")
+                subscriber_id, topic_id = ids
+                return self._verdict(
+                    "unsubscribe",
+                    "mailto:unsubscribe",
+                    subscriber_id=subscriber_id,
+                    topic_id=topic_id,
+                )
+            ids = _read_token(VERP_PURPOSE, token)
+            if ids is None:
+                return self._verdict("quarantined", "verp:forged-token")
+            self.mailing_id, self.subscriber_id = ids
+            self.envelope_token = True
+            return None
+        return None
+
+    def _addressed_to(self) -> Iterator[str]:
+        for value in self.envelope_recipients:
+            yield from _addresses(str(value))
+        for name in ADDRESSED_TO_HEADERS:
+            for value in _all_headers(self.msg, name):
+                yield from _addresses(_header_text(value))
+
+    # Step 2.
+
+    def _read_dsn(self) -> Verdict | None:
+        reports = [part for part in self.parts if part.get_content_type() in DSN_TYPES]
+        if not reports:
+            return None
+        named = failing = 0
+        recipients: dict[str, Recipient] = {}
+        carrier_rule = False
+        blocks = [block for part in reports for block in _field_blocks(part)]
+        per_recipient = [b for b in blocks if _field(b, "final-recipient", "original-recipient")]
+        for fields in per_recipient:
+            named += 1
+            action = _field(fields, "action").lower()
+            status_field = _field(fields, "status")
+            diagnostic = _one_line(_DIAGNOSTIC_TYPE.sub("", _field(fields, "diagnostic-code")))
+            status = _status(status_field) or _status(diagnostic)
+            if action.startswith(("fail", "error")) or (not action and status.startswith("5")):
+                kind = "soft" if _status(status_field).startswith("4") else "hard"
+            elif action.startswith("delayed"):
+                kind = "soft"
+            else:
+                continue
+            failing += 1
+            # Original-Recipient is the address we gave the MTA, i.e. the subscriber's; the
+            # Final-Recipient may be an alias or a forwarding target nobody subscribed.
+            address = _dsn_address(_field(fields, "original-recipient"))
+            address = address or _dsn_address(_field(fields, "final-recipient"))
+            if not address:
+                continue
+            if kind == "soft" and _is_carrier(address):
+                reason = diagnostic or (
+                    self._human_readable_text() if len(per_recipient) == 1 else ""
+                )
+                if _says_unknown_user(reason):
+                    kind = "hard"
+                    carrier_rule = True
+            previous = recipients.get(address)
+            if previous is None or (previous.kind == "soft" and kind == "hard"):
+                recipients[address] = Recipient(address, kind, status, _clip(diagnostic, DIAGNOSTIC_MAX))
+        if recipients:
+            kind = "hard" if any(r.kind == "hard" for r in recipients.values()) else "soft"
+            rule = "dsn:carrier-unknown-user" if carrier_rule else "dsn"
+            return self._bounce_verdict(kind, rule, list(recipients.values()))
+        if named and not failing:
+            return self._verdict("unrecognised", "dsn:no-failure")
+        # Nothing readable (truncated, or failures without an address): let flufl.bounce try.
+        return None
+
+    def _human_readable_text(self) -> str:
+        for part in self.parts:
+            if part.get_content_type() == "text/plain":
+                return _part_text(part)
+        return ""
+
+    # Step 3.
+
+    def _read_arf(self) -> Verdict | None:
+        reports = [p for p in self.parts if p.get_content_type() == "message/feedback-report"]
+        if not reports:
+            return None
+        fields = [field for part in reports for block in _field_blocks(part) for field in block]
+        feedback_type = re.sub(r"[^a-z0-9_.-]", "", _field(fields, "feedback-type").lower())
+        recipients: dict[str, Recipient] = {}
+        for name, value in fields:
+            if name not in ("original-rcpt-to", "removal-recipient"):
+                continue
+            for address in _addresses(value):
+                if not _REDACTED.match(address.rpartition("@")[0]):
+                    recipients.setdefault(address, Recipient(address, "complaint"))
+        if not self.envelope_token:
+            candidates = [v for n, v in fields if n == "original-mail-from"]
+            candidates += self._embedded_header_values()
+            self._take_embedded_token(candidates)
+        return self._verdict(
+            "complaint", f"arf:{feedback_type or 'unknown'}", list(recipients.values())
+        )
+
+    # Step 4.
+
+    def _read_flufl(self) -> Verdict | None:
+        temporary, permanent = flufl.bounce.all_failures(self.msg)
+        hard = {_flufl_address(address) for address in permanent} - {""}
+        soft = {_flufl_address(address) for address in temporary} - {""} - hard
+        recipients = [Recipient(a, "hard") for a in sorted(hard)]
+        recipients += [Recipient(a, "soft") for a in sorted(soft)]
+        if not recipients:
+            return None
+        return self._bounce_verdict("hard" if hard else "soft", "flufl.bounce", recipients)
+
+    # Step 5.
+
+    def _bounce_verdict(self, kind: str, rule: str, recipients: list[Recipient]) -> Verdict:
+        if not self.envelope_token:
+            with _step("embedded-token"):
+                candidates = self._embedded_header_values() + self._body_texts()
+                if self._take_embedded_token(candidates):
+                    rule += "+embedded-token"
+        return self._verdict(kind, rule, recipients)
+
+    def _embedded_header_values(self) -> list[str]:
+        values = []
+        for part in self.parts:
+            if part.get_content_type() not in EMBEDDED_TYPES:
+                continue
+            headers = _embedded_headers(part)
+            if headers is None:
+                continue
+            for name in ("return-path", "list-unsubscribe"):
+                values += [_header_text(value) for value in _all_headers(headers, name)]
+        return values
+
+    def _body_texts(self) -> list[str]:
+        # Plain-text bounces quote the original's headers, List-Unsubscribe included.
+        return [
+            _part_text(part)
+            for part in self.parts
+            if part.get_content_maintype() == "text" and part.get_content_type() not in DSN_TYPES
+        ]
+
+    def _take_embedded_token(self, texts: Sequence[str]) -> bool:
+        """Take the ids of the first valid token in `texts` (VERP before mailto)."""
+        found = [match.groups() for text in texts for match in _TOKEN_ADDRESS.finditer(text)]
+        for purpose, token in sorted(found, key=lambda pair: pair[0].lower() != VERP_PURPOSE):
+            purpose = purpose.lower()
+            ids = _read_token(purpose, token)
+            if ids is None:
+                continue
+            if purpose == VERP_PURPOSE:
+                self.mailing_id, self.subscriber_id = ids
+            else:
+                # Only the reader: the topic of a quoted link is not what the reader asked for.
+                self.subscriber_id = ids[0]
+            return True
+        return False
+
+    # Step 6.
+
+    def _read_auto_reply(self) -> Verdict | None:
+        auto_submitted = _header_text(_first_header(self.msg, "auto-submitted"))
+        if auto_submitted and auto_submitted.split(";")[0].strip().lower() != "no":
+            return self._verdict("auto_reply", "auto-reply:auto-submitted")
+        for name in ("x-autoreply", "x-autorespond"):
+            if _all_headers(self.msg, name):
+                return self._verdict("auto_reply", f"auto-reply:{name}")
+        if _header_text(_first_header(self.msg, "precedence")).lower() == "auto_reply":
+            return self._verdict("auto_reply", "auto-reply:precedence")
+        if _is_out_of_office(self.subject):
+            if _all_headers(self.msg, "x-auto-response-suppress"):
+                return self._verdict("auto_reply", "auto-reply:x-auto-response-suppress")
+            return self._verdict("auto_reply", "auto-reply:subject")
+        return None
+
+
+# Messages and parts.
+
+
+def _as_bytes(raw) -> bytes:
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return bytes(raw or b"")
+
+
+def _outer_parts(msg: Message) -> Iterator[Message]:
+    """The message and its MIME parts, but nothing inside a message/* part (a bounced original,
+    a DSN's header blocks): those are read on purpose, and only for their headers."""
+    stack = [msg]
+    count = 0
+    while stack and count < PARTS_LIMIT:
+        part = stack.pop()
+        count += 1
+        yield part
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            children = part.get_payload()
+            stack.extend(child for child in reversed(children) if isinstance(child, Message))
+
+
+def _embedded_headers(part: Message) -> Message | None:
+    if part.get_content_maintype() == "message":
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            return payload[0] if payload and isinstance(payload[0], Message) else None
+    return HeaderParser().parsestr(_part_text(part))
+
+
+def _field_blocks(part: Message) -> list[list[tuple[str, str]]]:
+    """The header blocks of a delivery-status or feedback-report part, in order, as lists of
+    (lower-cased name, unfolded value). The email parser presents message/delivery-status blocks as
+    sub-messages but any other message/* type as one message whose body holds the later blocks,
+    and base64 or quoted-printable (allowed for the global types) as a body with no headers."""
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return _split_blocks(_part_text(part))
+    blocks = []
+    for sub in payload:
+        if not isinstance(sub, Message):
+            continue
+        fields = [(str(name).lower(), _header_text(value)) for name, value in sub.raw_items()]
+        if fields:
+            blocks.append(fields)
+        rest = sub.get_payload()
+        if isinstance(rest, str) and rest.strip():
+            data = _transfer_decode(rest[:TEXT_LIMIT], encoding)
+            blocks += _split_blocks(_decode_bytes(data, "utf-8"))
+    return blocks
+
+
+def _split_blocks(text: str) -> list[list[tuple[str, str]]]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = []
+    for chunk in re.split(r"\n[ \t]*\n", text):
+        fields: list[tuple[str, str]] = []
+        for line in chunk.split("\n"):
+            if line[:1] in (" ", "\t") and fields:
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {line.strip()}")
+            elif ":" in line:
+                name, _, value = line.partition(":")
+                fields.append((name.strip().lower(), value.strip()))
+        if fields:
+            blocks.append(fields)
+    return blocks
+
+
+def _field(fields: Sequence[tuple[str, str]], *names: str) -> str:
+    for wanted in names:
+        for name, value in fields:
+            if name == wanted and value:
+                return value
+    return ""
+
+
+def _part_text(part: Message) -> str:
+    """A text part's body as text, at most about TEXT_LIMIT of it."""
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return ""
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    data = _transfer_decode(payload[:TEXT_LIMIT], encoding)
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    return _decode_bytes(data, charset)
+
+
+def _transfer_decode(text: str, encoding: str) -> bytes:
+    data = text.encode("utf-8", "surrogateescape")
+    if encoding == "base64":
+        # Tolerant of what a truncated or cut-short part leaves: junk, no padding.
+        letters = re.sub(rb"[^A-Za-z0-9+/]", b"", data.split(b"=", 1)[0])
+        letters = letters[: len(letters) - (len(letters) % 4 == 1)]
+        try:
+            return base64.b64decode(letters + b"=" * (-len(letters) % 4))
+        except (binascii.Error, ValueError):
+            return b""
+    if encoding == "quoted-printable":
+        return quopri.decodestring(data)
+    return data
+
+
+# Text and headers.
+
+
+def _codec(label: str | None) -> str | None:
+    """The Python codec for a charset label, or None for a label that says nothing usable."""
+    label = (label or "").strip().strip("\"'").lower()
+    if label in _UNLABELLED:
+        return None
+    name = _CODEC_ALIASES.get(label, label)
+    try:
+        # Also refuses codecs that are not text encodings (base64, zlib…).
+        b"".decode(name)
+    except (LookupError, ValueError):
+        return None
+    return codecs.lookup(name).name
+
+
+def _decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Bytes as text: the label when it fits, else what Japanese mail usually is; never raises."""
+    if not data:
+        return ""
+    codec = _codec(charset)
+    if any(escape in data for escape in _ISO2022_ESCAPES):
+        # ISO-2022-JP is 7-bit, so it would pass for ASCII or UTF-8 under a wrong label.
+        iso2022 = codec if codec and codec.startswith("iso2022_jp") else "iso2022_jp_ext"
+        return data.decode(iso2022, "replace")
+    guesses = [codec, "utf-8"] if codec else ["utf-8", "cp932", "euc_jp"]
+    for guess in guesses:
+        try:
+            return data.decode(guess)
+        except UnicodeError:
+            continue
+    return data.decode(codec or "utf-8", "replace")
+
+
+def _header_text(value) -> str:
+    """A raw header value as one line of text; 8-bit bytes are decoded as best we can."""
+    if value is None:
+        return ""
+    text = str(value)
+    if any("\udc80" <= char <= "\udcff" for char in text):
+        text = _decode_bytes(text.encode("utf-8", "surrogateescape"))
+    return _one_line(text)
+
+
+def _decode_header(value) -> str:
+    """A header value with its RFC 2047 encoded-words decoded, in Japanese charsets too."""
+    text = _header_text(value)
+    if "=?" not in text:
+        return text
+    try:
+        words = decode_header(text)
+    except Exception:
+        return text
+    decoded = []
+    for word, charset in words:
+        if isinstance(word, str):
+            decoded.append(word)
+        elif charset is None:
+            decoded.append(word.decode("raw-unicode-escape", "replace"))
+        else:
+            decoded.append(_decode_bytes(word, charset))
+    return _one_line("".join(decoded))
+
+
+def _first_header(msg: Message, name: str):
+    values = _all_headers(msg, name)
+    return values[0] if values else None
+
+
+def _all_headers(msg: Message, name: str) -> list:
+    # raw_items, not get(): compat32 turns a value with 8-bit bytes into a Header object.
+    return [value for key, value in msg.raw_items() if str(key).lower() == name]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _clip(text: str, limit: int) -> str:
+    return text[:limit]
+
+
+def _status(text: str) -> str:
+    match = _STATUS.search(text or "")
+    return ".".join(match.groups()) if match else ""
+
+
+def _addresses(value: str) -> list[str]:
+    found = []
+    for _name, address in getaddresses([value]):
+        address = address.strip().strip("<>").lower()
+        if "@" in address and address.rpartition("@")[0]:
+            found.append(address)
+    return found
+
+
+def _dsn_address(value: str) -> str:
+    """The address in a Final- or Original-Recipient field: "rfc822; <user@example.com>"."""
+    address_type, semicolon, address = value.partition(";")
+    if not semicolon:
+        address_type, address = "rfc822", value
+    address = address.strip()
+    if address_type.strip().lower() == "utf-8":
+        address = _XTEXT_UNICODE.sub(lambda m: _unicode_char(m.group(1)), address)
+    if "<" in address and ">" in address:
+        address = address[address.index("<") + 1 : address.index(">")]
+    address = re.sub(r"\([^)]*\)", "", address).strip()
+    address = address.split()[0] if address else ""
+    address = address.strip("<>\"'").lower()
+    if "@" not in address or not address.rpartition("@")[0] or not address.rpartition("@")[2]:
+        return ""
+    return address
+
+
+def _unicode_char(hex_digits: str) -> str:
+    try:
+        return chr(int(hex_digits, 16))
+    except (ValueError, OverflowError):
+        return "\ufffd"
+
+
+def _flufl_address(address: bytes) -> str:
+    text = address.decode("utf-8", "replace") if isinstance(address, bytes) else str(address)
+    return text.strip().strip("<>").lower()
+
+
+def _is_carrier(address: str) -> bool:
+    domain = address.rpartition("@")[2]
+    return any(domain == d or domain.endswith(f".{d}") for d in CARRIER_DOMAINS)
+
+
+def _says_unknown_user(text: str) -> bool:
+    text = text.casefold()
+    return any(phrase in text for phrase in UNKNOWN_USER_PHRASES)
+
+
+def _is_out_of_office(subject: str) -> bool:
+    subject = subject.lstrip(_SUBJECT_LEAD).casefold()
+    return subject.startswith(AUTO_REPLY_SUBJECTS)
+
+
+def _read_token(purpose: str, token: str) -> tuple[int, ...] | None:
+    """The two ids of a valid address token; None when forged, malformed or unreadable."""
+    if not token or len(token) > TOKEN_MAX:
+        return None
+    try:
+        return tokens.read_address_token(purpose, token, 2)
+    except Exception:
+        # InvalidToken, and ValueError for digits int() refuses (e.g. "²", which isdigit()).
+        return None

@@ -1,0 +1,34 @@
+"""Listeners for what the delivery engine reports: relay refusals and caught mail."""
+
+from django.conf import settings
+from django.dispatch import receiver
+
+from merumaga.bounces import services
+from merumaga.bounces.models import Source
+from merumaga.delivery.signals import deliveries_failed, mail_caught
+
+
+@receiver(deliveries_failed)
+def on_deliveries_failed(sender, failures, **kwargs) -> None:
+    services.record_delivery_failures(failures)
+
+
+# Local parts of our bounce domain that receive: VERP bounces, mailed unsubscribes, and the plain
+# addresses feedback loops and postmasters write to. Anything else at that domain may be a reader
+# (in development the bounce domain is the From domain, example.jp, like the demo readers).
+INBOUND_LOCAL_PARTS = ("bounce", "fbl", "abuse", "postmaster")
+INBOUND_PREFIXES = ("bounce+", "unsubscribe+")
+
+
+def is_inbound_address(address: str) -> bool:
+    local, _, domain = address.lower().rpartition("@")
+    return domain == settings.BOUNCE_DOMAIN.lower() and (
+        local in INBOUND_LOCAL_PARTS or local.startswith(INBOUND_PREFIXES)
+    )
+
+
+@receiver(mail_caught)
+def on_mail_caught(sender, raw: bytes, envelope_from: str, envelope_to: list[str], **kwargs):
+    ours = [address for address in envelope_to if is_inbound_address(address)]
+    if ours:
+        services.receive(raw, Source.CATCHER, envelope_from=envelope_from, envelope_to=ours)

@@ -1,0 +1,353 @@
+"""Every change made because of what came back goes through one function here.
+
+Receivers (SMTP/LMTP, the mail catcher, mailbox polling, webhooks, the worker's SMTP replies) and
+the admin all call these. `receive` keeps the message and reads it; `record_event` is the one
+place a bounce, complaint or mailed unsubscribe changes a reader; `lift_suppression` undoes it.
+"""
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from merumaga.bounces.classify import Verdict, classify
+from merumaga.bounces.models import (
+    BounceEvent,
+    BounceScore,
+    InboundMessage,
+    Kind,
+    Source,
+    SuppressionChange,
+)
+from merumaga.delivery.signals import DeliveryFailure
+from merumaga.mailings.models import Mailing
+from merumaga.subscribers import services as subscriber_services
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, Topic, address_hash
+
+logger = logging.getLogger(__name__)
+
+Outcome = BounceEvent.Outcome
+ACTED_KINDS = (Kind.HARD, Kind.SOFT, Kind.COMPLAINT, Kind.UNSUBSCRIBE)
+SOFT_SCORE = 0.5  # Mailman's weight for a temporary failure; a hard bounce counts 1.0
+_ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def receive(
+    raw: bytes,
+    source: str,
+    *,
+    envelope_from: str = "",
+    envelope_to: Sequence[str] = (),
+) -> InboundMessage:
+    """Keep one inbound message, read it and act on it. Never loses it: whatever the content,
+    a row is written (a second copy of a message only counts on the first one)."""
+    verdict = classify(raw, envelope_to)
+    return receive_verdict(
+        raw, source, verdict, envelope_from=envelope_from, envelope_to=envelope_to
+    )
+
+
+def receive_verdict(
+    raw: bytes,
+    source: str,
+    verdict: Verdict,
+    *,
+    envelope_from: str = "",
+    envelope_to: Sequence[str] = (),
+) -> InboundMessage:
+    """Keep a message already read (a webhook's JSON, read by its own parser) and act on it."""
+    key = _dedupe_key(raw, verdict)
+    keep = settings.BOUNCE_KEEP_KB * 1024
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                source=source,
+                envelope_from=envelope_from[:300],
+                envelope_to=", ".join(envelope_to)[:1000],
+                dedupe_key=key,
+                kind=verdict.kind,
+                rule=verdict.rule[:80],
+                status=verdict.status[:12],
+                addresses=list(verdict.addresses),
+                subject=verdict.subject[:200],
+                raw=raw[:keep],
+                size=len(raw),
+                note=(f"kept the first {keep // 1024} KB" if len(raw) > keep else ""),
+            )
+            act(message, verdict)
+    except IntegrityError:
+        # Seen before (or at this very moment by another receiver): count it, act once.
+        InboundMessage.objects.filter(dedupe_key=key).update(times_received=F("times_received") + 1)
+        message = InboundMessage.objects.get(dedupe_key=key)
+        logger.info("inbound message %s received again; not acted on twice", message.pk)
+        return message
+    logger.info("inbound message %s: %s (%s)", message.pk, verdict.kind, verdict.rule)
+    return message
+
+
+def _dedupe_key(raw: bytes, verdict: Verdict) -> str:
+    if verdict.message_id:
+        return f"id:{verdict.message_id.strip()[:190]}"
+    return f"sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
+    """What a verdict changes: one event per reader it names (inside the caller's transaction)."""
+    if verdict.kind not in ACTED_KINDS:
+        return []
+    mailing = Mailing.objects.filter(pk=verdict.mailing_id).first() if verdict.mailing_id else None
+    targets = _targets(verdict)
+    if not targets:
+        message.note = "no reader identified"
+        message.save(update_fields=["note"])
+        return []
+    events = []
+    for subscriber, address, status, diagnostic in targets:
+        events.append(
+            record_event(
+                kind=verdict.kind,
+                source=message.source,
+                subscriber=subscriber,
+                address=address,
+                mailing=mailing,
+                status=status,
+                diagnostic=diagnostic,
+                rule=verdict.rule,
+                message=message,
+                topic_id=verdict.topic_id,
+            )
+        )
+    first = events[0]
+    message.subscriber = first.subscriber
+    message.mailing = mailing
+    fields = ["subscriber", "mailing"]
+    if any(event.outcome == Outcome.ERASED for event in events):
+        # The reader asked to be forgotten: keep no copy of a message that names them.
+        message.raw, message.addresses, message.subject = b"", [], ""
+        message.note = "reader's data erased: message not kept"
+        fields += ["raw", "addresses", "subject", "note"]
+    message.save(update_fields=fields)
+    return events
+
+
+def _targets(verdict: Verdict) -> list[tuple[Subscriber | None, str, str, str]]:
+    """(reader, address, status, diagnostic) for each reader the verdict is about.
+
+    A signed token names the reader for certain; without one, each address found is looked up
+    (one query for all of them).
+    """
+    if verdict.subscriber_id:
+        subscriber = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
+        if subscriber is not None:
+            own = [r for r in verdict.recipients if r.address == (subscriber.email or "")]
+            first = (own or list(verdict.recipients) or [None])[0]
+            address = subscriber.email or (first.address if first else "")
+            return [
+                (
+                    subscriber,
+                    address,
+                    first.status if first else "",
+                    first.diagnostic if first else "",
+                )
+            ]
+    by_hash = {
+        s.address_hash: s
+        for s in Subscriber.objects.filter(
+            address_hash__in=[address_hash(r.address) for r in verdict.recipients]
+        )
+    }
+    return [
+        (by_hash.get(address_hash(r.address)), r.address, r.status, r.diagnostic)
+        for r in verdict.recipients
+    ]
+
+
+def record_event(
+    *,
+    kind: str,
+    source: str,
+    address: str,
+    subscriber: Subscriber | None = None,
+    mailing: Mailing | None = None,
+    status: str = "",
+    diagnostic: str = "",
+    rule: str = "",
+    message: InboundMessage | None = None,
+    topic_id: int | None = None,
+) -> BounceEvent:
+    """Record one bounce, complaint or mailed unsubscribe for one reader, and act on it:
+
+    hard → suppressed after BOUNCE_HARD_LIMIT of them; soft → +0.5 (once a day), suppressed at
+    BOUNCE_SCORE_LIMIT; complaint → unsubscribed from everything and suppressed at once;
+    unsubscribe → that topic stopped. Suppression takes effect on the next batch any worker
+    claims, so also for a mailing under way.
+    """
+    address = (address or "").strip().lower()
+    event = BounceEvent(
+        source=source,
+        kind=kind,
+        subscriber=subscriber,
+        mailing=mailing,
+        address_hash=address_hash(address) if address else "",
+        domain=address.rpartition("@")[2][:255],
+        status=status[:12],
+        diagnostic=diagnostic[:300],
+        rule=rule[:80],
+        message=message,
+    )
+    with transaction.atomic():
+        if subscriber is None:
+            event.outcome = Outcome.UNKNOWN_RECIPIENT
+        elif subscriber.status == Subscriber.Status.ERASED:
+            event.outcome = Outcome.ERASED
+            event.domain = ""
+        elif kind == Kind.UNSUBSCRIBE:
+            _unsubscribe_by_mail(subscriber, topic_id)
+            event.outcome = Outcome.UNSUBSCRIBED
+        elif kind == Kind.COMPLAINT:
+            subscriber_services.unsubscribe(
+                subscriber,
+                None,
+                subscriber_services.Evidence(source=ConsentRecord.Source.COMPLAINT),
+            )
+            event.outcome = Outcome.SUPPRESSED
+        else:
+            event.score, over_limit = _score(subscriber, kind)
+            event.outcome = Outcome.SUPPRESSED if over_limit else Outcome.SCORED
+        event.save()
+        if event.outcome == Outcome.SUPPRESSED and not _suppress(event):
+            event.outcome = Outcome.ALREADY_SUPPRESSED
+            event.save(update_fields=["outcome"])
+    return event
+
+
+def _unsubscribe_by_mail(subscriber: Subscriber, topic_id: int | None) -> None:
+    # A topic removed since the mail was sent: the reader wanted to stop it, so stop everything.
+    topic_key = Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first()
+    subscriber_services.unsubscribe(
+        subscriber, topic_key, subscriber_services.Evidence(source=ConsentRecord.Source.MAIL)
+    )
+
+
+def _score(subscriber: Subscriber, kind: str) -> tuple[float, bool]:
+    """Add a bounce to the reader's score; True when it is now past a limit."""
+    now = timezone.now()
+    BounceScore.objects.get_or_create(subscriber=subscriber)
+    score = BounceScore.objects.select_for_update().get(subscriber=subscriber)
+    if score.last_bounce_at and now - score.last_bounce_at > timedelta(
+        days=settings.BOUNCE_STALE_DAYS
+    ):
+        score.hard_bounces, score.score = 0, 0.0  # old bounces no longer count
+    if kind == Kind.HARD:
+        score.hard_bounces += 1
+        score.score += 1.0
+    elif score.last_soft_on != timezone.localdate(now):
+        # One soft bounce a day at most: a full mailbox refuses every retry of the same mail.
+        score.score += SOFT_SCORE
+        score.last_soft_on = timezone.localdate(now)
+    score.last_bounce_at = now
+    score.save()
+    over = (
+        score.hard_bounces >= settings.BOUNCE_HARD_LIMIT
+        or score.score >= settings.BOUNCE_SCORE_LIMIT
+    )
+    return score.score, over
+
+
+_SUPPRESSION_REASONS = {
+    Kind.HARD: Suppression.Reason.HARD_BOUNCE,
+    Kind.SOFT: Suppression.Reason.SOFT_BOUNCE,
+    Kind.COMPLAINT: Suppression.Reason.COMPLAINT,
+}
+
+
+def _suppress(event: BounceEvent) -> bool:
+    """Suppress the event's address; False when it already was."""
+    hashed = event.address_hash or address_hash(event.subscriber.email or "")
+    reason = " ".join(part for part in (event.kind, event.status, f"({event.rule})") if part)
+    _, created = Suppression.objects.get_or_create(
+        address_hash=hashed,
+        defaults={"reason": _SUPPRESSION_REASONS[event.kind], "note": reason[:300]},
+    )
+    if created:
+        SuppressionChange.objects.create(
+            action=SuppressionChange.Action.SUPPRESSED,
+            address_hash=hashed,
+            subscriber=event.subscriber,
+            event=event,
+            reason=reason[:300],
+        )
+    return created
+
+
+class CannotLift(ValueError):
+    """A suppression the admin may not lift; the message says why."""
+
+
+def lift_suppression(address_hash_: str, reason: str, user) -> SuppressionChange:
+    """Undo a suppression made for bounces or complaints, with a reason, on the audit trail.
+
+    The bounce score starts again from zero. A complainer stays unsubscribed: only the reader
+    can subscribe again (consent is theirs to give). An erasure is never undone here.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise CannotLift("A reason is required.")
+    with transaction.atomic():
+        suppression = (
+            Suppression.objects.select_for_update().filter(address_hash=address_hash_).first()
+        )
+        if suppression is None:
+            raise CannotLift("This address is not suppressed.")
+        if suppression.reason == Suppression.Reason.ERASED:
+            raise CannotLift("The reader erased their data; that suppression stays.")
+        subscriber = Subscriber.objects.filter(address_hash=address_hash_).first()
+        suppression.delete()
+        if subscriber is not None:
+            BounceScore.objects.filter(subscriber=subscriber).update(
+                hard_bounces=0, score=0, last_soft_on=None
+            )
+        return SuppressionChange.objects.create(
+            action=SuppressionChange.Action.LIFTED,
+            address_hash=address_hash_,
+            subscriber=subscriber,
+            reason=reason[:300],
+            user=user,
+        )
+
+
+def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[BounceEvent]:
+    """The relay refused these at once (5xx: hard) or until the last retry (4xx: soft).
+
+    Failures without an SMTP reply (a message that could not be built) are not the reader's.
+    Costs one query for the readers and mailings, then record_event's few per failure: a batch
+    rarely has more than a handful.
+    """
+    failures = [f for f in failures if f.reply[:1] in ("4", "5")]
+    if not failures:
+        return []
+    readers = Subscriber.objects.in_bulk({f.subscriber_id for f in failures})
+    mailings = Mailing.objects.in_bulk({f.mailing_id for f in failures})
+    events = []
+    for failure in failures:
+        subscriber = readers.get(failure.subscriber_id)
+        match = _ENHANCED_STATUS.search(failure.reply)
+        events.append(
+            record_event(
+                kind=Kind.HARD if failure.reply.startswith("5") else Kind.SOFT,
+                source=Source.SMTP_REPLY,
+                address=(subscriber.email or "") if subscriber else "",
+                subscriber=subscriber,
+                mailing=mailings.get(failure.mailing_id),
+                status=match.group(0) if match else failure.reply[:3],
+                diagnostic=failure.reply,
+                rule="smtp-reply",
+            )
+        )
+    return events

@@ -1,0 +1,249 @@
+"""Acting on what came back: scores, suppression, complaints, mailed unsubscribes, lifting."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from merumaga.bounces import services
+from merumaga.bounces.models import BounceEvent, BounceScore, InboundMessage, SuppressionChange
+from merumaga.delivery.catcher import unknown_user_dsn
+from merumaga.delivery.signals import DeliveryFailure
+from merumaga.subscribers import services as subscriber_services
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, Topic, address_hash
+from merumaga.subscribers.tests.factories import make_subscriber, subscribed_keys
+from merumaga.subscribers.tokens import address_token
+
+pytestmark = pytest.mark.django_db
+Outcome = BounceEvent.Outcome
+
+
+def verp(mailing_id: int, subscriber_id: int) -> str:
+    return f"bounce+{address_token('bounce', mailing_id, subscriber_id)}@example.jp"
+
+
+def dsn_for(subscriber: Subscriber, status: str = "5.1.1", mailing_id: int = 0) -> bytes:
+    raw = unknown_user_dsn(verp(mailing_id, subscriber.pk), [subscriber.email], b"Subject: x")
+    return raw.replace(b"Status: 5.1.1", f"Status: {status}".encode())
+
+
+def is_suppressed(email: str) -> bool:
+    return Suppression.objects.filter(address_hash=address_hash(email)).exists()
+
+
+def receive_dsn(subscriber, status="5.1.1") -> InboundMessage:
+    return services.receive(
+        dsn_for(subscriber, status), "smtp", envelope_to=[verp(0, subscriber.pk)]
+    )
+
+
+def test_a_hard_bounce_suppresses_the_reader_and_says_why():
+    reader = make_subscriber("gone@example.jp")
+    message = receive_dsn(reader)
+
+    assert message.kind == "hard" and message.subscriber == reader
+    event = message.events.get()
+    assert event.outcome == Outcome.SUPPRESSED and event.status == "5.1.1"
+    assert event.rule == "dsn" and event.domain == "example.jp"
+    suppression = Suppression.objects.get(address_hash=address_hash("gone@example.jp"))
+    assert suppression.reason == Suppression.Reason.HARD_BOUNCE
+    change = SuppressionChange.objects.get()
+    assert change.event == event and change.user is None and "5.1.1" in change.reason
+
+
+def test_the_hard_limit_is_configurable(settings):
+    settings.BOUNCE_HARD_LIMIT = 2
+    reader = make_subscriber("twice@example.jp")
+    first = services.record_event(
+        kind="hard", source="smtp", address=reader.email, subscriber=reader
+    )
+    assert first.outcome == Outcome.SCORED and not is_suppressed(reader.email)
+    second = services.record_event(
+        kind="hard", source="smtp", address=reader.email, subscriber=reader
+    )
+    assert second.outcome == Outcome.SUPPRESSED and is_suppressed(reader.email)
+
+
+def test_soft_bounces_add_half_a_point_once_a_day_until_the_limit(settings, monkeypatch):
+    settings.BOUNCE_SCORE_LIMIT = 1.5
+    reader = make_subscriber("full@example.jp")
+    day = timezone.now()
+    outcomes = []
+    for offset, repeats in ((0, 3), (1, 1), (2, 1)):
+        monkeypatch.setattr(timezone, "now", lambda offset=offset: day + timedelta(days=offset))
+        for _ in range(repeats):
+            event = services.record_event(
+                kind="soft", source="smtp", address=reader.email, subscriber=reader
+            )
+            outcomes.append((event.outcome, event.score))
+
+    # Day 0: three bounces, one counted; days 1 and 2 reach 1.5.
+    assert outcomes == [
+        ("scored", 0.5),
+        ("scored", 0.5),
+        ("scored", 0.5),
+        ("scored", 1.0),
+        ("suppressed", 1.5),
+    ]
+    assert Suppression.objects.get(address_hash=reader.address_hash).reason == "soft_bounce"
+
+
+def test_a_score_left_alone_for_the_stale_period_starts_again(settings, monkeypatch):
+    settings.BOUNCE_STALE_DAYS = 7
+    reader = make_subscriber("flaky@example.jp")
+    start = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: start)
+    services.record_event(kind="soft", source="smtp", address=reader.email, subscriber=reader)
+    monkeypatch.setattr(timezone, "now", lambda: start + timedelta(days=8))
+    event = services.record_event(
+        kind="soft", source="smtp", address=reader.email, subscriber=reader
+    )
+    assert event.score == 0.5
+
+
+def test_a_complaint_unsubscribes_from_everything_and_suppresses_at_once():
+    reader = make_subscriber("angry@example.jp")
+    event = services.record_event(
+        kind="complaint", source="smtp", address=reader.email, subscriber=reader, rule="arf:abuse"
+    )
+    assert event.outcome == Outcome.SUPPRESSED
+    assert subscribed_keys(reader) == set()
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED
+    assert Suppression.objects.get(address_hash=reader.address_hash).reason == "complaint"
+    assert ConsentRecord.objects.filter(
+        subscriber=reader, action="unsubscribe", source="complaint"
+    ).exists()
+
+
+def test_a_mailed_unsubscribe_stops_that_topic_only():
+    reader = make_subscriber("tidy@example.jp")
+    weekly = Topic.objects.get(key="weekly")
+    token = address_token("unsubscribe", reader.pk, weekly.pk)
+    raw = b"From: tidy@example.jp\r\nSubject: unsubscribe\r\n\r\n"
+    message = services.receive(raw, "smtp", envelope_to=[f"unsubscribe+{token}@example.jp"])
+
+    assert message.kind == "unsubscribe"
+    assert message.events.get().outcome == Outcome.UNSUBSCRIBED
+    assert subscribed_keys(reader) == {"articles", "reports", "events"}
+    assert not is_suppressed(reader.email)
+    assert ConsentRecord.objects.filter(subscriber=reader, source="mail").exists()
+
+
+def test_the_same_bounce_twice_is_acted_on_once():
+    reader = make_subscriber("twice@example.jp")
+    raw = dsn_for(reader)
+    first = services.receive(raw, "smtp", envelope_to=[verp(0, reader.pk)])
+    again = services.receive(raw, "pop3", envelope_to=[verp(0, reader.pk)])
+
+    assert again.pk == first.pk
+    again.refresh_from_db()
+    assert again.times_received == 2
+    assert BounceEvent.objects.count() == 1
+    assert BounceScore.objects.get(subscriber=reader).hard_bounces == 1
+
+
+def test_a_forged_token_is_kept_and_acts_on_nobody():
+    reader = make_subscriber("victim@example.jp")
+    token = address_token("bounce", 0, reader.pk)
+    forged = f"bounce+{token[:-1]}{'0' if token[-1] != '0' else '1'}@example.jp"
+    message = services.receive(dsn_for(reader), "smtp", envelope_to=[forged])
+
+    assert message.kind == "quarantined" and message.rule == "verp:forged-token"
+    assert bytes(message.raw).startswith(b"From:")
+    assert not BounceEvent.objects.exists() and not is_suppressed(reader.email)
+
+
+def test_a_bounce_for_an_erased_reader_is_recorded_without_keeping_their_address():
+    reader = make_subscriber("forgotten@example.jp")
+    raw = dsn_for(reader)
+    subscriber_services.erase(reader, subscriber_services.Evidence(source="form"))
+    message = services.receive(raw, "smtp", envelope_to=[verp(0, reader.pk)])
+
+    assert message.kind == "hard"
+    assert message.events.get().outcome == Outcome.ERASED
+    message.refresh_from_db()
+    assert bytes(message.raw) == b"" and message.addresses == []
+    assert b"forgotten" not in bytes(message.raw)
+    assert message.note  # says why the copy is gone
+
+
+def test_a_bounce_without_token_is_matched_by_address_and_unknown_ones_are_recorded():
+    reader = make_subscriber("known@example.jp")
+    raw = unknown_user_dsn("bounce@example.jp", ["known@example.jp", "stranger@example.jp"], b"")
+    message = services.receive(raw, "pop3")
+
+    outcomes = dict(message.events.values_list("domain", "outcome").order_by("outcome"))
+    assert message.events.count() == 2 and outcomes
+    assert message.events.get(subscriber=reader).outcome == Outcome.SUPPRESSED
+    assert message.events.get(subscriber=None).outcome == Outcome.UNKNOWN_RECIPIENT
+    assert not is_suppressed("stranger@example.jp")
+
+
+def test_a_huge_message_is_kept_up_to_the_limit(settings):
+    settings.BOUNCE_KEEP_KB = 16
+    reader = make_subscriber("big@example.jp")
+    raw = dsn_for(reader) + b"x" * 200_000
+    message = services.receive(raw, "smtp", envelope_to=[verp(0, reader.pk)])
+    message.refresh_from_db()
+    assert message.kind == "hard" and message.size == len(raw)
+    assert len(bytes(message.raw)) == 16 * 1024 and message.truncated
+
+
+def test_relay_refusals_from_the_worker_become_bounces():
+    hard = make_subscriber("refused@example.jp")
+    soft = make_subscriber("busy@example.jp")
+    broken = make_subscriber("broken@example.jp")
+    events = services.record_delivery_failures(
+        [
+            DeliveryFailure(0, hard.pk, "550 5.1.1 No such user here"),
+            DeliveryFailure(0, soft.pk, "452 4.2.2 Mailbox full"),
+            DeliveryFailure(0, broken.pk, "could not encode the subject"),
+        ]
+    )
+    assert [(e.subscriber, e.kind, e.status, e.outcome) for e in events] == [
+        (hard, "hard", "5.1.1", Outcome.SUPPRESSED),
+        (soft, "soft", "4.2.2", Outcome.SCORED),
+    ]
+    assert all(e.source == "smtp_reply" for e in events)
+    assert not is_suppressed("broken@example.jp")
+
+
+def test_an_admin_lifts_a_suppression_with_a_reason_and_it_is_on_record():
+    reader = make_subscriber("back@example.jp")
+    receive_dsn(reader)
+    admin_user = get_user_model().objects.create_user("editor")
+
+    with pytest.raises(services.CannotLift):
+        services.lift_suppression(reader.address_hash, "  ", admin_user)
+    change = services.lift_suppression(reader.address_hash, "読者から連絡あり", admin_user)
+
+    assert not is_suppressed(reader.email)
+    assert change.action == "lifted" and change.user == admin_user
+    assert change.reason == "読者から連絡あり" and change.subscriber == reader
+    assert BounceScore.objects.get(subscriber=reader).hard_bounces == 0
+    assert list(SuppressionChange.objects.values_list("action", flat=True)) == [
+        "lifted",
+        "suppressed",
+    ]
+    with pytest.raises(services.CannotLift):
+        services.lift_suppression(reader.address_hash, "again", admin_user)
+
+
+def test_an_erasure_suppression_cannot_be_lifted():
+    reader = make_subscriber("erased@example.jp")
+    hashed = reader.address_hash
+    subscriber_services.erase(reader, subscriber_services.Evidence(source="form"))
+    with pytest.raises(services.CannotLift):
+        services.lift_suppression(hashed, "mistake", None)
+    assert Suppression.objects.filter(address_hash=hashed).exists()
+
+
+def test_the_audit_trail_is_append_only():
+    reader = make_subscriber("a@example.jp")
+    receive_dsn(reader)
+    change = SuppressionChange.objects.get()
+    change.reason = "rewritten"
+    with pytest.raises(ValueError):
+        change.save()
