@@ -1,0 +1,117 @@
+"""A mailing through the delivery engine to a server that refuses some readers at once (550) and
+accepts others only to bounce them later (a DSN to the VERP address, through the bounce
+receiver): exactly those readers end suppressed, and the next mailing skips them.
+
+Transactional: the worker and the receiver use the database from their own threads.
+"""
+
+import smtplib
+import socket
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from merumaga.bounces.models import BounceEvent
+from merumaga.bounces.receiver import start_receiver
+from merumaga.delivery import queue
+from merumaga.delivery.catcher import unknown_user_dsn
+from merumaga.delivery.faultserver import start_fault_server
+from merumaga.delivery.models import Delivery
+from merumaga.delivery.worker import run_until_idle
+from merumaga.mailings import services
+from merumaga.publishing.tests.factories import make_article
+from merumaga.subscribers.models import Suppression
+from merumaga.subscribers.tests.factories import make_subscriber
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def relay(settings):
+    port = free_port()
+    controller = start_fault_server(port)
+    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def receiver_port(settings):
+    settings.BOUNCE_DOMAIN = "bounces.example.jp"
+    port = free_port()
+    controller = start_receiver("127.0.0.1", port)
+    yield port
+    controller.stop()
+
+
+def weekly_with_new_article(title: str):
+    make_article(title, published_at=timezone.now() - timedelta(minutes=5))
+    return services.compose_weekly()
+
+
+def test_refused_and_later_bounced_readers_are_suppressed_and_skipped_next_time(
+    relay, receiver_port
+):
+    readers = [make_subscriber(f"reader{n}@example.jp") for n in range(12)]
+    refused = {"reader1@example.jp", "reader2@example.jp"}
+    bounced_later = {"reader3@example.jp", "reader4@example.jp"}
+    relay.handler.rules = {address: "550" for address in refused}
+    first = weekly_with_new_article("第1週の記事")
+    services.start(first)
+
+    run_until_idle(batch_size=5, first_retry=timedelta(0))
+
+    failed = Delivery.objects.filter(mailing=first, status=Delivery.Status.FAILED)
+    assert {d.subscriber.email for d in failed} == refused
+    # The receiving servers of the "later" readers send their DSNs to the VERP return path.
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        for mail_from, recipient, content in relay.handler.accepted:
+            if recipient in bounced_later:
+                assert mail_from.endswith("@bounces.example.jp")
+                client.sendmail("", [mail_from], unknown_user_dsn(mail_from, [recipient], content))
+
+    suppressed = set(Suppression.objects.values_list("address_hash", flat=True))
+    expected = {r.address_hash for r in readers if r.email in refused | bounced_later}
+    assert suppressed == expected
+    events = BounceEvent.objects.filter(mailing=first)
+    assert sorted(events.values_list("source", flat=True)) == [
+        "smtp",
+        "smtp",
+        "smtp_reply",
+        "smtp_reply",
+    ]
+    assert set(events.values_list("outcome", flat=True)) == {"suppressed"}
+
+    relay.handler.per_recipient.clear()
+    second = weekly_with_new_article("第2週の記事")
+    services.start(second)
+    run_until_idle(batch_size=5)
+
+    received = set(relay.handler.per_recipient)
+    assert received == {r.email for r in readers} - refused - bounced_later
+    assert queue.counts(second.pk)["total"] == 8
+
+
+def test_a_bounce_during_a_mailing_stops_the_rows_not_yet_sent(relay, receiver_port):
+    readers = [make_subscriber(f"reader{n}@example.jp") for n in range(10)]
+    mailing = weekly_with_new_article("記事")
+    services.start(mailing)
+    queue.freeze_audience(mailing)  # the audience is fixed; nothing sent yet
+    late = readers[7]
+    dsn = unknown_user_dsn("bounce@bounces.example.jp", [late.email], b"")
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        client.sendmail("", ["bounce@bounces.example.jp"], dsn)
+
+    run_until_idle(batch_size=5)
+
+    row = Delivery.objects.get(mailing=mailing, subscriber=late)
+    assert row.status == Delivery.Status.SKIPPED
+    assert late.email not in relay.handler.per_recipient
+    assert len(relay.handler.per_recipient) == 9

@@ -1,0 +1,149 @@
+"""The built-in bounce receiver over real SMTP and LMTP, and the mail catcher's bounce loop.
+
+Transactional: the servers use the database from their own threads.
+"""
+
+import smtplib
+import socket
+
+import pytest
+from django.db import OperationalError
+
+from merumaga.bounces import services
+from merumaga.bounces.models import InboundMessage
+from merumaga.bounces.receiver import start_receiver
+from merumaga.delivery.catcher import list_messages, unknown_user_dsn
+from merumaga.subscribers.models import Suppression, address_hash
+from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.subscribers.tokens import address_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def receiver_port(settings):
+    settings.BOUNCE_DOMAIN = "bounces.example.jp"
+    port = free_port()
+    controller = start_receiver("127.0.0.1", port)
+    yield port
+    controller.stop()
+
+
+@pytest.fixture
+def lmtp_port(settings):
+    settings.BOUNCE_DOMAIN = "bounces.example.jp"
+    port = free_port()
+    controller = start_receiver("127.0.0.1", port, lmtp=True)
+    yield port
+    controller.stop()
+
+
+def verp(subscriber_id: int, mailing_id: int = 0, domain: str = "bounces.example.jp") -> str:
+    return f"bounce+{address_token('bounce', mailing_id, subscriber_id)}@{domain}"
+
+
+def test_a_dsn_over_smtp_is_stored_before_the_reply_and_suppresses_the_reader(receiver_port):
+    reader = make_subscriber("gone@example.jp")
+    dsn = unknown_user_dsn(verp(reader.pk), [reader.email], b"Subject: x")
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        client.ehlo()
+        client.mail("<>")
+        client.rcpt(verp(reader.pk))
+        code, reply = client.data(dsn)
+
+    assert code == 250 and b"(hard)" in reply
+    message = InboundMessage.objects.get()
+    assert message.source == "smtp" and message.subscriber == reader
+    assert Suppression.objects.filter(address_hash=address_hash("gone@example.jp")).exists()
+
+
+def test_mail_for_other_addresses_is_refused_at_rcpt(receiver_port):
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        client.ehlo()
+        client.mail("someone@example.com")
+        code, _ = client.rcpt("reader@example.jp")
+        assert code == 550
+        code, _ = client.rcpt("bounce+1-2-abc@elsewhere.example")
+        assert code == 550
+
+
+def test_garbage_is_accepted_and_kept_for_a_person(receiver_port):
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        refused = client.sendmail("", ["bounce@bounces.example.jp"], b"\x00\xff not mail at all")
+    assert refused == {}
+    message = InboundMessage.objects.get()
+    assert message.kind in ("unrecognised", "quarantined")
+    assert bytes(message.raw) == b"\x00\xff not mail at all\r\n"
+
+
+def test_when_storing_fails_the_sender_is_asked_to_retry(receiver_port, monkeypatch):
+    def database_down(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "receive", database_down)
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        client.ehlo()
+        client.mail("<>")
+        client.rcpt("bounce@bounces.example.jp")
+        code, reply = client.data(b"Subject: x\r\n\r\nbody")
+    assert code == 451 and b"try again later" in reply and not InboundMessage.objects.exists()
+
+
+def test_lmtp_answers_once_per_recipient(lmtp_port):
+    first, second = make_subscriber("a@example.jp"), make_subscriber("b@example.jp")
+    dsn = unknown_user_dsn("bounce@bounces.example.jp", [first.email, second.email], b"")
+    # smtplib's LMTP reads a single reply to DATA (RFC 2033 sends one per recipient): talk
+    # the protocol by hand.
+    with socket.create_connection(("127.0.0.1", lmtp_port), timeout=10) as connection:
+        replies = connection.makefile("rb")
+        replies.readline()  # greeting
+        commands = [
+            b"LHLO test",
+            b"MAIL FROM:<>",
+            b"RCPT TO:<bounce@bounces.example.jp>",
+            b"RCPT TO:<postmaster@bounces.example.jp>",
+            b"DATA",
+        ]
+        for command in commands:
+            connection.sendall(command + b"\r\n")
+            line = replies.readline()
+            while line[3:4] == b"-":  # multi-line LHLO reply
+                line = replies.readline()
+        connection.sendall(dsn.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
+        data_replies = [replies.readline(), replies.readline()]
+        connection.sendall(b"QUIT\r\n")
+
+    assert all(reply.startswith(b"250 ") for reply in data_replies), data_replies
+    message = InboundMessage.objects.get()
+    assert message.source == "lmtp" and message.events.count() == 2
+
+
+def test_the_catcher_bounces_nosuchuser_back_through_the_pipeline(settings, tmp_path):
+    from merumaga.delivery.catcher import start_catcher
+
+    settings.BOUNCE_DOMAIN = "example.jp"
+    reader = make_subscriber("nosuchuser@example.jp")
+    port = free_port()
+    controller = start_catcher(tmp_path / "mail", port=port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail(
+                verp(reader.pk, domain="example.jp"),
+                [reader.email],
+                b"Subject: hello\r\n\r\nbody\r\n",
+            )
+    finally:
+        controller.stop()
+
+    subjects = [m.subject for m in list_messages(tmp_path / "mail")[0]]
+    assert sorted(subjects) == ["Undelivered Mail Returned to Sender", "hello"]
+    message = InboundMessage.objects.get()
+    assert message.source == "catcher" and message.kind == "hard"
+    assert message.subscriber == reader
+    assert Suppression.objects.filter(address_hash=reader.address_hash).exists()
