@@ -28,6 +28,9 @@ READERS = [
     ("kato.daiki@example.jp", "", "", ("weekly",), "utf-8"),
     ("yoshida.nana@example.org", "吉田 奈々", "東都大学 工学部", ("reports", "events"), "utf-8"),
     ("li.wei@example.com", "Li Wei", "Shenzhen Example Tech", ("weekly", "articles"), "utf-8"),
+    # No such mailbox: the mail catcher answers every mail to it with a DSN (user unknown), so
+    # the first mailing shows the bounce loop: 不達・苦情 in the admin, and the reader suppressed.
+    ("nosuchuser@example.jp", "不達 テスト", "", ALL, "utf-8"),
 ]
 
 
