@@ -230,6 +230,10 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # A handler of its own, so that the consumer does not add a second one (double lines).
         "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # flufl.bounce logs a line per detector per message, and a traceback for odd input that
+        # bounces.classify already records (the message is kept as "quarantined", rule naming
+        # the exception): both would flood the log.
+        "flufl.bounce": {"level": "CRITICAL"},
     },
 }
 
