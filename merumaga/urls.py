@@ -10,6 +10,7 @@ urlpatterns = [
     # Cover images. A large site lets the front web server (nginx) serve /media/ instead.
     path("media/covers/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "covers"}),
     path("admin/mail/", include("merumaga.delivery.urls")),
+    path("bounces/", include("merumaga.bounces.urls")),
     path("admin/", admin.site.urls),
     path("", include("merumaga.subscribers.urls")),
     path("", include("merumaga.publishing.urls")),
