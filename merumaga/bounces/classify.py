@@ -15,19 +15,22 @@ Order of reading; the first step that decides ends the reading:
    nothing is acted on. Local parts are matched case-insensitively on any domain: the HMAC is the
    authentication, not the domain.
 2. RFC 3464 delivery status notifications: a message/delivery-status or
-   message/global-delivery-status part. Each per-recipient block gives a recipient: "failed" is
-   hard with a 5.x.x status (or none) and soft with 4.x.x; "delayed" is soft; other actions are
-   ignored. Japanese mobile carriers answer unknown users in ways that can look temporary, so an
-   unknown-user diagnostic from one of them is hard ("dsn:carrier-unknown-user"). A DSN naming
+   message/global-delivery-status part. Each per-recipient block gives a recipient, by its
+   Original-Recipient (the address we sent to) or else its Final-Recipient (which may be an alias
+   or a forwarding target): "failed" is hard with a 5.x.x status (or none) and soft with 4.x.x;
+   "delayed" is soft; other actions are ignored. Japanese mobile carriers answer unknown users in
+   ways that can look temporary, so an unknown-user diagnostic (or, for a single recipient, the
+   human-readable part) from one of them makes it hard ("dsn:carrier-unknown-user"). A DSN naming
    recipients but none failing is "unrecognised" ("dsn:no-failure").
 3. ARF complaints (RFC 5965): a message/feedback-report part is a complaint ("arf:<type>").
    This comes right after the DSN and before flufl.bounce because both are unambiguous content
    types, while flufl.bounce's heuristics could read the quoted original of a complaint as a
-   bounce. Large providers redact the recipient, so our own tokens are recovered from the
-   Original-Mail-From field and the embedded original's Return-Path and List-Unsubscribe.
+   bounce. Recipients come from Original-Rcpt-To and Removal-Recipient. Large providers redact
+   the recipient, so our own tokens are recovered from the Original-Mail-From field and the
+   embedded original's Return-Path and List-Unsubscribe.
 4. flufl.bounce's detectors, for bounces that are not RFC 3464 ("flufl.bounce"): temporary
    failures are soft, permanent ones hard.
-5. With no VERP token on the envelope, a DSN or flufl.bounce verdict also takes the ids from a
+5. With no VERP token from step 1, a DSN or flufl.bounce verdict also takes the ids from a
    valid token in the bounced original (its headers, or quoted headers in a plain-text bounce);
    the rule then ends in "+embedded-token". A token failing the HMAC is ignored, never trusted.
 6. Auto-replies (RFC 3834 and common practice), by header, then by subject ("auto-reply:…").
@@ -231,7 +234,7 @@ class _Reader:
         self.message_id = ""
         self.mailing_id: int | None = None
         self.subscriber_id: int | None = None
-        self.envelope_token = False
+        self.has_verp_token = False
 
     def verdict(self) -> Verdict:
         try:
@@ -251,7 +254,9 @@ class _Reader:
             self.parts = list(_outer_parts(self.msg))
         with _step("headers"):
             self.subject = _clip(_decode_header(_first_header(self.msg, "subject")), SUBJECT_MAX)
-            self.message_id = _clip(_header_text(_first_header(self.msg, "message-id")), MESSAGE_ID_MAX)
+            self.message_id = _clip(
+                _header_text(_first_header(self.msg, "message-id")), MESSAGE_ID_MAX
+            )
         with _step("address"):
             verdict = self._read_address()
             if verdict:
@@ -308,7 +313,7 @@ class _Reader:
             if ids is None:
                 return self._verdict("quarantined", "verp:forged-token")
             self.mailing_id, self.subscriber_id = ids
-            self.envelope_token = True
+            self.has_verp_token = True
             return None
         return None
 
@@ -333,11 +338,12 @@ class _Reader:
         for fields in per_recipient:
             named += 1
             action = _field(fields, "action").lower()
-            status_field = _field(fields, "status")
             diagnostic = _one_line(_DIAGNOSTIC_TYPE.sub("", _field(fields, "diagnostic-code")))
-            status = _status(status_field) or _status(diagnostic)
+            # Status is mandatory, but some MTAs leave it out and give the code in the diagnostic.
+            status = _status(_field(fields, "status")) or _status(diagnostic)
+            # "error" is what OpenSMTPD writes for "failed".
             if action.startswith(("fail", "error")) or (not action and status.startswith("5")):
-                kind = "soft" if _status(status_field).startswith("4") else "hard"
+                kind = "soft" if status.startswith("4") else "hard"
             elif action.startswith("delayed"):
                 kind = "soft"
             else:
@@ -358,7 +364,9 @@ class _Reader:
                     carrier_rule = True
             previous = recipients.get(address)
             if previous is None or (previous.kind == "soft" and kind == "hard"):
-                recipients[address] = Recipient(address, kind, status, _clip(diagnostic, DIAGNOSTIC_MAX))
+                recipients[address] = Recipient(
+                    address, kind, status, _clip(diagnostic, DIAGNOSTIC_MAX)
+                )
         if recipients:
             kind = "hard" if any(r.kind == "hard" for r in recipients.values()) else "soft"
             rule = "dsn:carrier-unknown-user" if carrier_rule else "dsn"
@@ -381,15 +389,17 @@ class _Reader:
         if not reports:
             return None
         fields = [field for part in reports for block in _field_blocks(part) for field in block]
-        feedback_type = re.sub(r"[^a-z0-9_.-]", "", _field(fields, "feedback-type").lower())
+        feedback_type = (_field(fields, "feedback-type").split() or [""])[0].lower()
+        feedback_type = re.sub(r"[^a-z0-9_.-]", "", feedback_type)
         recipients: dict[str, Recipient] = {}
         for name, value in fields:
             if name not in ("original-rcpt-to", "removal-recipient"):
                 continue
             for address in _addresses(value):
+                # A redacted address names nobody, and would name the wrong reader if it did.
                 if not _REDACTED.match(address.rpartition("@")[0]):
                     recipients.setdefault(address, Recipient(address, "complaint"))
-        if not self.envelope_token:
+        if not self.has_verp_token:
             candidates = [v for n, v in fields if n == "original-mail-from"]
             candidates += self._embedded_header_values()
             self._take_embedded_token(candidates)
@@ -412,7 +422,7 @@ class _Reader:
     # Step 5.
 
     def _bounce_verdict(self, kind: str, rule: str, recipients: list[Recipient]) -> Verdict:
-        if not self.envelope_token:
+        if not self.has_verp_token:
             with _step("embedded-token"):
                 candidates = self._embedded_header_values() + self._body_texts()
                 if self._take_embedded_token(candidates):
@@ -520,7 +530,7 @@ def _field_blocks(part: Message) -> list[list[tuple[str, str]]]:
         fields = [(str(name).lower(), _header_text(value)) for name, value in sub.raw_items()]
         if fields:
             blocks.append(fields)
-        rest = sub.get_payload()
+        rest = _raw_payload(sub)
         if isinstance(rest, str) and rest.strip():
             data = _transfer_decode(rest[:TEXT_LIMIT], encoding)
             blocks += _split_blocks(_decode_bytes(data, "utf-8"))
@@ -554,7 +564,7 @@ def _field(fields: Sequence[tuple[str, str]], *names: str) -> str:
 
 def _part_text(part: Message) -> str:
     """A text part's body as text, at most about TEXT_LIMIT of it."""
-    payload = part.get_payload()
+    payload = _raw_payload(part)
     if not isinstance(payload, str):
         return ""
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
@@ -564,6 +574,13 @@ def _part_text(part: Message) -> str:
     except Exception:
         charset = None
     return _decode_bytes(data, charset)
+
+
+def _raw_payload(part: Message):
+    # Not get_payload(): without decode it turns 8-bit bytes into U+FFFD when the declared charset
+    # is not a Python codec ("x-sjis") or wrong, and with decode it decodes all of a 20 MB part.
+    # compat32 keeps the undecoded text (8-bit bytes as surrogates) here.
+    return getattr(part, "_payload", None)
 
 
 def _transfer_decode(text: str, encoding: str) -> bytes:
@@ -591,11 +608,14 @@ def _codec(label: str | None) -> str | None:
         return None
     name = _CODEC_ALIASES.get(label, label)
     try:
-        # Also refuses codecs that are not text encodings (base64, zlib…).
-        b"".decode(name)
-    except (LookupError, ValueError):
+        info = codecs.lookup(name)
+        # Refuses codecs that are not text encodings (base64, zlib…); b"" would not even look.
+        b" ".decode(info.name)
+    except LookupError:
         return None
-    return codecs.lookup(name).name
+    except (UnicodeError, ValueError):
+        pass
+    return info.name
 
 
 def _decode_bytes(data: bytes, charset: str | None = None) -> str:
@@ -607,7 +627,9 @@ def _decode_bytes(data: bytes, charset: str | None = None) -> str:
         # ISO-2022-JP is 7-bit, so it would pass for ASCII or UTF-8 under a wrong label.
         iso2022 = codec if codec and codec.startswith("iso2022_jp") else "iso2022_jp_ext"
         return data.decode(iso2022, "replace")
-    guesses = [codec, "utf-8"] if codec else ["utf-8", "cp932", "euc_jp"]
+    # EUC-JP before Shift_JIS: EUC-JP text nearly always passes for Shift_JIS too, while
+    # Shift_JIS text (hiragana and punctuation lead with 0x81-0x83) is almost never valid EUC-JP.
+    guesses = [codec, "utf-8"] if codec else ["utf-8", "euc_jp", "cp932"]
     for guess in guesses:
         try:
             return data.decode(guess)
