@@ -44,12 +44,17 @@ def receive(
     *,
     envelope_from: str = "",
     envelope_to: Sequence[str] = (),
+    size: int | None = None,
 ) -> InboundMessage:
     """Keep one inbound message, read it and act on it. Never loses it: whatever the content,
-    a row is written (a second copy of a message only counts on the first one)."""
+    a row is written (a second copy of a message only counts on the first one).
+
+    `size`: the message's full size when `raw` is only its beginning (a huge mail fetched in
+    part from a mailbox).
+    """
     verdict = classify(raw, envelope_to)
     return receive_verdict(
-        raw, source, verdict, envelope_from=envelope_from, envelope_to=envelope_to
+        raw, source, verdict, envelope_from=envelope_from, envelope_to=envelope_to, size=size
     )
 
 
@@ -60,10 +65,12 @@ def receive_verdict(
     *,
     envelope_from: str = "",
     envelope_to: Sequence[str] = (),
+    size: int | None = None,
 ) -> InboundMessage:
     """Keep a message already read (a webhook's JSON, read by its own parser) and act on it."""
     key = _dedupe_key(raw, verdict)
     keep = settings.BOUNCE_KEEP_KB * 1024
+    size = max(size or 0, len(raw))
     try:
         with transaction.atomic():
             message = InboundMessage.objects.create(
@@ -77,8 +84,8 @@ def receive_verdict(
                 addresses=list(verdict.addresses),
                 subject=verdict.subject[:200],
                 raw=raw[:keep],
-                size=len(raw),
-                note=(f"kept the first {keep // 1024} KB" if len(raw) > keep else ""),
+                size=size,
+                note=(f"kept the first {keep // 1024} KB" if size > keep else ""),
             )
             act(message, verdict)
     except IntegrityError:

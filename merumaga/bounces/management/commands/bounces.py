@@ -1,16 +1,24 @@
 """`merumaga bounces SUBCOMMAND …`: work on what comes back to the bounce domain by hand.
 
     merumaga bounces classify FILE… [--envelope-to ADDRESS]
+    merumaga bounces process FILE… [--envelope-to ADDRESS]
+    merumaga bounces poll [--url URL] [--limit N]
 
 `classify` says what each saved message is, as one JSON object a line, and changes nothing.
+`process` feeds saved messages to the pipeline as if they had just arrived (kept, read, acted on).
+`poll` fetches the bounce mailbox now, as the periodic task does.
 """
 
 import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from merumaga.bounces import mailbox, services
 from merumaga.bounces.classify import classify
+from merumaga.bounces.models import Source
 
 
 class Command(BaseCommand):
@@ -20,6 +28,8 @@ class Command(BaseCommand):
     # handle_<name>(**options). Sibling subcommands need no change elsewhere.
     subcommands = {
         "classify": "Say what each saved message (FILE…) is, as JSON lines; changes nothing.",
+        "process": "Keep, read and act on saved messages (FILE…) as if they had just arrived.",
+        "poll": "Fetch the bounce mailbox (MERUMAGA_BOUNCE_MAILBOX_URL) now.",
     }
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -54,6 +64,68 @@ class Command(BaseCommand):
         if unreadable:
             # After the others, so that one bad name does not hide the verdicts on the rest.
             raise CommandError(f"{unreadable} of {len(files)} files could not be read.")
+
+    def add_process_arguments(self, parser: CommandParser) -> None:
+        self.add_classify_arguments(parser)
+
+    def handle_process(self, *, files: list[str], envelope_to: list[str], **options) -> None:
+        unreadable = 0
+        for path in files:
+            try:
+                raw = Path(path).read_bytes()
+            except OSError as error:
+                unreadable += 1
+                self._write_json({"file": path, "error": error.strerror or str(error)})
+                continue
+            message = services.receive(raw, Source.FILE, envelope_to=envelope_to)
+            self._write_json(
+                {
+                    "file": path,
+                    "message": message.pk,
+                    "kind": message.kind,
+                    "rule": message.rule,
+                    "times_received": message.times_received,
+                    "events": [
+                        {"kind": e.kind, "outcome": e.outcome, "subscriber": e.subscriber_id}
+                        for e in message.events.order_by("pk")
+                    ],
+                }
+            )
+        if unreadable:
+            raise CommandError(f"{unreadable} of {len(files)} files could not be read.")
+
+    def add_poll_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", help="another mailbox than MERUMAGA_BOUNCE_MAILBOX_URL")
+        parser.add_argument(
+            "--limit",
+            type=int,
+            default=mailbox.MAX_MESSAGES,
+            help="at most this many messages (default %(default)s)",
+        )
+
+    def handle_poll(self, *, url: str | None, limit: int, **options) -> None:
+        console = Console(stderr=True)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("bounces", total=None)
+            try:
+                report = mailbox.poll_mailbox(
+                    url,
+                    limit=limit,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            except mailbox.MailboxError as error:
+                if error.report is not None:
+                    self.stderr.write(str(error.report))
+                raise CommandError(str(error)) from None
+        self.stdout.write(str(report))
+        if report.failed:
+            raise CommandError(f"{report.failed} messages could not be stored; left on the server.")
 
     def _write_json(self, data: dict) -> None:
         self.stdout.write(json.dumps(data, ensure_ascii=False))

@@ -1,0 +1,74 @@
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from huey.contrib.djhuey import HUEY, db_periodic_task, lock_task
+from huey.exceptions import TaskLockedException
+
+from merumaga.bounces import mailbox
+
+logger = logging.getLogger(__name__)
+
+POLL_LOCK = lock_task("bounces-poll-mailbox")
+# When the poll holding the lock began. The storages in use cannot expire a lock, so one left by a
+# consumer killed mid-poll would stop polling for good; past this age it is taken over. A poll
+# stops starting messages after mailbox.MAX_SECONDS, far less than this.
+POLL_STARTED_KEY = "bounces-poll-mailbox-started"
+STALE_LOCK_SECONDS = 60 * 60
+_EPOCH = datetime(1970, 1, 1)
+
+
+def poll_due(now: datetime) -> bool:
+    """Every BOUNCE_POLL_MINUTES, counted from the epoch: unlike a crontab "*/N", any N works
+    (7, 90…) without a short gap at each hour or midnight."""
+    minute = (now.replace(tzinfo=None) - _EPOCH) // timedelta(minutes=1)
+    return minute % settings.BOUNCE_POLL_MINUTES == 0
+
+
+@db_periodic_task(poll_due)
+def poll_bounce_mailbox() -> None:
+    """Poll MERUMAGA_BOUNCE_MAILBOX_URL, when set; never two polls at once."""
+    if not settings.BOUNCE_MAILBOX_URL:
+        return
+    if not _acquire():
+        return
+    try:
+        HUEY.put(POLL_STARTED_KEY, time.time())
+        report = mailbox.poll_mailbox()
+    except mailbox.MailboxError as error:
+        if error.report is not None:
+            logger.error("bounce mailbox poll cut short: %s; so far %s", error, error.report)
+        else:
+            logger.error("bounce mailbox poll failed: %s", error)
+        return
+    finally:
+        HUEY.delete(POLL_STARTED_KEY)
+        POLL_LOCK.clear()
+    log = logger.warning if report.failed else logger.info
+    log("bounce mailbox polled: %s", report)
+
+
+def _acquire() -> bool:
+    try:
+        return POLL_LOCK.acquire()
+    except TaskLockedException:
+        pass
+    started = HUEY.get(POLL_STARTED_KEY, peek=True)
+    if started is None:
+        # Held by a poll about to record its start, or by one killed before it could: record now,
+        # so that the second case becomes stale in time.
+        HUEY.put(POLL_STARTED_KEY, time.time())
+        logger.info("bounce mailbox: the previous poll is still running; skipped")
+        return False
+    if time.time() - started < STALE_LOCK_SECONDS:
+        logger.info("bounce mailbox: the previous poll is still running; skipped")
+        return False
+    logger.warning(
+        "bounce mailbox: lock left by a poll started %.0f s ago; taken over", time.time() - started
+    )
+    POLL_LOCK.clear()
+    try:
+        return POLL_LOCK.acquire()
+    except TaskLockedException:
+        return False
