@@ -329,32 +329,54 @@ def lift_suppression(address_hash_: str, reason: str, user) -> SuppressionChange
         )
 
 
-def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[BounceEvent]:
-    """The relay refused these at once (5xx: hard) or until the last retry (4xx: soft).
+def _reader_failure(failure: DeliveryFailure) -> str | None:
+    """The bounce kind a relay's refusal says about the reader, or None when it is not about them.
 
-    Failures without an SMTP reply (a message that could not be built) are not the reader's.
-    Costs one query for the readers and mailings, then record_event's few per failure: a batch
-    rarely has more than a handful.
+    Only a refused recipient (RCPT, or DATA for our one-recipient mails) with an address or
+    mailbox status (X.1.X, X.2.X; or a bare 550/551/553) is the reader's: a refusal of our sender
+    (MAIL), a lost connection, a blocklisted IP (5.7.1 at RCPT is often "client host blocked") or
+    a content filter (5.7.x, 5.3.x at DATA) would otherwise suppress a whole mailing's readers.
+    A full mailbox (X.2.2) is soft whatever its class.
     """
-    failures = [f for f in failures if f.reply[:1] in ("4", "5")]
+    if failure.stage not in ("RCPT", "DATA") or failure.reply[:1] not in ("4", "5"):
+        return None
+    match = _ENHANCED_STATUS.search(failure.reply)
+    if match:
+        subject, detail = match.group(2), match.group(3)
+        if subject not in ("1", "2"):
+            return None
+        if subject == "2" and detail == "2":
+            return Kind.SOFT
+    elif not (failure.stage == "RCPT" and failure.reply[:3] in ("550", "551", "553")):
+        return None
+    return Kind.HARD if failure.reply.startswith("5") else Kind.SOFT
+
+
+def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[BounceEvent]:
+    """The relay refused these readers at once (5xx: hard) or until the last retry (4xx: soft).
+
+    Costs one query for the readers and one for the mailings, then record_event's few per
+    failure: a batch rarely has more than a handful.
+    """
+    failures = [(f, kind) for f in failures if (kind := _reader_failure(f))]
     if not failures:
         return []
-    readers = Subscriber.objects.in_bulk({f.subscriber_id for f in failures})
-    mailings = Mailing.objects.in_bulk({f.mailing_id for f in failures})
+    readers = Subscriber.objects.in_bulk({f.subscriber_id for f, _ in failures})
+    mailings = Mailing.objects.in_bulk({f.mailing_id for f, _ in failures})
     events = []
-    for failure in failures:
+    for failure, kind in failures:
         subscriber = readers.get(failure.subscriber_id)
         match = _ENHANCED_STATUS.search(failure.reply)
         events.append(
             record_event(
-                kind=Kind.HARD if failure.reply.startswith("5") else Kind.SOFT,
+                kind=kind,
                 source=Source.SMTP_REPLY,
                 address=(subscriber.email or "") if subscriber else "",
                 subscriber=subscriber,
                 mailing=mailings.get(failure.mailing_id),
                 status=match.group(0) if match else failure.reply[:3],
                 diagnostic=failure.reply,
-                rule="smtp-reply",
+                rule=f"smtp-reply:{failure.stage}",
             )
         )
     return events

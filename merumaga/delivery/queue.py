@@ -102,6 +102,7 @@ class Result:
     status: str  # sent, deferred, failed or skipped
     reply: str = ""
     retry_at: datetime | None = None
+    stage: str = ""  # the SMTP command the reply answered (RCPT, DATA, MAIL, connect)
 
 
 def record(results: list[Result], worker: str) -> None:

@@ -10,6 +10,7 @@ class DeliveryFailure:
     mailing_id: int
     subscriber_id: int
     reply: str  # the relay's reply, "550 5.1.1 …", or why the mail could not be built
+    stage: str = ""  # the SMTP command refused (RCPT, DATA, MAIL, connect); "" if none was
 
 
 # Sent by a worker after it recorded a batch in which some rows failed: failures=[DeliveryFailure].

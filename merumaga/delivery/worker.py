@@ -118,7 +118,7 @@ class Worker:
         results += await self._send_all(state, to_send, readers)
         await self.db(queue.record, results, self.name)
         failures = [
-            DeliveryFailure(state.mailing.pk, claim.subscriber_id, result.reply)
+            DeliveryFailure(state.mailing.pk, claim.subscriber_id, result.reply, result.stage)
             for claim, result in zip(to_send, results[len(skipped) :], strict=True)
             if result.status == Status.FAILED
         ]
@@ -236,7 +236,7 @@ class Worker:
             return queue.Result(
                 claim.delivery_id, Status.DEFERRED, reply, retry_at=timezone.now() + delay
             )
-        return queue.Result(claim.delivery_id, Status.FAILED, reply)
+        return queue.Result(claim.delivery_id, Status.FAILED, reply, stage=result.stage)
 
 
 async def _done(result):

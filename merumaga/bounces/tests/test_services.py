@@ -191,23 +191,50 @@ def test_a_huge_message_is_kept_up_to_the_limit(settings):
     assert len(bytes(message.raw)) == 16 * 1024 and message.truncated
 
 
-def test_relay_refusals_from_the_worker_become_bounces():
+def test_relay_refusals_of_a_recipient_become_bounces():
     hard = make_subscriber("refused@example.jp")
-    soft = make_subscriber("busy@example.jp")
-    broken = make_subscriber("broken@example.jp")
+    full = make_subscriber("full@example.jp")
+    busy = make_subscriber("busy@example.jp")
     events = services.record_delivery_failures(
         [
-            DeliveryFailure(0, hard.pk, "550 5.1.1 No such user here"),
-            DeliveryFailure(0, soft.pk, "452 4.2.2 Mailbox full"),
-            DeliveryFailure(0, broken.pk, "could not encode the subject"),
+            DeliveryFailure(0, hard.pk, "550 5.1.1 No such user here", "RCPT"),
+            DeliveryFailure(0, full.pk, "552 5.2.2 Mailbox full", "RCPT"),
+            DeliveryFailure(0, busy.pk, "450 4.2.1 Mailbox busy", "DATA"),
         ]
     )
     assert [(e.subscriber, e.kind, e.status, e.outcome) for e in events] == [
         (hard, "hard", "5.1.1", Outcome.SUPPRESSED),
-        (soft, "soft", "4.2.2", Outcome.SCORED),
+        (full, "soft", "5.2.2", Outcome.SCORED),
+        (busy, "soft", "4.2.1", Outcome.SCORED),
     ]
     assert all(e.source == "smtp_reply" for e in events)
-    assert not is_suppressed("broken@example.jp")
+    assert events[0].rule == "smtp-reply:RCPT"
+
+
+@pytest.mark.parametrize(
+    "reply, stage",
+    [
+        ("550 5.7.1 Sender address rejected", "MAIL"),  # our return path: the relay's problem
+        ("554 5.7.1 Client host blocked using a blocklist", "RCPT"),  # our IP, not the reader
+        ("554 5.7.1 Message content rejected", "DATA"),  # the content, not the reader
+        ("552 5.3.4 Message too big", "DATA"),
+        ("421 4.3.2 Service shutting down", "connect"),
+        ("554 Transaction failed", "RCPT"),  # no status: 554 says nothing about the mailbox
+        ("could not encode the subject", ""),  # never left: not a refusal
+    ],
+)
+def test_refusals_that_are_not_about_the_reader_are_not_bounces(reply, stage):
+    reader = make_subscriber("fine@example.jp")
+    assert services.record_delivery_failures([DeliveryFailure(0, reader.pk, reply, stage)]) == []
+    assert not BounceEvent.objects.exists() and not is_suppressed(reader.email)
+
+
+def test_a_bare_550_at_rcpt_is_a_hard_bounce():
+    reader = make_subscriber("old@example.jp")
+    (event,) = services.record_delivery_failures(
+        [DeliveryFailure(0, reader.pk, "550 User unknown", "RCPT")]
+    )
+    assert event.kind == "hard" and event.status == "550"
 
 
 def test_an_admin_lifts_a_suppression_with_a_reason_and_it_is_on_record():
