@@ -44,9 +44,10 @@ class InboundMessage(models.Model):
     source = models.CharField(_("経路"), max_length=12, choices=Source.choices)
     envelope_from = models.CharField(_("エンベロープ送信者"), max_length=300, blank=True)
     envelope_to = models.CharField(_("エンベロープ宛先"), max_length=1000, blank=True)
-    # The Message-ID, else a digest of the bytes: a second delivery of the same message is
+    # The channel and the Message-ID (else the digest): a second delivery of the same message is
     # counted on the first, never acted on twice.
     dedupe_key = models.CharField(max_length=200, unique=True)
+    digest = models.CharField(max_length=64)  # SHA-256 of the bytes as received
     times_received = models.PositiveIntegerField(_("受信回数"), default=1)
     kind = models.CharField(_("種別"), max_length=12, choices=Kind.choices, db_index=True)
     rule = models.CharField(_("判定規則"), max_length=80, blank=True)
@@ -87,6 +88,7 @@ class BounceEvent(models.Model):
         ALREADY_SUPPRESSED = "already", _("既に配信停止")
         UNKNOWN_RECIPIENT = "unknown", _("該当する読者なし")
         ERASED = "erased", _("データ削除済みの読者")
+        UNVERIFIED = "unverified", _("要確認 (トークンなし・最近の配信なし)")
 
     created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
     message = models.ForeignKey(

@@ -4,8 +4,9 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from merumaga.bounces import services
-from merumaga.bounces.models import Source
+from merumaga.bounces.models import BounceEvent, InboundMessage, Source
 from merumaga.delivery.signals import deliveries_failed, mail_caught
+from merumaga.subscribers.signals import reader_erased
 
 
 @receiver(deliveries_failed)
@@ -32,3 +33,12 @@ def on_mail_caught(sender, raw: bytes, envelope_from: str, envelope_to: list[str
     ours = [address for address in envelope_to if is_inbound_address(address)]
     if ours:
         services.receive(raw, Source.CATCHER, envelope_from=envelope_from, envelope_to=ours)
+
+
+@receiver(reader_erased)
+def on_reader_erased(sender, subscriber, **kwargs) -> None:
+    # What came back for them holds their address: keep how it was read, not the text.
+    InboundMessage.objects.filter(subscriber=subscriber).update(
+        raw=b"", addresses=[], subject="", note="reader's data erased: message not kept"
+    )
+    BounceEvent.objects.filter(subscriber=subscriber).update(diagnostic="")

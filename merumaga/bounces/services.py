@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from merumaga.bounces.models import (
     Source,
     SuppressionChange,
 )
+from merumaga.delivery.models import Delivery
 from merumaga.delivery.signals import DeliveryFailure
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers import services as subscriber_services
@@ -35,6 +37,9 @@ logger = logging.getLogger(__name__)
 Outcome = BounceEvent.Outcome
 ACTED_KINDS = (Kind.HARD, Kind.SOFT, Kind.COMPLAINT, Kind.UNSUBSCRIBE)
 SOFT_SCORE = 0.5  # Mailman's weight for a temporary failure; a hard bounce counts 1.0
+# A mail without our token is believed only for a reader mailed this recently: DSNs come back
+# within the 5 days MTAs retry for.
+UNTOKENED_DAYS = 14
 _ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -68,40 +73,77 @@ def receive_verdict(
     size: int | None = None,
 ) -> InboundMessage:
     """Keep a message already read (a webhook's JSON, read by its own parser) and act on it."""
-    key = _dedupe_key(raw, verdict)
+    digest = hashlib.sha256(raw).hexdigest()
+    key = _dedupe_key(source, verdict, digest)
     keep = settings.BOUNCE_KEEP_KB * 1024
     size = max(size or 0, len(raw))
-    try:
-        with transaction.atomic():
-            message = InboundMessage.objects.create(
-                source=source,
-                envelope_from=envelope_from[:300],
-                envelope_to=", ".join(envelope_to)[:1000],
-                dedupe_key=key,
-                kind=verdict.kind,
-                rule=verdict.rule[:80],
-                status=verdict.status[:12],
-                addresses=list(verdict.addresses),
-                subject=verdict.subject[:200],
-                raw=raw[:keep],
-                size=size,
-                note=(f"kept the first {keep // 1024} KB" if size > keep else ""),
-            )
+    fields = {
+        "source": source,
+        "envelope_from": envelope_from[:300],
+        "envelope_to": ", ".join(envelope_to)[:1000],
+        "digest": digest,
+        "kind": verdict.kind,
+        "rule": verdict.rule[:80],
+        "status": verdict.status[:12],
+        "addresses": list(verdict.addresses),
+        "subject": verdict.subject[:200],
+        "raw": raw[:keep],
+        "size": size,
+        "note": f"kept the first {keep // 1024} KB" if size > keep else "",
+    }
+    with transaction.atomic():
+        message = _store(key, fields)
+        if message is None:
+            seen = InboundMessage.objects.get(dedupe_key=key)
+            if seen.digest == digest:
+                return _count_again(seen)
+            # Same Message-ID, other bytes: another message (or a forged ID). Kept, not acted on.
+            note = f"same Message-ID as inbound message {seen.pk}, other content"
+            fields |= {"kind": Kind.DUPLICATE, "note": note}
+            message = _store(f"{key}:{digest}", fields)
+            if message is None:
+                return _count_again(InboundMessage.objects.get(dedupe_key=f"{key}:{digest}"))
+        else:
             act(message, verdict)
-    except IntegrityError:
-        # Seen before (or at this very moment by another receiver): count it, act once.
-        InboundMessage.objects.filter(dedupe_key=key).update(times_received=F("times_received") + 1)
-        message = InboundMessage.objects.get(dedupe_key=key)
-        logger.info("inbound message %s received again; not acted on twice", message.pk)
-        return message
-    logger.info("inbound message %s: %s (%s)", message.pk, verdict.kind, verdict.rule)
+    logger.info("inbound message %s: %s (%s)", message.pk, message.kind, message.rule)
     return message
 
 
-def _dedupe_key(raw: bytes, verdict: Verdict) -> str:
+def _dedupe_key(source: str, verdict: Verdict, digest: str) -> str:
+    """Per channel (mail, SES, webhook), so that a mail cannot take a webhook event's id."""
+    channel = source if source in (Source.SES, Source.WEBHOOK) else "mail"
     if verdict.message_id:
-        return f"id:{verdict.message_id.strip()[:190]}"
-    return f"sha256:{hashlib.sha256(raw).hexdigest()}"
+        return f"{channel}:{hashlib.sha256(verdict.message_id.strip().encode()).hexdigest()}"
+    return f"{channel}:body:{digest}"
+
+
+def _store(key: str, fields: dict) -> InboundMessage | None:
+    """The new row, or None when the key is taken (by an earlier copy, or by a concurrent one,
+    which the unique index makes us wait for)."""
+    try:
+        with transaction.atomic():  # a savepoint: the failed INSERT must not spoil the caller's
+            return InboundMessage.objects.create(dedupe_key=key, **fields)
+    except IntegrityError:
+        return None
+
+
+def _count_again(message: InboundMessage) -> InboundMessage:
+    InboundMessage.objects.filter(pk=message.pk).update(times_received=F("times_received") + 1)
+    message.refresh_from_db(fields=["times_received"])
+    logger.info("inbound message %s received again; not acted on twice", message.pk)
+    return message
+
+
+@dataclass
+class Target:
+    """One reader a verdict is about, and how sure we are that it is them."""
+
+    address: str
+    status: str = ""
+    diagnostic: str = ""
+    subscriber: Subscriber | None = None
+    erased: bool = False  # an address whose reader erased their data (known by its suppression)
+    verified: bool = True
 
 
 def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
@@ -109,29 +151,29 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     if verdict.kind not in ACTED_KINDS:
         return []
     mailing = Mailing.objects.filter(pk=verdict.mailing_id).first() if verdict.mailing_id else None
-    targets = _targets(verdict)
+    targets = _targets(verdict, trusted_source=message.source in (Source.SES, Source.WEBHOOK))
     if not targets:
         message.note = "no reader identified"
         message.save(update_fields=["note"])
         return []
-    events = []
-    for subscriber, address, status, diagnostic in targets:
-        events.append(
-            record_event(
-                kind=verdict.kind,
-                source=message.source,
-                subscriber=subscriber,
-                address=address,
-                mailing=mailing,
-                status=status,
-                diagnostic=diagnostic,
-                rule=verdict.rule,
-                message=message,
-                topic_id=verdict.topic_id,
-            )
+    events = [
+        record_event(
+            kind=verdict.kind,
+            source=message.source,
+            address=target.address,
+            subscriber=target.subscriber,
+            mailing=mailing,
+            status=target.status,
+            diagnostic=target.diagnostic,
+            rule=verdict.rule,
+            message=message,
+            topic_id=verdict.topic_id,
+            erased=target.erased,
+            verified=target.verified,
         )
-    first = events[0]
-    message.subscriber = first.subscriber
+        for target in targets
+    ]
+    message.subscriber = events[0].subscriber
     message.mailing = mailing
     fields = ["subscriber", "mailing"]
     if any(event.outcome == Outcome.ERASED for event in events):
@@ -143,36 +185,61 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     return events
 
 
-def _targets(verdict: Verdict) -> list[tuple[Subscriber | None, str, str, str]]:
-    """(reader, address, status, diagnostic) for each reader the verdict is about.
+def _targets(verdict: Verdict, trusted_source: bool) -> list[Target]:
+    """The readers a verdict is about.
 
-    A signed token names the reader for certain; without one, each address found is looked up
-    (one query for all of them).
+    A signed token names its reader for certain; so does an authenticated sender (SES, the
+    webhook) naming an address. A mail without a token names only addresses, and anyone can
+    write such a mail to bounce@: it is acted on only if it names one reader (our mail has one
+    recipient per envelope) who was sent a mailing in the last UNTOKENED_DAYS; otherwise it is
+    recorded as unverified, for a person to judge.
     """
     if verdict.subscriber_id:
         subscriber = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
         if subscriber is not None:
             own = [r for r in verdict.recipients if r.address == (subscriber.email or "")]
             first = (own or list(verdict.recipients) or [None])[0]
-            address = subscriber.email or (first.address if first else "")
             return [
-                (
-                    subscriber,
-                    address,
-                    first.status if first else "",
-                    first.diagnostic if first else "",
+                Target(
+                    address=subscriber.email or (first.address if first else ""),
+                    status=first.status if first else "",
+                    diagnostic=first.diagnostic if first else "",
+                    subscriber=subscriber,
                 )
             ]
-    by_hash = {
-        s.address_hash: s
-        for s in Subscriber.objects.filter(
-            address_hash__in=[address_hash(r.address) for r in verdict.recipients]
+    hashes = [address_hash(r.address) for r in verdict.recipients]
+    by_hash = {s.address_hash: s for s in Subscriber.objects.filter(address_hash__in=hashes)}
+    erased = set(
+        Suppression.objects.filter(
+            address_hash__in=hashes, reason=Suppression.Reason.ERASED
+        ).values_list("address_hash", flat=True)
+    )
+    recently_mailed = set()
+    if not trusted_source and len(by_hash) == 1:
+        recently_mailed = set(
+            Delivery.objects.filter(
+                subscriber__in=by_hash.values(),
+                status__in=(Delivery.Status.SENT, Delivery.Status.FAILED),
+                updated_at__gte=timezone.now() - timedelta(days=UNTOKENED_DAYS),
+            ).values_list("subscriber_id", flat=True)
         )
-    }
-    return [
-        (by_hash.get(address_hash(r.address)), r.address, r.status, r.diagnostic)
-        for r in verdict.recipients
-    ]
+    targets = []
+    for recipient, hashed in zip(verdict.recipients, hashes, strict=True):
+        subscriber = by_hash.get(hashed)
+        targets.append(
+            Target(
+                address=recipient.address,
+                status=recipient.status,
+                diagnostic=recipient.diagnostic,
+                subscriber=subscriber,
+                erased=hashed in erased,
+                verified=trusted_source
+                or (
+                    len(hashes) == 1 and subscriber is not None and subscriber.pk in recently_mailed
+                ),
+            )
+        )
+    return targets
 
 
 def record_event(
@@ -187,13 +254,15 @@ def record_event(
     rule: str = "",
     message: InboundMessage | None = None,
     topic_id: int | None = None,
+    erased: bool = False,
+    verified: bool = True,
 ) -> BounceEvent:
     """Record one bounce, complaint or mailed unsubscribe for one reader, and act on it:
 
     hard → suppressed after BOUNCE_HARD_LIMIT of them; soft → +0.5 (once a day), suppressed at
     BOUNCE_SCORE_LIMIT; complaint → unsubscribed from everything and suppressed at once;
     unsubscribe → that topic stopped. Suppression takes effect on the next batch any worker
-    claims, so also for a mailing under way.
+    claims, so also for a mailing under way. Unverified (see _targets): recorded, nothing done.
     """
     address = (address or "").strip().lower()
     event = BounceEvent(
@@ -209,13 +278,15 @@ def record_event(
         message=message,
     )
     with transaction.atomic():
-        if subscriber is None:
-            event.outcome = Outcome.UNKNOWN_RECIPIENT
-        elif subscriber.status == Subscriber.Status.ERASED:
+        if erased or (subscriber is not None and subscriber.status == Subscriber.Status.ERASED):
             event.outcome = Outcome.ERASED
-            event.domain = ""
+            event.domain, event.diagnostic = "", ""
+        elif subscriber is None:
+            event.outcome = Outcome.UNKNOWN_RECIPIENT
+        elif not verified:
+            event.outcome = Outcome.UNVERIFIED
         elif kind == Kind.UNSUBSCRIBE:
-            _unsubscribe_by_mail(subscriber, topic_id)
+            _unsubscribe(subscriber, topic_id, source)
             event.outcome = Outcome.UNSUBSCRIBED
         elif kind == Kind.COMPLAINT:
             subscriber_services.unsubscribe(
@@ -234,12 +305,11 @@ def record_event(
     return event
 
 
-def _unsubscribe_by_mail(subscriber: Subscriber, topic_id: int | None) -> None:
+def _unsubscribe(subscriber: Subscriber, topic_id: int | None, source: str) -> None:
     # A topic removed since the mail was sent: the reader wanted to stop it, so stop everything.
     topic_key = Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first()
-    subscriber_services.unsubscribe(
-        subscriber, topic_key, subscriber_services.Evidence(source=ConsentRecord.Source.MAIL)
-    )
+    by = ConsentRecord.Source.API if source == Source.WEBHOOK else ConsentRecord.Source.MAIL
+    subscriber_services.unsubscribe(subscriber, topic_key, subscriber_services.Evidence(source=by))
 
 
 def _score(subscriber: Subscriber, kind: str) -> tuple[float, bool]:
@@ -312,8 +382,12 @@ def lift_suppression(address_hash_: str, reason: str, user) -> SuppressionChange
         )
         if suppression is None:
             raise CannotLift("This address is not suppressed.")
-        if suppression.reason == Suppression.Reason.ERASED:
-            raise CannotLift("The reader erased their data; that suppression stays.")
+        if suppression.reason not in _SUPPRESSION_REASONS.values():
+            # An erasure is the reader's choice; a suppression made by hand is lifted by hand.
+            raise CannotLift(
+                f"This suppression ({suppression.get_reason_display()}) was not made for a "
+                "bounce or complaint; it stays."
+            )
         subscriber = Subscriber.objects.filter(address_hash=address_hash_).first()
         suppression.delete()
         if subscriber is not None:

@@ -28,6 +28,7 @@ from merumaga.subscribers.models import (
     address_hash,
     new_nonce,
 )
+from merumaga.subscribers.signals import reader_erased
 
 CONSENT_WORDING_VERSION = "2026-11.1"
 NAME_MAX_LENGTH = Subscriber._meta.get_field("name").max_length
@@ -355,6 +356,7 @@ def erase(subscriber: Subscriber, evidence: Evidence) -> None:
         subscriber.erased_at = timezone.now()
         subscriber.nonce = new_nonce()
         subscriber.save()
+        reader_erased.send(erase, subscriber=subscriber)
 
 
 @dataclass

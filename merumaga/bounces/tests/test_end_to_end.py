@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from merumaga.bounces.models import BounceEvent
 from merumaga.bounces.receiver import start_receiver
+from merumaga.bounces.tests.factories import mailed
 from merumaga.delivery import queue
 from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.faultserver import start_fault_server
@@ -106,6 +107,7 @@ def test_a_bounce_during_a_mailing_stops_the_rows_not_yet_sent(relay, receiver_p
     services.start(mailing)
     queue.freeze_audience(mailing)  # the audience is fixed; nothing sent yet
     late = readers[7]
+    mailed(late, days_ago=3)  # its bounce, without our token, is from last week's mailing
     dsn = unknown_user_dsn("bounce@bounces.example.jp", [late.email], b"")
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         client.sendmail("", ["bounce@bounces.example.jp"], dsn)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from merumaga.bounces import services
 from merumaga.bounces.models import BounceEvent, BounceScore, InboundMessage, SuppressionChange
+from merumaga.bounces.tests.factories import mailed
 from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.signals import DeliveryFailure
 from merumaga.subscribers import services as subscriber_services
@@ -169,16 +170,108 @@ def test_a_bounce_for_an_erased_reader_is_recorded_without_keeping_their_address
     assert message.note  # says why the copy is gone
 
 
-def test_a_bounce_without_token_is_matched_by_address_and_unknown_ones_are_recorded():
+def test_a_bounce_without_token_is_believed_for_one_reader_we_mailed_lately():
     reader = make_subscriber("known@example.jp")
-    raw = unknown_user_dsn("bounce@example.jp", ["known@example.jp", "stranger@example.jp"], b"")
+    mailed(reader, days_ago=2)
+    raw = unknown_user_dsn("bounce@example.jp", ["known@example.jp"], b"")
     message = services.receive(raw, "pop3")
 
-    outcomes = dict(message.events.values_list("domain", "outcome").order_by("outcome"))
-    assert message.events.count() == 2 and outcomes
-    assert message.events.get(subscriber=reader).outcome == Outcome.SUPPRESSED
-    assert message.events.get(subscriber=None).outcome == Outcome.UNKNOWN_RECIPIENT
+    assert message.events.get().outcome == Outcome.SUPPRESSED
+    assert is_suppressed("known@example.jp")
+
+
+@pytest.mark.parametrize("days_ago", [None, 30])
+def test_a_bounce_without_token_for_a_reader_not_mailed_lately_is_only_recorded(days_ago):
+    # Anyone can write to bounce@: a forged DSN must not suppress a reader.
+    reader = make_subscriber("victim@example.jp")
+    if days_ago:
+        mailed(reader, days_ago=days_ago)
+    raw = unknown_user_dsn("bounce@example.jp", ["victim@example.jp"], b"")
+    message = services.receive(raw, "smtp")
+
+    assert message.events.get().outcome == Outcome.UNVERIFIED
+    assert not is_suppressed("victim@example.jp")
+
+
+def test_a_complaint_without_token_naming_many_readers_acts_on_none():
+    readers = [make_subscriber(f"r{n}@example.jp") for n in range(3)]
+    for reader in readers:
+        mailed(reader)
+    listing = "".join(f"Original-Rcpt-To: {r.email}\r\n" for r in readers)
+    arf = (
+        "From: feedback@provider.example\r\nTo: fbl@example.jp\r\nSubject: complaint\r\n"
+        "Message-ID: <arf-1@provider.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
+        "--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: abuse\r\nUser-Agent: x/1\r\nVersion: 1\r\n{listing}\r\n--b--\r\n"
+    ).encode()
+    message = services.receive(arf, "smtp", envelope_to=["fbl@example.jp"])
+
+    assert message.kind == "complaint"
+    assert set(message.events.values_list("outcome", flat=True)) == {Outcome.UNVERIFIED}
+    assert not Suppression.objects.exists()
+    assert all(subscribed_keys(r) for r in readers)
+
+
+def test_unknown_addresses_are_recorded_and_not_suppressed():
+    raw = unknown_user_dsn("bounce@example.jp", ["stranger@example.jp"], b"")
+    message = services.receive(raw, "pop3")
+    assert message.events.get().outcome == Outcome.UNKNOWN_RECIPIENT
     assert not is_suppressed("stranger@example.jp")
+
+
+def test_a_bounce_naming_an_erased_address_keeps_no_copy():
+    reader = make_subscriber("gone-for-good@example.jp")
+    subscriber_services.erase(reader, subscriber_services.Evidence(source="form"))
+    raw = unknown_user_dsn("bounce@example.jp", ["gone-for-good@example.jp"], b"")
+    message = services.receive(raw, "pop3")
+    message.refresh_from_db()
+
+    assert message.events.get().outcome == Outcome.ERASED
+    assert b"gone-for-good" not in bytes(message.raw) and message.addresses == []
+
+
+def test_erasing_a_reader_forgets_what_came_back_for_them():
+    reader = make_subscriber("later-erased@example.jp")
+    message = receive_dsn(reader)
+    subscriber_services.erase(reader, subscriber_services.Evidence(source="form"))
+    message.refresh_from_db()
+
+    assert bytes(message.raw) == b"" and message.addresses == [] and message.subject == ""
+    assert message.events.get().diagnostic == ""
+    assert message.kind == "hard"  # how it was read stays
+
+
+def test_a_different_message_with_a_known_message_id_is_kept_but_not_acted_on():
+    first_reader, second_reader = make_subscriber("a@example.jp"), make_subscriber("b@example.jp")
+    first = receive_dsn(first_reader)
+    raw = dsn_for(second_reader)
+    original_id = raw.split(b"Message-ID: ")[1].split(b"\r\n")[0]
+    first_id = bytes(first.raw).split(b"Message-ID: ")[1].split(b"\r\n")[0]
+    forged = raw.replace(original_id, first_id)
+    other = services.receive(forged, "smtp", envelope_to=[verp(0, second_reader.pk)])
+
+    assert other.pk != first.pk and other.kind == "duplicate"
+    assert not other.events.exists() and not is_suppressed("b@example.jp")
+    assert "same Message-ID" in other.note
+
+
+def test_a_mail_cannot_take_a_webhook_events_id():
+    from merumaga.bounces.classify import Recipient, Verdict
+
+    reader = make_subscriber("hooked@example.jp")
+    services.receive(b"Message-ID: webhook:evt-1\r\nSubject: x\r\n\r\n", "smtp")
+    verdict = Verdict(
+        kind="hard",
+        rule="webhook:hard",
+        recipients=(Recipient("hooked@example.jp", "hard", "5.1.1"),),
+        message_id="webhook:evt-1",
+    )
+    message = services.receive_verdict(b'{"id": "evt-1"}', "webhook", verdict)
+
+    assert message.kind == "hard" and message.events.get().outcome == Outcome.SUPPRESSED
+    assert is_suppressed(reader.email)
 
 
 def test_a_huge_message_is_kept_up_to_the_limit(settings):
@@ -256,6 +349,13 @@ def test_an_admin_lifts_a_suppression_with_a_reason_and_it_is_on_record():
     ]
     with pytest.raises(services.CannotLift):
         services.lift_suppression(reader.address_hash, "again", admin_user)
+
+
+def test_a_suppression_made_by_hand_is_not_lifted_here():
+    Suppression.objects.create(address_hash=address_hash("x@example.jp"), reason="admin")
+    with pytest.raises(services.CannotLift):
+        services.lift_suppression(address_hash("x@example.jp"), "mistake", None)
+    assert Suppression.objects.exists()
 
 
 def test_an_erasure_suppression_cannot_be_lifted():

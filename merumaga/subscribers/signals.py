@@ -1,0 +1,7 @@
+"""What the subscribers app tells apps that come after it, without importing them."""
+
+from django.dispatch import Signal
+
+# Sent inside erase()'s transaction: subscriber=the reader, already without personal data. Apps
+# holding copies of what the reader's mail contained (bounces) forget them in the same commit.
+reader_erased = Signal()
