@@ -5,6 +5,7 @@ naming the variable, instead of failing later in a request.
 """
 
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -63,8 +64,10 @@ def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
         return value
     parts = urlsplit(value)
     if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        # The message reaches logs: never the password a relay or mailbox URL carries.
+        shown = re.sub(r"(//[^/@]*?:)[^/]*@", r"\1***@", value)
         raise ImproperlyConfigured(
-            f"{name}={value!r}: expected a URL starting with one of {', '.join(schemes)}."
+            f"{name}={shown!r}: expected a URL starting with one of {', '.join(schemes)}."
         )
     return value
 

@@ -92,12 +92,18 @@ class InboundMessageAdmin(admin.ModelAdmin):
             more,
         )
 
-    @admin.action(description=gettext_lazy("確認済みにする"))
+    def has_review_permission(self, request) -> bool:
+        # The admin edits nothing here by hand, but reviewing and re-reading are changes.
+        return request.user.has_perm("bounces.change_inboundmessage")
+
+    @admin.action(description=gettext_lazy("確認済みにする"), permissions=["review"])
     def mark_reviewed(self, request, queryset):
         done = queryset.filter(reviewed_at__isnull=True).update(reviewed_at=timezone.now())
         self.message_user(request, _("%(count)d 件を確認済みにしました。") % {"count": done})
 
-    @admin.action(description=gettext_lazy("もう一度判定する (判別不能・隔離のみ)"))
+    @admin.action(
+        description=gettext_lazy("もう一度判定する (判別不能・隔離のみ)"), permissions=["review"]
+    )
     def read_again(self, request, queryset):
         """After a rule was added or fixed: read kept messages again and act on the new verdict.
 
@@ -181,7 +187,10 @@ class BounceEventAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/bounces/rates.html", context)
 
-    @admin.action(description=gettext_lazy("配信停止を取り消す (理由を記録)"))
+    def has_lift_permission(self, request) -> bool:
+        return request.user.has_perm("subscribers.delete_suppression")
+
+    @admin.action(description=gettext_lazy("配信停止を取り消す (理由を記録)"), permissions=["lift"])
     def lift(self, request, queryset):
         """Lift the suppressions these events caused; asks for a reason first."""
         hashes = list(

@@ -43,7 +43,10 @@ MAX_AGE = timedelta(hours=1)
 FETCH_TIMEOUT = 5  # seconds; SNS waits about 15 s for our answer
 CERTIFICATE_MAX_BYTES = 64 * 1024
 CERTIFICATE_CACHE_SECONDS = 24 * 60 * 60
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?$")
+# sns.<region>.amazonaws.com, the region spelled out ("ap-northeast-1", "us-gov-west-1"): a looser
+# pattern admits sns.s3.amazonaws.com, an S3 bucket named "sns" that anyone could own.
+_SNS_HOST = re.compile(r"^sns\.[a-z]{2}(?:-[a-z]+)+-\d\.amazonaws\.com(?:\.cn)?$")
+_CERTIFICATE_PATH = re.compile(r"^/SimpleNotificationService-[0-9a-f]+\.pem$")
 
 
 class InvalidMessage(Exception):
@@ -68,7 +71,7 @@ def is_sns_url(url: str, *, certificate: bool = False) -> bool:
         return False
     if not _SNS_HOST.match(parts.hostname or ""):
         return False
-    return not certificate or parts.path.endswith(".pem")
+    return not certificate or bool(_CERTIFICATE_PATH.match(parts.path))
 
 
 def string_to_sign(message: dict) -> bytes:

@@ -18,9 +18,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.views.decorators.csrf import csrf_exempt
 
 from merumaga.bounces import services, sns
-from merumaga.bounces.classify import Recipient, Verdict
+from merumaga.bounces.classify import Recipient, Verdict, token_ids
 from merumaga.bounces.models import Kind, Source
-from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber, Topic, address_hash
 from merumaga.subscribers.services import InvalidInput, normalise_email
 from merumaga.subscribers.views import client_ip
@@ -38,8 +37,6 @@ EVENT_ID_MAX = 150  # the dedupe key ("id:webhook:" + id) must stay whole within
 STATUS_MAX = 12
 
 SES_BOUNCE_KINDS = {"Permanent": Kind.HARD, "Transient": Kind.SOFT, "Undetermined": Kind.SOFT}
-_VERP = re.compile(r"(?<![\w.+-])bounce\+([0-9a-z-]{1,100})@", re.I)
-_MAILTO = re.compile(r"(?<![\w.+-])unsubscribe\+([0-9a-z-]{1,100})@", re.I)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
@@ -202,26 +199,10 @@ def _ses_token_ids(mail: dict) -> tuple[int | None, int | None]:
         _string(common.get("returnPath")),
         _string(mail.get("source")),
     ]
-    for value in envelope:
-        for match in _VERP.finditer(value):
-            ids = _read_token("bounce", match.group(1))
-            if ids:
-                return ids[0], ids[1]
-    for value in headers.get("list-unsubscribe", []):
-        for match in _MAILTO.finditer(value):
-            ids = _read_token(tokens.UNSUBSCRIBE, match.group(1))
-            if ids:
-                # The reader only: the topic of the link is not what this bounce is about.
-                return None, ids[0]
-    return None, None
-
-
-def _read_token(purpose: str, token: str) -> tuple[int, ...] | None:
-    try:
-        return tokens.read_address_token(purpose, token, 2)
-    except (tokens.InvalidToken, ValueError):
-        # ValueError: digits int() refuses although str.isdigit() accepts them ("²").
-        return None
+    mailing_id, subscriber_id = token_ids(envelope)
+    if subscriber_id is None:
+        mailing_id, subscriber_id = token_ids(headers.get("list-unsubscribe", []))
+    return mailing_id, subscriber_id
 
 
 # The generic JSON webhook.

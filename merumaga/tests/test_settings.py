@@ -47,6 +47,8 @@ def test_good_values_start(tmp_path):
         (lambda: env.env_int("X_TEST", 1, minimum=1, maximum=10), "11"),
         (lambda: env.env_url("X_TEST", "", ("redis",)), "http://host"),
         (lambda: env.env_bool("X_TEST"), "perhaps"),
+        (lambda: env.env_float("X_TEST", 1.0, minimum=0.5), "0.1"),
+        (lambda: env.env_float("X_TEST", 1.0), "nan"),
     ],
 )
 def test_helpers_refuse_out_of_range_values(monkeypatch, helper, raw):
@@ -94,3 +96,10 @@ def test_processes_starting_at_once_all_get_the_same_complete_key(tmp_path):
     keys = {starter.communicate(timeout=60)[0].strip() for starter in starters}
     assert len(keys) == 1 and len(keys.pop()) >= 50
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no draft left behind
+
+
+def test_a_refused_url_is_shown_without_its_password(monkeypatch):
+    monkeypatch.setenv("X_TEST", "pop3x://bounces%40example.jp:s3cr3t@mail.example.jp")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env.env_url("X_TEST", "", ("pop3s", "imaps"))
+    assert "s3cr3t" not in str(refused.value) and "mail.example.jp" in str(refused.value)

@@ -93,3 +93,26 @@ def test_the_rates_page_warns_when_complaints_near_the_limit(admin_client):
     page = admin_client.get(url).content.decode()
     assert "rates-danger" in page  # 1 in 10 is far above 0.1%
     assert "10.000%" in page and "0.1%" in page
+
+
+def test_staff_who_may_only_view_cannot_lift_or_re_read(client):
+    from django.contrib.auth.models import Permission, User
+
+    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_bounceevent", "view_inboundmessage"])
+    )
+    client.force_login(viewer)
+    reader = make_subscriber("kept@example.jp")
+    bounce(reader)
+    event = BounceEvent.objects.get()
+
+    page = client.get(reverse("admin:bounces_bounceevent_changelist"))
+    assert page.status_code == 200 and 'value="lift"' not in page.content.decode()
+    client.post(
+        reverse("admin:bounces_bounceevent_changelist"),
+        {"action": "lift", ACTION_CHECKBOX_NAME: [event.pk], "reason": "try"},
+    )
+    assert Suppression.objects.filter(address_hash=reader.address_hash).exists()
+    messages_page = client.get(reverse("admin:bounces_inboundmessage_changelist"))
+    assert 'value="read_again"' not in messages_page.content.decode()

@@ -718,3 +718,28 @@ def test_verdict_properties_and_json():
         "file": "x.eml",
     }
     assert Verdict(kind="unrecognised", rule="no-rule-matched").status == ""
+
+
+def test_an_auto_reply_without_from_is_still_an_auto_reply():
+    # flufl.bounce's Yale detector raises on a message without From: the later steps still run.
+    raw = b"To: bounce@example.jp\r\nSubject: Out of Office: news\r\n\r\nAway until Monday.\r\n"
+    verdict = classify(raw)
+    assert verdict.kind == "auto_reply" and verdict.rule == "auto-reply:subject"
+
+
+def test_a_plain_bounce_with_a_big_attachment_is_read_without_scanning_it():
+    attachment = base64.b64encode(b"\x00" * 3_000_000).decode()
+    raw = (
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: bounce@example.jp\r\n"
+        "Subject: failure notice\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+        "Hi. This is the qmail-send program at mx.example.net.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        "<gone@example.org>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n"
+        "--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{attachment}\r\n--b--\r\n"
+    ).encode()
+    verdict = classify(raw)
+    assert verdict.kind == "hard" and verdict.addresses == ("gone@example.org",)

@@ -291,6 +291,9 @@ def test_an_unknown_topic_is_refused_without_fetching(client, fetched, sign_sns)
         "http://sns.ap-northeast-1.amazonaws.com/cert.pem",
         "https://sns.ap-northeast-1.amazonaws.com/cert.txt",
         "https://sns.ap-northeast-1.amazonaws.com:8443/cert.pem",
+        # An S3 bucket named "sns" answers on these hosts; anyone may own it.
+        "https://sns.s3.amazonaws.com/SimpleNotificationService-0123456789.pem",
+        "https://sns.s3-ap-southeast-2.amazonaws.com/SimpleNotificationService-0123456789.pem",
         "file:///etc/ssl/cert.pem",
     ],
 )
@@ -304,8 +307,10 @@ def test_a_certificate_url_off_sns_is_refused_without_fetching(client, fetched, 
 
 
 def test_sns_hosts_in_china_and_elsewhere_are_accepted():
-    assert sns.is_sns_url("https://sns.cn-north-1.amazonaws.com.cn/x.pem", certificate=True)
-    assert sns.is_sns_url("https://sns.us-east-1.amazonaws.com/x.pem", certificate=True)
+    pem = "SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"
+    assert sns.is_sns_url(f"https://sns.cn-north-1.amazonaws.com.cn/{pem}", certificate=True)
+    assert sns.is_sns_url(f"https://sns.us-gov-west-1.amazonaws.com/{pem}", certificate=True)
+    assert not sns.is_sns_url("https://sns.us-east-1.amazonaws.com/x.pem", certificate=True)
     assert not sns.is_sns_url("https://sns.us-east-1.amazonaws.com/", certificate=True)
     assert sns.is_sns_url("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription")
 

@@ -10,6 +10,7 @@
 """
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -52,32 +53,16 @@ class Command(BaseCommand):
         )
 
     def handle_classify(self, *, files: list[str], envelope_to: list[str], **options) -> None:
-        unreadable = 0
-        for path in files:
-            try:
-                raw = Path(path).read_bytes()
-            except OSError as error:
-                unreadable += 1
-                self._write_json({"file": path, "error": error.strerror or str(error)})
-                continue
+        for path, raw in self._read_files(files):
             self._write_json(classify(raw, envelope_to).as_json(file=path))
-        if unreadable:
-            # After the others, so that one bad name does not hide the verdicts on the rest.
-            raise CommandError(f"{unreadable} of {len(files)} files could not be read.")
 
     def add_process_arguments(self, parser: CommandParser) -> None:
         self.add_classify_arguments(parser)
 
     def handle_process(self, *, files: list[str], envelope_to: list[str], **options) -> None:
-        unreadable = 0
-        for path in files:
-            try:
-                raw = Path(path).read_bytes()
-            except OSError as error:
-                unreadable += 1
-                self._write_json({"file": path, "error": error.strerror or str(error)})
-                continue
+        for path, raw in self._read_files(files):
             message = services.receive(raw, Source.FILE, envelope_to=envelope_to)
+            events = message.events.order_by("pk")
             self._write_json(
                 {
                     "file": path,
@@ -87,10 +72,23 @@ class Command(BaseCommand):
                     "times_received": message.times_received,
                     "events": [
                         {"kind": e.kind, "outcome": e.outcome, "subscriber": e.subscriber_id}
-                        for e in message.events.order_by("pk")
+                        for e in events
                     ],
                 }
             )
+
+    def _read_files(self, files: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Each readable file's bytes; an unreadable one is reported in line, and the command
+        fails after the others, so that one bad name does not hide the rest."""
+        unreadable = 0
+        for path in files:
+            try:
+                raw = Path(path).read_bytes()
+            except OSError as error:
+                unreadable += 1
+                self._write_json({"file": path, "error": error.strerror or str(error)})
+                continue
+            yield path, raw
         if unreadable:
             raise CommandError(f"{unreadable} of {len(files)} files could not be read.")
 
