@@ -64,6 +64,7 @@ def _add_events(rows: dict, events, key: str) -> None:
     """Distinct readers per (key, kind): one GROUP BY query."""
     for row in (
         events.filter(kind__in=list(_COUNTED))
+        .exclude(outcome=BounceEvent.Outcome.UNVERIFIED)  # claims anyone could have mailed us
         .values(key, "kind")
         .annotate(n=Count("address_hash", distinct=True))
         .order_by()
