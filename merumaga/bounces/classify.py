@@ -282,7 +282,9 @@ class _Reader:
             flufl_failed = failure
         with _step("auto-reply"):
             verdict = self._read_auto_reply()
-            if verdict:
+            # DSNs carry Auto-Submitted too: after a failed detector, only an auto-reply's own
+            # marks (its subject, X-Autoreply, …) are taken as proof.
+            if verdict and not (flufl_failed and verdict.rule == "auto-reply:auto-submitted"):
                 return verdict
         if flufl_failed:
             raise flufl_failed
@@ -423,7 +425,7 @@ class _Reader:
         # PDF took 9.5 s. No detector reads an attachment, so blank them (later steps read
         # headers and text parts only).
         for part in self.msg.walk():
-            if not part.is_multipart() and part.get_content_maintype() not in ("text", "message"):
+            if part.get_content_maintype() in ("application", "image", "audio", "video"):
                 part.set_payload("")
         temporary, permanent = flufl.bounce.all_failures(self.msg)
         hard = {_flufl_address(address) for address in permanent} - {""}

@@ -58,13 +58,18 @@ class Rates:
 
 
 _COUNTED = {Kind.HARD: "hard", Kind.SOFT: "soft", Kind.COMPLAINT: "complaints"}
+_ACTED = (
+    BounceEvent.Outcome.SUPPRESSED,
+    BounceEvent.Outcome.SCORED,
+    BounceEvent.Outcome.ALREADY_SUPPRESSED,
+)
 
 
 def _add_events(rows: dict, events, key: str) -> None:
     """Distinct readers per (key, kind): one GROUP BY query."""
     for row in (
-        events.filter(kind__in=list(_COUNTED))
-        .exclude(outcome=BounceEvent.Outcome.UNVERIFIED)  # claims anyone could have mailed us
+        # Acted on only: unverified claims and unknown addresses are what anyone could mail us.
+        events.filter(kind__in=list(_COUNTED), outcome__in=_ACTED)
         .values(key, "kind")
         .annotate(n=Count("address_hash", distinct=True))
         .order_by()

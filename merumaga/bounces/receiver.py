@@ -7,12 +7,13 @@ stored; if storing fails the reply is 451 and the MTA tries again later: nothing
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from merumaga.bounces import services
 from merumaga.bounces.models import Source
@@ -29,8 +30,22 @@ class BounceHandler:
         self.lmtp = lmtp
         self.source = Source.LMTP if lmtp else Source.SMTP
         # Reading and acting use the database: in threads, never on the event loop.
+        self.threads = threads
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="bounce-receiver")
         self.received = 0
+
+    def close(self) -> None:
+        """Close each thread's database connection (kept open between messages), then the
+        threads: one job per thread, held at a barrier so that no thread takes two."""
+        barrier = threading.Barrier(self.threads)
+
+        def close_connections() -> None:
+            barrier.wait(timeout=10)
+            connections.close_all()
+
+        for _ in range(self.threads):
+            self.executor.submit(close_connections)
+        self.executor.shutdown(wait=True)
 
     async def handle_RCPT(self, server, session, envelope: Envelope, address: str, options):
         if not is_inbound_address(address):
@@ -66,8 +81,13 @@ class _LMTPController(Controller):
         return LMTP(self.handler, **self.SMTP_kwargs)
 
 
+def stop_receiver(controller: Controller) -> None:
+    controller.stop()
+    controller.handler.close()
+
+
 def start_receiver(host: str, port: int, *, lmtp: bool = False) -> Controller:
-    """Start the receiver in a background thread; .stop() on the result stops it."""
+    """Start the receiver in a background thread; stop_receiver(result) stops it."""
     controller_class = _LMTPController if lmtp else Controller
     controller = controller_class(
         BounceHandler(lmtp=lmtp),

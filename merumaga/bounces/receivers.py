@@ -38,7 +38,5 @@ def on_mail_caught(sender, raw: bytes, envelope_from: str, envelope_to: list[str
 @receiver(reader_erased)
 def on_reader_erased(sender, subscriber, **kwargs) -> None:
     # What came back for them holds their address: keep how it was read, not the text.
-    InboundMessage.objects.filter(subscriber=subscriber).update(
-        raw=b"", addresses=[], subject="", note="reader's data erased: message not kept"
-    )
-    BounceEvent.objects.filter(subscriber=subscriber).update(diagnostic="")
+    InboundMessage.objects.filter(subscriber=subscriber).update(**services.ERASED_COPY)
+    BounceEvent.objects.filter(subscriber=subscriber).update(diagnostic="", domain="")

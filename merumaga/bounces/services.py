@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from merumaga.bounces.classify import Verdict, classify
+from merumaga.bounces.classify import UNKNOWN_USER_PHRASES, Verdict, classify
 from merumaga.bounces.models import (
     BounceEvent,
     BounceScore,
@@ -26,7 +26,6 @@ from merumaga.bounces.models import (
     Source,
     SuppressionChange,
 )
-from merumaga.delivery.models import Delivery
 from merumaga.delivery.signals import DeliveryFailure
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers import services as subscriber_services
@@ -37,10 +36,20 @@ logger = logging.getLogger(__name__)
 Outcome = BounceEvent.Outcome
 ACTED_KINDS = (Kind.HARD, Kind.SOFT, Kind.COMPLAINT, Kind.UNSUBSCRIBE)
 SOFT_SCORE = 0.5  # Mailman's weight for a temporary failure; a hard bounce counts 1.0
-# A mail without our token is believed only for a reader mailed this recently: DSNs come back
-# within the 5 days MTAs retry for.
-UNTOKENED_DAYS = 14
-_ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# The enhanced status code right after the reply code ("550 5.1.1 …", "550-5.1.1 …"), not any
+# dotted number in the text ("Client host 5.1.2.9 blocked").
+_REPLY_STATUS = re.compile(r"^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+MAILBOX_GONE_PHRASES = (
+    *UNKNOWN_USER_PHRASES,
+    "mailbox unavailable",
+    "mailbox not found",
+    "no mailbox",
+    "no such recipient",
+    "recipient not found",
+    "invalid recipient",
+    "doesn't have a",  # Yahoo: "This user doesn't have a yahoo.com account"
+    "recipient address rejected: access denied",  # Microsoft 365, for unknown recipients
+)
 
 
 def receive(
@@ -77,20 +86,26 @@ def receive_verdict(
     key = _dedupe_key(source, verdict, digest)
     keep = settings.BOUNCE_KEEP_KB * 1024
     size = max(size or 0, len(raw))
+    reader = Subscriber.objects.filter(pk=verdict.subscriber_id).first()  # None for no id
     fields = {
         "source": source,
-        "envelope_from": envelope_from[:300],
-        "envelope_to": ", ".join(envelope_to)[:1000],
+        "envelope_from": _text(envelope_from, 300),
+        "envelope_to": _text(", ".join(envelope_to), 1000),
         "digest": digest,
         "kind": verdict.kind,
-        "rule": verdict.rule[:80],
-        "status": verdict.status[:12],
-        "addresses": list(verdict.addresses),
-        "subject": verdict.subject[:200],
+        "rule": _text(verdict.rule, 80),
+        "status": _text(verdict.status, 12),
+        "addresses": [_text(address, 254) for address in verdict.addresses],
+        "subject": _text(verdict.subject, 200),
         "raw": raw[:keep],
         "size": size,
         "note": f"kept the first {keep // 1024} KB" if size > keep else "",
+        # Linked whatever its kind (an auto-reply too), so that an erasure finds it.
+        "subscriber": reader,
+        "mailing": Mailing.objects.filter(pk=verdict.mailing_id).first(),
     }
+    if reader is not None and reader.status == Subscriber.Status.ERASED:
+        fields |= ERASED_COPY
     with transaction.atomic():
         message = _store(key, fields)
         if message is None:
@@ -107,6 +122,22 @@ def receive_verdict(
             act(message, verdict)
     logger.info("inbound message %s: %s (%s)", message.pk, message.kind, message.rule)
     return message
+
+
+# What is kept of a message about a reader who erased their data: how it was read, not the text.
+ERASED_COPY = {
+    "raw": b"",
+    "addresses": [],
+    "subject": "",
+    "envelope_from": "",
+    "note": "reader's data erased: message not kept",
+}
+
+
+def _text(value: str, length: int) -> str:
+    # A NUL (from a crafted encoded-word) is refused by PostgreSQL text columns: the message
+    # would be answered 451 and offered again for ever.
+    return value.replace("\x00", "")[:length]
 
 
 def _dedupe_key(source: str, verdict: Verdict, digest: str) -> str:
@@ -150,7 +181,9 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     """What a verdict changes: one event per reader it names (inside the caller's transaction)."""
     if verdict.kind not in ACTED_KINDS:
         return []
-    mailing = Mailing.objects.filter(pk=verdict.mailing_id).first() if verdict.mailing_id else None
+    mailing = message.mailing
+    if mailing is None and verdict.mailing_id:  # read again by the admin
+        mailing = Mailing.objects.filter(pk=verdict.mailing_id).first()
     targets = _targets(verdict, trusted_source=message.source in (Source.SES, Source.WEBHOOK))
     if not targets:
         message.note = "no reader identified"
@@ -174,25 +207,23 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
         for target in targets
     ]
     message.subscriber = events[0].subscriber
-    message.mailing = mailing
-    fields = ["subscriber", "mailing"]
+    fields = {"subscriber": events[0].subscriber}
     if any(event.outcome == Outcome.ERASED for event in events):
-        # The reader asked to be forgotten: keep no copy of a message that names them.
-        message.raw, message.addresses, message.subject = b"", [], ""
-        message.note = "reader's data erased: message not kept"
-        fields += ["raw", "addresses", "subject", "note"]
-    message.save(update_fields=fields)
+        fields |= ERASED_COPY  # the reader asked to be forgotten: no copy that names them
+    for name, value in fields.items():
+        setattr(message, name, value)
+    message.save(update_fields=list(fields))
     return events
 
 
 def _targets(verdict: Verdict, trusted_source: bool) -> list[Target]:
     """The readers a verdict is about.
 
-    A signed token names its reader for certain; so does an authenticated sender (SES, the
-    webhook) naming an address. A mail without a token names only addresses, and anyone can
-    write such a mail to bounce@: it is acted on only if it names one reader (our mail has one
-    recipient per envelope) who was sent a mailing in the last UNTOKENED_DAYS; otherwise it is
-    recorded as unverified, for a person to judge.
+    A signed token names its reader for certain (real bounces carry one: our VERP return path, or
+    the List-Unsubscribe of the bounced original); so does an authenticated sender (SES, the
+    webhook) naming an address. A mail without a token names only addresses, and anyone who
+    knows a reader's address can write such a mail to bounce@ or fbl@: it is recorded as
+    unverified, for a person to judge, and nothing is done.
     """
     if verdict.subscriber_id:
         subscriber = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
@@ -214,32 +245,17 @@ def _targets(verdict: Verdict, trusted_source: bool) -> list[Target]:
             address_hash__in=hashes, reason=Suppression.Reason.ERASED
         ).values_list("address_hash", flat=True)
     )
-    recently_mailed = set()
-    if not trusted_source and len(by_hash) == 1:
-        recently_mailed = set(
-            Delivery.objects.filter(
-                subscriber__in=by_hash.values(),
-                status__in=(Delivery.Status.SENT, Delivery.Status.FAILED),
-                updated_at__gte=timezone.now() - timedelta(days=UNTOKENED_DAYS),
-            ).values_list("subscriber_id", flat=True)
+    return [
+        Target(
+            address=recipient.address,
+            status=recipient.status,
+            diagnostic=recipient.diagnostic,
+            subscriber=by_hash.get(hashed),
+            erased=hashed in erased,
+            verified=trusted_source,
         )
-    targets = []
-    for recipient, hashed in zip(verdict.recipients, hashes, strict=True):
-        subscriber = by_hash.get(hashed)
-        targets.append(
-            Target(
-                address=recipient.address,
-                status=recipient.status,
-                diagnostic=recipient.diagnostic,
-                subscriber=subscriber,
-                erased=hashed in erased,
-                verified=trusted_source
-                or (
-                    len(hashes) == 1 and subscriber is not None and subscriber.pk in recently_mailed
-                ),
-            )
-        )
-    return targets
+        for recipient, hashed in zip(verdict.recipients, hashes, strict=True)
+    ]
 
 
 def record_event(
@@ -272,9 +288,9 @@ def record_event(
         mailing=mailing,
         address_hash=address_hash(address) if address else "",
         domain=address.rpartition("@")[2][:255],
-        status=status[:12],
-        diagnostic=diagnostic[:300],
-        rule=rule[:80],
+        status=_text(status, 12),
+        diagnostic=_text(diagnostic, 300),
+        rule=_text(rule, 80),
         message=message,
     )
     with transaction.atomic():
@@ -406,24 +422,29 @@ def lift_suppression(address_hash_: str, reason: str, user) -> SuppressionChange
 def _reader_failure(failure: DeliveryFailure) -> str | None:
     """The bounce kind a relay's refusal says about the reader, or None when it is not about them.
 
-    Only a refused recipient (RCPT, or DATA for our one-recipient mails) with an address or
-    mailbox status (X.1.X, X.2.X; or a bare 550/551/553) is the reader's: a refusal of our sender
-    (MAIL), a lost connection, a blocklisted IP (5.7.1 at RCPT is often "client host blocked") or
-    a content filter (5.7.x, 5.3.x at DATA) would otherwise suppress a whole mailing's readers.
-    A full mailbox (X.2.2) is soft whatever its class.
+    Only a refused recipient (RCPT, or DATA for our one-recipient mails) counts, and only with an
+    address or mailbox status (X.1.X, X.2.X) or words saying the mailbox does not exist (many
+    servers answer 550 5.5.0 or a bare 550/554): a refusal of our sender (X.1.7, X.1.8, which
+    Postfix reports at RCPT), a blocklisted IP, a content filter or a lost connection would
+    otherwise suppress a whole mailing's readers. A full mailbox (X.2.2) is soft.
     """
-    if failure.stage not in ("RCPT", "DATA") or failure.reply[:1] not in ("4", "5"):
+    reply = failure.reply
+    if failure.stage not in ("RCPT", "DATA") or reply[:1] not in ("4", "5"):
         return None
-    match = _ENHANCED_STATUS.search(failure.reply)
+    kind = Kind.HARD if reply.startswith("5") else Kind.SOFT
+    text = reply.casefold()
+    if "sender address" in text:
+        return None
+    match = _REPLY_STATUS.match(reply)
     if match:
         subject, detail = match.group(2), match.group(3)
-        if subject not in ("1", "2"):
+        if subject == "1" and detail in ("7", "8"):
             return None
         if subject == "2" and detail == "2":
             return Kind.SOFT
-    elif not (failure.stage == "RCPT" and failure.reply[:3] in ("550", "551", "553")):
-        return None
-    return Kind.HARD if failure.reply.startswith("5") else Kind.SOFT
+        if subject in ("1", "2"):
+            return kind
+    return kind if any(phrase in text for phrase in MAILBOX_GONE_PHRASES) else None
 
 
 def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[BounceEvent]:
@@ -440,7 +461,7 @@ def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[Bounce
     events = []
     for failure, kind in failures:
         subscriber = readers.get(failure.subscriber_id)
-        match = _ENHANCED_STATUS.search(failure.reply)
+        match = _REPLY_STATUS.match(failure.reply)
         events.append(
             record_event(
                 kind=kind,
@@ -448,7 +469,7 @@ def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[Bounce
                 address=(subscriber.email or "") if subscriber else "",
                 subscriber=subscriber,
                 mailing=mailings.get(failure.mailing_id),
-                status=match.group(0) if match else failure.reply[:3],
+                status=".".join(match.groups()) if match else failure.reply[:3],
                 diagnostic=failure.reply,
                 rule=f"smtp-reply:{failure.stage}",
             )

@@ -342,9 +342,10 @@ def erase(subscriber: Subscriber, evidence: Evidence) -> None:
         if subscriber.status == Subscriber.Status.ERASED:
             return
         _record(subscriber, ConsentRecord.Action.ERASE, evidence, topics=[])
-        Suppression.objects.get_or_create(
+        # ERASED even over a bounce or complaint suppression: an erasure is never lifted.
+        Suppression.objects.update_or_create(
             address_hash=address_hash(subscriber.email),
-            defaults={"reason": Suppression.Reason.ERASED},
+            defaults={"reason": Suppression.Reason.ERASED, "note": ""},
         )
         Subscription.objects.filter(subscriber=subscriber).update(
             subscribed=False, changed_at=timezone.now()

@@ -743,3 +743,13 @@ def test_a_plain_bounce_with_a_big_attachment_is_read_without_scanning_it():
     ).encode()
     verdict = classify(raw)
     assert verdict.kind == "hard" and verdict.addresses == ("gone@example.org",)
+
+
+def test_a_failed_detector_is_not_hidden_by_auto_submitted_alone():
+    # Without From:, flufl.bounce raises; a DSN-like mail with only Auto-Submitted stays
+    # quarantined for a person rather than being ignored as an auto-reply.
+    raw = (
+        b"To: bounce@example.jp\r\nSubject: Returned mail\r\nAuto-Submitted: auto-replied\r\n\r\nx"
+    )
+    verdict = classify(raw)
+    assert verdict.kind == "quarantined" and verdict.rule.startswith("error:flufl.bounce")

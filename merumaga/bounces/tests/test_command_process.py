@@ -7,7 +7,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from merumaga.bounces.models import InboundMessage
-from merumaga.bounces.tests.factories import mailed
 from merumaga.bounces.tests.test_mailbox import PASSWORD, dsn, pop3  # noqa: F401 (a fixture)
 from merumaga.subscribers.models import Suppression
 from merumaga.subscribers.tests.factories import make_subscriber
@@ -26,9 +25,8 @@ def run(*args) -> tuple[list[dict], str]:
 
 def test_process_acts_on_a_saved_bounce_once(tmp_path):
     reader = make_subscriber("gone@example.jp")
-    mailed(reader)  # a bounce without our token is believed for a reader we mailed
     saved = tmp_path / "bounce.eml"
-    saved.write_bytes(dsn("gone@example.jp"))
+    saved.write_bytes(dsn("gone@example.jp", reader=reader))
 
     (first,), _ = run("process", str(saved))
     (again,), _ = run("process", str(saved))
@@ -50,8 +48,7 @@ def test_process_reports_a_missing_file_after_the_others(tmp_path):
 
 def test_poll_fetches_the_mailbox_and_prints_its_report(pop3):  # noqa: F811
     reader = make_subscriber("gone@example.jp")
-    mailed(reader)  # a bounce without our token is believed for a reader we mailed
-    pop3.maildrop.messages = [dsn("gone@example.jp")]
+    pop3.maildrop.messages = [dsn("gone@example.jp", reader=reader)]
 
     _, out = run("poll", "--url", pop3.url)
 

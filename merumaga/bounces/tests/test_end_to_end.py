@@ -13,8 +13,7 @@ import pytest
 from django.utils import timezone
 
 from merumaga.bounces.models import BounceEvent
-from merumaga.bounces.receiver import start_receiver
-from merumaga.bounces.tests.factories import mailed
+from merumaga.bounces.receiver import start_receiver, stop_receiver
 from merumaga.delivery import queue
 from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.faultserver import start_fault_server
@@ -24,6 +23,7 @@ from merumaga.mailings import services
 from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers.models import Suppression
 from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.subscribers.tokens import address_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,7 +49,7 @@ def receiver_port(settings):
     port = free_port()
     controller = start_receiver("127.0.0.1", port)
     yield port
-    controller.stop()
+    stop_receiver(controller)
 
 
 def weekly_with_new_article(title: str):
@@ -107,10 +107,11 @@ def test_a_bounce_during_a_mailing_stops_the_rows_not_yet_sent(relay, receiver_p
     services.start(mailing)
     queue.freeze_audience(mailing)  # the audience is fixed; nothing sent yet
     late = readers[7]
-    mailed(late, days_ago=3)  # its bounce, without our token, is from last week's mailing
-    dsn = unknown_user_dsn("bounce@bounces.example.jp", [late.email], b"")
+    # Its bounce for last week's mailing arrives now, to that mailing's VERP address.
+    verp = f"bounce+{address_token('bounce', 1, late.pk)}@bounces.example.jp"
+    dsn = unknown_user_dsn(verp, [late.email], b"")
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
-        client.sendmail("", ["bounce@bounces.example.jp"], dsn)
+        client.sendmail("", [verp], dsn)
 
     run_until_idle(batch_size=5)
 

@@ -22,19 +22,27 @@ from huey.contrib.djhuey import HUEY
 from merumaga.bounces import mailbox, services, tasks
 from merumaga.bounces.mailbox import MailboxError, parse_mailbox_url, poll_mailbox
 from merumaga.bounces.models import BounceEvent, InboundMessage, Source
-from merumaga.bounces.tests.factories import mailed
 from merumaga.subscribers.models import Suppression
 from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.subscribers.tokens import address_token
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "p@ss/w:rd"  # what operators' passwords look like: percent-encoded in the URL
 
 
-def dsn(recipient: str, message_id: str = "<dsn-1@mx.example.net>") -> bytes:
+def dsn(recipient: str, message_id: str = "<dsn-1@mx.example.net>", reader=None) -> bytes:
+    """A DSN for `recipient`; with `reader`, delivered to our VERP address for them (the
+    Delivered-To header a mailbox keeps), which is what makes it credible."""
+    to = (
+        f"bounce+{address_token('bounce', 0, reader.pk)}@example.jp"
+        if reader
+        else "bounce@example.jp"
+    )
     return (
+        f"Delivered-To: {to}\r\n"
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
-        "To: bounce@example.jp\r\n"
+        f"To: {to}\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\n"
         f"Message-ID: {message_id}\r\n"
         "MIME-Version: 1.0\r\n"
@@ -224,8 +232,7 @@ def pop3s(tmp_path):
 
 def test_pop3_poll_stores_acts_on_and_deletes_each_message(pop3):
     reader = make_subscriber("gone@example.jp")
-    mailed(reader)  # a bounce without our token is believed for a reader we mailed
-    pop3.maildrop.messages = [dsn("gone@example.jp"), GARBAGE, AUTO_REPLY]
+    pop3.maildrop.messages = [dsn("gone@example.jp", reader=reader), GARBAGE, AUTO_REPLY]
     calls = []
 
     report = poll_mailbox(pop3.url, progress=lambda done, total: calls.append((done, total)))
@@ -271,8 +278,7 @@ def test_a_message_that_cannot_be_stored_stays_on_the_server(pop3, monkeypatch, 
 
 def test_a_poll_cut_short_before_quit_deletes_nothing_and_the_next_acts_once(pop3):
     reader = make_subscriber("gone@example.jp")
-    mailed(reader)  # a bounce without our token is believed for a reader we mailed
-    pop3.maildrop.messages = [dsn("gone@example.jp"), AUTO_REPLY]
+    pop3.maildrop.messages = [dsn("gone@example.jp", reader=reader), AUTO_REPLY]
 
     def connection_lost_at_quit(parts):
         client = mailbox.open_connection(parts)
@@ -468,8 +474,10 @@ IMAP_URL = f"imaps://bounces:{quote(PASSWORD, safe='')}@mail.example.jp/Bounces"
 
 
 def test_imap_flags_only_stored_messages_then_expunges(monkeypatch):
-    mailed(make_subscriber("gone@example.jp"))
-    server = FakeIMAP({"Bounces": {7: dsn("gone@example.jp"), 8: message(8), 9: AUTO_REPLY}})
+    reader = make_subscriber("gone@example.jp")
+    server = FakeIMAP(
+        {"Bounces": {7: dsn("gone@example.jp", reader=reader), 8: message(8), 9: AUTO_REPLY}}
+    )
     real_receive = services.receive
 
     def database_down_for_uid_8(raw, source, **kwargs):

@@ -11,7 +11,7 @@ from django.db import OperationalError
 
 from merumaga.bounces import services
 from merumaga.bounces.models import InboundMessage
-from merumaga.bounces.receiver import start_receiver
+from merumaga.bounces.receiver import start_receiver, stop_receiver
 from merumaga.delivery.catcher import list_messages, unknown_user_dsn
 from merumaga.subscribers.models import Suppression, address_hash
 from merumaga.subscribers.tests.factories import make_subscriber
@@ -32,7 +32,7 @@ def receiver_port(settings):
     port = free_port()
     controller = start_receiver("127.0.0.1", port)
     yield port
-    controller.stop()
+    stop_receiver(controller)
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def lmtp_port(settings):
     port = free_port()
     controller = start_receiver("127.0.0.1", port, lmtp=True)
     yield port
-    controller.stop()
+    stop_receiver(controller)
 
 
 def verp(subscriber_id: int, mailing_id: int = 0, domain: str = "bounces.example.jp") -> str:

@@ -4,7 +4,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from merumaga.bounces.receiver import start_receiver
+from merumaga.bounces.receiver import start_receiver, stop_receiver
 
 
 def parse_bind(value: str) -> tuple[str, int]:
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            controller.stop()
+            stop_receiver(controller)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.stdout.write(f"Bounce receiver stopped after {controller.handler.received} messages.")
