@@ -184,7 +184,14 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     mailing = message.mailing
     if mailing is None and verdict.mailing_id:  # read again by the admin
         mailing = Mailing.objects.filter(pk=verdict.mailing_id).first()
-    targets = _targets(verdict, trusted_source=message.source in (Source.SES, Source.WEBHOOK))
+    token_reader = None
+    if verdict.subscriber_id:  # looked up when the message was stored, unless read again since
+        token_reader = message.subscriber
+        if message.subscriber_id != verdict.subscriber_id:
+            token_reader = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
+    targets = _targets(
+        verdict, token_reader, trusted_source=message.source in (Source.SES, Source.WEBHOOK)
+    )
     if not targets:
         message.note = "no reader identified"
         message.save(update_fields=["note"])
@@ -216,8 +223,10 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     return events
 
 
-def _targets(verdict: Verdict, trusted_source: bool) -> list[Target]:
-    """The readers a verdict is about.
+def _targets(
+    verdict: Verdict, token_reader: Subscriber | None, trusted_source: bool
+) -> list[Target]:
+    """The readers a verdict is about (`token_reader`: the one its token names, if any).
 
     A signed token names its reader for certain (real bounces carry one: our VERP return path, or
     the List-Unsubscribe of the bounced original); so does an authenticated sender (SES, the
@@ -225,19 +234,17 @@ def _targets(verdict: Verdict, trusted_source: bool) -> list[Target]:
     knows a reader's address can write such a mail to bounce@ or fbl@: it is recorded as
     unverified, for a person to judge, and nothing is done.
     """
-    if verdict.subscriber_id:
-        subscriber = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
-        if subscriber is not None:
-            own = [r for r in verdict.recipients if r.address == (subscriber.email or "")]
-            first = (own or list(verdict.recipients) or [None])[0]
-            return [
-                Target(
-                    address=subscriber.email or (first.address if first else ""),
-                    status=first.status if first else "",
-                    diagnostic=first.diagnostic if first else "",
-                    subscriber=subscriber,
-                )
-            ]
+    if token_reader is not None:
+        own = [r for r in verdict.recipients if r.address == (token_reader.email or "")]
+        first = (own or list(verdict.recipients) or [None])[0]
+        return [
+            Target(
+                address=token_reader.email or (first.address if first else ""),
+                status=first.status if first else "",
+                diagnostic=first.diagnostic if first else "",
+                subscriber=token_reader,
+            )
+        ]
     hashes = [address_hash(r.address) for r in verdict.recipients]
     by_hash = {s.address_hash: s for s in Subscriber.objects.filter(address_hash__in=hashes)}
     erased = set(
