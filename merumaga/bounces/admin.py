@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -9,8 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from merumaga.bounces import rates, services
-from merumaga.bounces.classify import classify
-from merumaga.bounces.models import BounceEvent, InboundMessage, Kind, SuppressionChange
+from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
 from merumaga.subscribers.models import Suppression
 
 RAW_SHOWN = 64 * 1024  # the admin shows this much of a kept message; the download has it all
@@ -105,21 +103,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
         description=gettext_lazy("もう一度判定する (判別不能・隔離のみ)"), permissions=["review"]
     )
     def read_again(self, request, queryset):
-        """After a rule was added or fixed: read kept messages again and act on the new verdict.
-
-        Only messages nothing was done for, so no reader is acted on twice.
-        """
-        changed = 0
-        for message in queryset.filter(kind__in=(Kind.UNRECOGNISED, Kind.QUARANTINED)):
-            verdict = classify(bytes(message.raw), message.envelope_to.split(", "))
-            if verdict.kind == message.kind and verdict.rule == message.rule:
-                continue
-            with transaction.atomic():
-                message.kind, message.rule = verdict.kind, verdict.rule[:80]
-                message.status, message.addresses = verdict.status[:12], list(verdict.addresses)
-                message.save(update_fields=["kind", "rule", "status", "addresses"])
-                services.act(message, verdict)
-            changed += 1
+        changed = sum(services.read_again(message) for message in queryset)
         self.message_user(request, _("%(count)d 件の判定が変わりました。") % {"count": changed})
 
 

@@ -240,10 +240,13 @@ class _Reader:
         try:
             return self._read()
         except _StepFailed as failure:
-            # Ids are left out on purpose: nothing is to be acted on for a quarantined message.
+            # The ids of a valid token stay (they link the message to its reader, for an
+            # erasure); nothing is acted on for a quarantined message.
             return Verdict(
                 kind="quarantined",
                 rule=failure.rule,
+                mailing_id=self.mailing_id,
+                subscriber_id=self.subscriber_id,
                 subject=self.subject,
                 message_id=self.message_id,
             )

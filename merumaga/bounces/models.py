@@ -88,7 +88,7 @@ class BounceEvent(models.Model):
         ALREADY_SUPPRESSED = "already", _("既に配信停止")
         UNKNOWN_RECIPIENT = "unknown", _("該当する読者なし")
         ERASED = "erased", _("データ削除済みの読者")
-        UNVERIFIED = "unverified", _("要確認 (トークンなし・最近の配信なし)")
+        UNVERIFIED = "unverified", _("要確認 (トークンなし)")
 
     created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
     message = models.ForeignKey(

@@ -40,8 +40,12 @@ class BounceHandler:
         barrier = threading.Barrier(self.threads)
 
         def close_connections() -> None:
-            barrier.wait(timeout=10)
-            connections.close_all()
+            try:
+                barrier.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                pass  # a thread still busy with a message: close the others' anyway
+            finally:
+                connections.close_all()
 
         for _ in range(self.threads):
             self.executor.submit(close_connections)

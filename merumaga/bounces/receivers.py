@@ -1,6 +1,7 @@
 """Listeners for what the delivery engine reports: relay refusals and caught mail."""
 
 from django.conf import settings
+from django.db.models import Q
 from django.dispatch import receiver
 
 from merumaga.bounces import services
@@ -38,5 +39,6 @@ def on_mail_caught(sender, raw: bytes, envelope_from: str, envelope_to: list[str
 @receiver(reader_erased)
 def on_reader_erased(sender, subscriber, **kwargs) -> None:
     # What came back for them holds their address: keep how it was read, not the text.
-    InboundMessage.objects.filter(subscriber=subscriber).update(**services.ERASED_COPY)
+    named = Q(subscriber=subscriber) | Q(events__subscriber=subscriber)  # second-named too
+    InboundMessage.objects.filter(named).update(**services.ERASED_COPY)
     BounceEvent.objects.filter(subscriber=subscriber).update(diagnostic="", domain="")

@@ -47,9 +47,9 @@ MAILBOX_GONE_PHRASES = (
     "no such recipient",
     "recipient not found",
     "invalid recipient",
-    "doesn't have a",  # Yahoo: "This user doesn't have a yahoo.com account"
     "recipient address rejected: access denied",  # Microsoft 365, for unknown recipients
 )
+_NO_ACCOUNT = re.compile(r"(?:doesn't|does not) have an? \S+ account")  # Yahoo
 
 
 def receive(
@@ -86,7 +86,6 @@ def receive_verdict(
     key = _dedupe_key(source, verdict, digest)
     keep = settings.BOUNCE_KEEP_KB * 1024
     size = max(size or 0, len(raw))
-    reader = Subscriber.objects.filter(pk=verdict.subscriber_id).first()  # None for no id
     fields = {
         "source": source,
         "envelope_from": _text(envelope_from, 300),
@@ -100,13 +99,18 @@ def receive_verdict(
         "raw": raw[:keep],
         "size": size,
         "note": f"kept the first {keep // 1024} KB" if size > keep else "",
-        # Linked whatever its kind (an auto-reply too), so that an erasure finds it.
-        "subscriber": reader,
-        "mailing": Mailing.objects.filter(pk=verdict.mailing_id).first(),
     }
-    if reader is not None and reader.status == Subscriber.Status.ERASED:
-        fields |= ERASED_COPY
     with transaction.atomic():
+        # Linked whatever its kind (an auto-reply too), so that an erasure finds it. Locked, as
+        # erase() locks it: a bounce and an erasure of the same reader take turns.
+        reader = None
+        if verdict.subscriber_id:
+            reader = Subscriber.objects.select_for_update().filter(pk=verdict.subscriber_id).first()
+        fields["subscriber"] = reader
+        if verdict.mailing_id:
+            fields["mailing"] = Mailing.objects.filter(pk=verdict.mailing_id).first()
+        if reader is not None and reader.status == Subscriber.Status.ERASED:
+            fields |= ERASED_COPY
         message = _store(key, fields)
         if message is None:
             seen = InboundMessage.objects.get(dedupe_key=key)
@@ -138,6 +142,24 @@ def _text(value: str, length: int) -> str:
     # A NUL (from a crafted encoded-word) is refused by PostgreSQL text columns: the message
     # would be answered 451 and offered again for ever.
     return value.replace("\x00", "")[:length]
+
+
+def read_again(message: InboundMessage) -> bool:
+    """After a rule was added or fixed: read a kept message again and act on the new verdict.
+    Only unrecognised and quarantined messages (nothing was done for them), so no reader is
+    acted on twice. True if the verdict changed."""
+    if message.kind not in (Kind.UNRECOGNISED, Kind.QUARANTINED) or not message.raw:
+        return False
+    verdict = classify(bytes(message.raw), [a for a in message.envelope_to.split(", ") if a])
+    if (verdict.kind, verdict.rule) == (message.kind, message.rule):
+        return False
+    with transaction.atomic():
+        message.kind, message.rule = verdict.kind, _text(verdict.rule, 80)
+        message.status = _text(verdict.status, 12)
+        message.addresses = [_text(address, 254) for address in verdict.addresses]
+        message.save(update_fields=["kind", "rule", "status", "addresses"])
+        act(message, verdict)
+    return True
 
 
 def _dedupe_key(source: str, verdict: Verdict, digest: str) -> str:
@@ -186,8 +208,9 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
         mailing = Mailing.objects.filter(pk=verdict.mailing_id).first()
     token_reader = None
     if verdict.subscriber_id:  # looked up when the message was stored, unless read again since
-        token_reader = message.subscriber
-        if message.subscriber_id != verdict.subscriber_id:
+        if message.subscriber_id == verdict.subscriber_id:
+            token_reader = message.subscriber
+        else:
             token_reader = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
     targets = _targets(
         verdict, token_reader, trusted_source=message.source in (Source.SES, Source.WEBHOOK)
@@ -287,7 +310,7 @@ def record_event(
     unsubscribe → that topic stopped. Suppression takes effect on the next batch any worker
     claims, so also for a mailing under way. Unverified (see _targets): recorded, nothing done.
     """
-    address = (address or "").strip().lower()
+    address = _text(address or "", 254).strip().lower()
     event = BounceEvent(
         source=source,
         kind=kind,
@@ -430,28 +453,34 @@ def _reader_failure(failure: DeliveryFailure) -> str | None:
     """The bounce kind a relay's refusal says about the reader, or None when it is not about them.
 
     Only a refused recipient (RCPT, or DATA for our one-recipient mails) counts, and only with an
-    address or mailbox status (X.1.X, X.2.X) or words saying the mailbox does not exist (many
-    servers answer 550 5.5.0 or a bare 550/554): a refusal of our sender (X.1.7, X.1.8, which
-    Postfix reports at RCPT), a blocklisted IP, a content filter or a lost connection would
-    otherwise suppress a whole mailing's readers. A full mailbox (X.2.2) is soft.
+    address or mailbox status (X.1.X, X.2.X) or, where the status says nothing particular (none,
+    X.0.X, X.4.X, X.5.X), words saying the mailbox does not exist: Microsoft answers 550 5.5.0
+    "mailbox unavailable", Yahoo a bare 554. Everything about us — our sender ("sender" in the
+    text, X.1.7, X.1.8), our IP or reputation (X.7.X), our message's size (X.2.3, X.3.4), a
+    content filter, a lost connection — would otherwise suppress a whole mailing's readers.
+    A full mailbox (X.2.2) is soft.
     """
     reply = failure.reply
     if failure.stage not in ("RCPT", "DATA") or reply[:1] not in ("4", "5"):
         return None
     kind = Kind.HARD if reply.startswith("5") else Kind.SOFT
     text = reply.casefold()
-    if "sender address" in text:
+    if "sender" in text:
         return None
     match = _REPLY_STATUS.match(reply)
     if match:
         subject, detail = match.group(2), match.group(3)
-        if subject == "1" and detail in ("7", "8"):
+        if (subject, detail) in (("1", "7"), ("1", "8"), ("2", "3"), ("2", "4")):
             return None
-        if subject == "2" and detail == "2":
+        if (subject, detail) == ("2", "2"):
             return Kind.SOFT
         if subject in ("1", "2"):
             return kind
-    return kind if any(phrase in text for phrase in MAILBOX_GONE_PHRASES) else None
+        if subject not in ("0", "4", "5"):
+            return None
+    if any(phrase in text for phrase in MAILBOX_GONE_PHRASES) or _NO_ACCOUNT.search(text):
+        return kind
+    return None
 
 
 def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[BounceEvent]:

@@ -95,7 +95,8 @@ SAMPLE_VERDICTS = {
     "delayed_dsn.eml": ("soft", ("saburo@example.ac.jp",), "4.4.7", "dsn", MAILING, SUBSCRIBER),
     "global_dsn.eml": ("hard", ("jürgen@bücher.example",), "5.1.1", "dsn", MAILING, SUBSCRIBER),
     "truncated.eml": ("hard", ("shiro@example.net",), "5.2.2", "dsn", MAILING, SUBSCRIBER),
-    "no_from.eml": ("quarantined", (), "", "error:flufl.bounce:IndexError", None, None),
+    # Quarantined, still linked to the reader its valid token names (for an erasure).
+    "no_from.eml": ("quarantined", (), "", "error:flufl.bounce:IndexError", 7, 42),
 }  # fmt: skip
 
 
@@ -505,7 +506,7 @@ def test_a_failing_step_is_quarantined(monkeypatch):
     monkeypatch.setattr(classify_module, "_field_blocks", explode)
     verdict = classify(sample("delayed_dsn.eml"))
     assert (verdict.kind, verdict.rule) == ("quarantined", "error:dsn:LookupError")
-    assert (verdict.mailing_id, verdict.subscriber_id) == (None, None)
+    assert (verdict.mailing_id, verdict.subscriber_id) == (7, 42)  # its token was valid
 
 
 def test_embedded_verp_in_quoted_plain_text():

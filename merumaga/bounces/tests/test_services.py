@@ -324,6 +324,13 @@ def test_real_refusals_of_a_mailbox_are_read_as_such(reply, stage, kind):
     "reply, stage",
     [
         ("553 5.1.8 <bounce+1@x.jp>: Sender address rejected: Domain not found", "RCPT"),
+        ("550 5.7.1 Your IP doesn't have a valid PTR record", "RCPT"),
+        ("554 5.7.1 Service unavailable: sender doesn't have a good reputation", "RCPT"),
+        ("550 5.7.1 The sender domain does not exist", "RCPT"),
+        ("550 Sender domain does not exist", "RCPT"),
+        ("552 5.2.3 Message size exceeds fixed maximum message size", "DATA"),
+        ("550 5.1.0 <bounce+1@x.jp>: Sender rejected", "RCPT"),
+        ("550 Your IP doesn't have a valid PTR record", "RCPT"),
         ("550 Client host 5.1.2.9 blocked using a blocklist", "RCPT"),  # an IP, not a status
         ("550 Blocked by policy", "RCPT"),
         ("421 4.7.0 Try again later", "RCPT"),
@@ -418,3 +425,31 @@ def test_a_nul_in_a_header_does_not_stop_the_message_being_stored():
     message = services.receive(raw, "smtp")
     message.refresh_from_db()
     assert "\x00" not in message.subject and bytes(message.raw) == raw
+
+
+def test_a_nul_in_an_address_does_not_stop_the_message_being_stored():
+    # Without a token the address found is recorded as it is: PostgreSQL refuses a NUL in text.
+    raw = unknown_user_dsn("bounce@example.jp", ["nul@exa\x00mple.jp"], b"")
+    message = services.receive(raw, "smtp")
+    event = message.events.get()
+    assert message.kind == "hard" and event.domain == "example.jp"
+
+
+def test_a_quarantined_message_with_our_token_is_forgotten_with_its_reader():
+    reader = make_subscriber("odd@example.jp")
+    raw = b"To: someone\r\nSubject: odd\r\n\r\nno From header, so a detector raises"
+    message = services.receive(raw, "smtp", envelope_to=[verp(0, reader.pk)])
+    assert message.kind == "quarantined" and message.subscriber == reader
+    subscriber_services.erase(reader, subscriber_services.Evidence(source="form"))
+    message.refresh_from_db()
+    assert bytes(message.raw) == b""
+
+
+def test_erasing_a_reader_named_second_forgets_the_message_too():
+    first, second = make_subscriber("one@example.jp"), make_subscriber("two@example.jp")
+    raw = unknown_user_dsn("bounce@example.jp", [first.email, second.email], b"")
+    message = services.receive(raw, "pop3")
+    assert message.subscriber == first and message.events.count() == 2
+    subscriber_services.erase(second, subscriber_services.Evidence(source="form"))
+    message.refresh_from_db()
+    assert b"two@example.jp" not in bytes(message.raw) and message.addresses == []
