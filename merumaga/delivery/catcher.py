@@ -9,9 +9,10 @@ import logging
 import mailbox
 import os
 import re
+import signal
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -154,11 +155,6 @@ def start_catcher(directory: Path | str, *, host: str = "127.0.0.1", port: int) 
 
     Raises OSError if the port is taken. Call .stop() on the result to stop it.
     """
-    # aiosmtpd logs every SMTP command at INFO: too much beside the server's own log, unless
-    # LOGGING asked for it.
-    aiosmtpd_logger = logging.getLogger("mail.log")
-    if aiosmtpd_logger.level == logging.NOTSET:
-        aiosmtpd_logger.setLevel(logging.WARNING)
     _check_port_free(host, port)
     controller = Controller(
         MaildirHandler(directory),
@@ -175,6 +171,11 @@ def start_catcher(directory: Path | str, *, host: str = "127.0.0.1", port: int) 
 
 def start_controller(controller: Controller) -> Controller:
     """Start an aiosmtpd controller; on failure close what it opened and raise."""
+    # aiosmtpd logs every SMTP command at INFO: too much beside the server's own log, unless
+    # LOGGING asked for it.
+    aiosmtpd_logger = logging.getLogger("mail.log")
+    if aiosmtpd_logger.level == logging.NOTSET:
+        aiosmtpd_logger.setLevel(logging.WARNING)
     try:
         controller.start()
     except Exception:
@@ -184,6 +185,25 @@ def start_controller(controller: Controller) -> Controller:
             controller.loop.close()
         raise
     return controller
+
+
+def serve_until_stopped(stop: Callable[[], None]) -> None:
+    """Block until Ctrl-C or SIGTERM, then call `stop`: for the commands running a server.
+
+    SIGTERM (a process manager) stops us like Ctrl-C; SIGINT is set too, because a shell starting
+    us in the background (as `make run` may) leaves SIGINT ignored.
+    """
+    stopping_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in stopping_signals}
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _check_port_free(host: str, port: int) -> None:

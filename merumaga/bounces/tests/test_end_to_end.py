@@ -6,17 +6,14 @@ Transactional: the worker and the receiver use the database from their own threa
 """
 
 import smtplib
-import socket
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from merumaga.bounces.models import BounceEvent
-from merumaga.bounces.receiver import start_receiver, stop_receiver
 from merumaga.delivery import queue
 from merumaga.delivery.catcher import unknown_user_dsn
-from merumaga.delivery.faultserver import start_fault_server
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.worker import run_until_idle
 from merumaga.mailings import services
@@ -26,30 +23,6 @@ from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def relay(settings):
-    port = free_port()
-    controller = start_fault_server(port)
-    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture
-def receiver_port(settings):
-    settings.BOUNCE_DOMAIN = "bounces.example.jp"
-    port = free_port()
-    controller = start_receiver("127.0.0.1", port)
-    yield port
-    stop_receiver(controller)
 
 
 def weekly_with_new_article(title: str):

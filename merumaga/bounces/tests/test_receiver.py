@@ -11,37 +11,13 @@ from django.db import OperationalError
 
 from merumaga.bounces import services
 from merumaga.bounces.models import InboundMessage
-from merumaga.bounces.receiver import start_receiver, stop_receiver
+from merumaga.bounces.tests.conftest import free_port
 from merumaga.delivery.catcher import list_messages, unknown_user_dsn
 from merumaga.subscribers.models import Suppression, address_hash
 from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def receiver_port(settings):
-    settings.BOUNCE_DOMAIN = "bounces.example.jp"
-    port = free_port()
-    controller = start_receiver("127.0.0.1", port)
-    yield port
-    stop_receiver(controller)
-
-
-@pytest.fixture
-def lmtp_port(settings):
-    settings.BOUNCE_DOMAIN = "bounces.example.jp"
-    port = free_port()
-    controller = start_receiver("127.0.0.1", port, lmtp=True)
-    yield port
-    stop_receiver(controller)
 
 
 def verp(subscriber_id: int, mailing_id: int = 0, domain: str = "bounces.example.jp") -> str:

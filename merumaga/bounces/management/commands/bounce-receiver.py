@@ -1,10 +1,10 @@
 import errno
-import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from merumaga.bounces.receiver import start_receiver, stop_receiver
+from merumaga.delivery.catcher import serve_until_stopped
 
 
 def parse_bind(value: str) -> tuple[str, int]:
@@ -43,15 +43,5 @@ class Command(BaseCommand):
         protocol = "lmtp" if lmtp else "smtp"
         self.stdout.write(f"Bounce receiver listening on {protocol}://{host}:{port}")
         self.stdout.write(f"Accepting mail for the bounce domain {settings.BOUNCE_DOMAIN}")
-        stopping_signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in stopping_signals}
-        try:
-            while True:
-                signal.pause()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop_receiver(controller)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        serve_until_stopped(lambda: stop_receiver(controller))
         self.stdout.write(f"Bounce receiver stopped after {controller.handler.received} messages.")

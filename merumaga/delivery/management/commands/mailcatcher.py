@@ -1,11 +1,10 @@
 import errno
-import signal
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from merumaga.delivery.catcher import start_catcher
+from merumaga.delivery.catcher import serve_until_stopped, start_catcher
 
 HOST = "127.0.0.1"
 
@@ -33,17 +32,5 @@ class Command(BaseCommand):
         self.stdout.write(f"Mail catcher listening on smtp://{HOST}:{port}")
         self.stdout.write(f"Storing mail in the Maildir {Path(directory).resolve()}")
         self.stdout.write("Quit with CONTROL-C.")
-        # SIGTERM (a process manager) stops us like Ctrl-C; SIGINT is set too, because a shell
-        # starting us in the background (as `make run` may) leaves SIGINT ignored.
-        stopping_signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in stopping_signals}
-        try:
-            while True:
-                signal.pause()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            controller.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        serve_until_stopped(controller.stop)
         self.stdout.write("Mail catcher stopped.")
