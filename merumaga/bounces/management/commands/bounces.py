@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from merumaga.bounces import mailbox, services
 from merumaga.bounces.classify import classify
 from merumaga.bounces.models import Source
+from merumaga.terminal import progress_bar
 
 
 class Command(BaseCommand):
@@ -102,21 +101,9 @@ class Command(BaseCommand):
         )
 
     def handle_poll(self, *, url: str | None, limit: int, **options) -> None:
-        console = Console(stderr=True)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("bounces", total=None)
+        with progress_bar("bounces") as progress:
             try:
-                report = mailbox.poll_mailbox(
-                    url,
-                    limit=limit,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )
+                report = mailbox.poll_mailbox(url, limit=limit, progress=progress)
             except mailbox.MailboxError as error:
                 if error.report is not None:
                     self.stderr.write(str(error.report))

@@ -1,11 +1,10 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from merumaga.subscribers import services
 from merumaga.subscribers.models import ConsentRecord
+from merumaga.terminal import progress_bar
 
 
 class Command(BaseCommand):
@@ -28,22 +27,13 @@ class Command(BaseCommand):
             data = file.read_bytes()
         except OSError as error:
             raise CommandError(f"{file}: {error.strerror}") from None
-        console = Console(stderr=True)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("importing rows", total=None)
+        with progress_bar("importing rows", transient=True) as progress:
             try:
                 report = services.import_subscribers(
                     data,
                     source,
                     services.Evidence(source=ConsentRecord.Source.IMPORT, user_agent="cli"),
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    progress=progress,
                 )
             except services.InvalidInput as error:
                 raise CommandError(str(error)) from None
