@@ -37,9 +37,9 @@ def huey_runs_tasks_inline():
 
 @pytest.fixture(autouse=True)
 def empty_cache(request, settings):
-    """Each test starts with no rate-limit counters.
+    """Each test starts with an empty cache (cached pages, the content version).
 
-    Redis keeps them across tests; the database cache keeps them across transactional tests
+    Redis keeps entries across tests; the database cache keeps them across transactional tests
     only, and can be reached only by tests that may use the database.
     """
     in_database = settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache")

@@ -208,3 +208,20 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address_hash[:12]}… ({self.get_reason_display()})"
+
+
+class RateCounter(models.Model):
+    """Hits on one rate-limit key in one fixed window (subscribers.throttle); old windows are
+    deleted every hour."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.BigIntegerField()  # unix seconds at which the window began
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "window_start"], name="one_counter_per_window")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start}: {self.hits}"

@@ -1,9 +1,10 @@
 """Background work for the subscriber lifecycle, queued once its transaction commits."""
 
 from django.urls import reverse
-from huey.contrib.djhuey import db_task
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
 
-from merumaga.subscribers import tokens
+from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.mail import absolute_url, send_reader_mail
 from merumaga.subscribers.models import Subscriber, Topic
 
@@ -42,3 +43,8 @@ def send_already_subscribed_mail(subscriber_id: int) -> None:
     if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:
         return
     send_reader_mail(subscriber, "already_subscribed")
+
+
+@db_periodic_task(crontab(minute="7"))
+def forget_old_rate_counters() -> int:
+    return throttle.forget_old_windows()
