@@ -59,25 +59,13 @@ from email.utils import getaddresses
 import flufl.bounce
 
 from merumaga.subscribers import tokens
+from merumaga.subscribers.carriers import is_carrier
 
 KINDS = ("hard", "soft", "complaint", "auto_reply", "unsubscribe", "unrecognised", "quarantined")
 
 VERP_PURPOSE = "bounce"
 MAILTO_PURPOSE = tokens.UNSUBSCRIBE
 
-CARRIER_DOMAINS = (
-    "docomo.ne.jp",
-    "ezweb.ne.jp",
-    "au.com",
-    "softbank.ne.jp",
-    "i.softbank.jp",
-    "disney.ne.jp",
-    "ymobile.ne.jp",
-    "emobile.ne.jp",
-    "pdx.ne.jp",
-    "willcom.com",
-    "rakumail.jp",
-)
 UNKNOWN_USER_PHRASES = (
     "unknown user",
     "user unknown",
@@ -369,7 +357,7 @@ class _Reader:
             address = address or _dsn_address(_field(fields, "final-recipient"))
             if not address:
                 continue
-            if kind == "soft" and _is_carrier(address):
+            if kind == "soft" and is_carrier(address):
                 reason = diagnostic or (
                     self._human_readable_text() if len(per_recipient) == 1 else ""
                 )
@@ -740,11 +728,6 @@ def _unicode_char(hex_digits: str) -> str:
 def _flufl_address(address: bytes) -> str:
     text = address.decode("utf-8", "replace") if isinstance(address, bytes) else str(address)
     return text.strip().strip("<>").lower()
-
-
-def _is_carrier(address: str) -> bool:
-    domain = address.rpartition("@")[2]
-    return any(domain == d or domain.endswith(f".{d}") for d in CARRIER_DOMAINS)
 
 
 def _says_unknown_user(text: str) -> bool:

@@ -1,14 +1,15 @@
+import secrets
 import time
+from datetime import UTC, datetime
 
 from django import forms
-from django.conf import settings
 from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
-from merumaga.subscribers import services
+from merumaga.subscribers import services, throttle
 from merumaga.subscribers.models import Subscriber, Topic
 
-_FILL_TIME_SALT = "merumaga.subscribers.form-rendered-at"
+_STAMP_SALT = "merumaga.subscribers.signup-stamp"
 
 
 class TopicChoiceField(forms.ModelMultipleChoiceField):
@@ -40,19 +41,20 @@ class SubscribeForm(forms.Form):
         to_field_name="key",
         error_messages={"required": _("受け取るメールマガジンを一つ以上選んでください。")},
     )
-    # Bots fill every field and post at once; people leave this one empty and take a moment.
+    # Bots fill every field; people never see this one (hidden by the style sheet).
     website = forms.CharField(
         label=_("空欄のままにしてください"),
         required=False,
         widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
     )
-    rendered_at = forms.CharField(widget=forms.HiddenInput, required=False)
+    # A signed, one-use stamp of the page that was shown: a post must come from a page we served.
+    stamp = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.fields["topics"].initial = [t.key for t in self.fields["topics"].queryset]
-            self.fields["rendered_at"].initial = signing.dumps(time.time(), salt=_FILL_TIME_SALT)
+            self.fields["stamp"].initial = new_stamp()
 
     def clean_email(self) -> str:
         try:
@@ -68,17 +70,69 @@ class SubscribeForm(forms.Form):
         except services.InvalidInput as error:
             raise forms.ValidationError(str(error)) from None
 
-    def looks_automated(self) -> bool:
-        """Honeypot filled, or posted faster than a person can type, or no render stamp."""
+    def needs_another_press(self) -> str | None:
+        """Why this post cannot be taken as it is, as a next step for a person; None if it can.
+
+        Never a silent discard: a person whose browser filled the hidden field, whose page was
+        open for over a day, or who pressed the button twice gets the form back, filled in, with
+        a fresh stamp; pressing again signs them up. A bot gets the same page, and its sign-ups
+        still need the owner's confirmation by mail and stay under the rate limits.
+        """
         if self.cleaned_data.get("website"):
-            return True
-        try:
-            rendered = signing.loads(
-                self.cleaned_data.get("rendered_at") or "", salt=_FILL_TIME_SALT, max_age=86400
+            return _("確認のため、もう一度「同意して登録する」を押してください。")
+        issued = read_stamp(self.cleaned_data.get("stamp") or "")
+        if issued is None:
+            return _(
+                "ページを開いてから時間がたったため、送信できませんでした。"
+                "内容を確認して、もう一度「同意して登録する」を押してください。"
             )
-        except signing.BadSignature:
-            return True
-        return time.time() - float(rendered) < settings.SIGNUP_MIN_SECONDS
+        nonce, issued_at = issued
+        if not throttle.first_use(f"signup-stamp:{nonce}", issued_at):
+            return _(
+                "このフォームはすでに送信されています。"
+                "もう一度登録する場合は「同意して登録する」を押してください。"
+            )
+        return None
+
+    def shown_again(self) -> "SubscribeForm":
+        """The same answers on a fresh page: a new stamp, the hidden field emptied."""
+        data = self.data.copy()
+        data["stamp"] = new_stamp()
+        data["website"] = ""
+        again = SubscribeForm(data)
+        again.is_valid()
+        return again
+
+
+def new_stamp() -> str:
+    return signing.dumps([secrets.token_urlsafe(12), int(time.time())], salt=_STAMP_SALT)
+
+
+def read_stamp(stamp: str) -> tuple[str, datetime] | None:
+    """The stamp's nonce and when it was issued; None when forged or older than a day."""
+    try:
+        nonce, issued = signing.loads(stamp, salt=_STAMP_SALT, max_age=throttle.ONE_USE_WINDOW)
+        return str(nonce), datetime.fromtimestamp(int(issued), UTC)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+
+
+class ConfirmForm(forms.Form):
+    """The request as its owner confirms it: they may change the mailings and the name, which
+    whoever filled in the sign-up form typed."""
+
+    topics = TopicChoiceField(
+        label=_("受け取るメールマガジン"),
+        queryset=active_topics(),
+        to_field_name="key",
+        error_messages={"required": _("受け取るメールマガジンを一つ以上選んでください。")},
+    )
+    name = forms.CharField(
+        label=_("お名前 (任意)"),
+        required=False,
+        max_length=services.NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
 
 
 class PreferencesForm(forms.Form):

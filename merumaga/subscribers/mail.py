@@ -85,4 +85,9 @@ def mail_charset(preferred: str, message: EmailMultiAlternatives) -> str:
 
 
 def send_reader_mail(subscriber: Subscriber, kind: str, context: dict | None = None) -> None:
+    if not subscriber.email.isascii():
+        # Stored before such addresses were refused at the door: our headers and envelope are
+        # ASCII, so the mail would go out with an encoded word inside the address.
+        logger.error("%s mail to reader %s not sent: non-ASCII address", kind, subscriber.pk)
+        return
     build_reader_mail(subscriber, kind, context).send()

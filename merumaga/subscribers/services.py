@@ -6,6 +6,7 @@ transaction and queues its mail only once that transaction commits.
 
 import enum
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,8 +61,15 @@ class SignupOutcome(enum.Enum):
 
 
 def normalise_email(raw: str) -> str:
-    """The address as stored: validated, IDN-normalised, lower-cased; else InvalidInput."""
-    candidate = (raw or "").strip()
+    """The address as stored and mailed: validated, lower-cased; else InvalidInput.
+
+    Full-width characters typed through a Japanese IME (ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ) are the
+    same address in ASCII: NFKC makes them so, and callers show the result to the person.
+    An address that still holds non-ASCII characters (a Japanese local part, an internationalised
+    domain) is refused: our mail is written with ASCII headers and envelopes (RFC 5321/5322), and
+    sending it would need SMTPUTF8 (RFC 6531) end to end.
+    """
+    candidate = unicodedata.normalize("NFKC", raw or "").strip()
     if not candidate:
         raise InvalidInput(_("メールアドレスを入力してください。"))
     if len(candidate) > 254 or _CONTROL_CHARACTERS.search(candidate):
@@ -70,6 +78,13 @@ def normalise_email(raw: str) -> str:
         result = validate_email(candidate, allow_smtputf8=True, check_deliverability=False)
     except EmailNotValidError:
         raise InvalidInput(_("メールアドレスの形式が正しくありません。")) from None
+    if not result.normalized.isascii():
+        raise InvalidInput(
+            _(
+                "日本語などの全角文字を含むメールアドレスには、配信できません。"
+                "半角英数字だけのアドレスをお使いください。"
+            )
+        )
     return result.normalized.lower()
 
 
@@ -189,7 +204,12 @@ def request_subscription(
             email=email,
             defaults={"name": name, "language": language, "charset": default_charset(email)},
         )
-        if subscriber.status != Subscriber.Status.CONFIRMED:
+        # A request waiting for its owner is not rewritten by the next one: whoever sent the
+        # next one may not own the address. The owner sees and can change the request on the
+        # confirmation page before it takes effect. Once its link has expired it is replaced.
+        if subscriber.status != Subscriber.Status.CONFIRMED and not (
+            not created and _request_open(subscriber, now)
+        ):
             if not created:
                 subscriber.name = name
                 subscriber.language = language
@@ -214,15 +234,46 @@ def request_subscription(
     return outcome
 
 
-def confirm(subscriber: Subscriber, evidence: Evidence, wording: str = "") -> bool:
-    """The reader pressed the confirm button. True if this confirmed them, False if already."""
+def _request_open(subscriber: Subscriber, now) -> bool:
+    """A pending request whose confirmation link still works."""
+    sent = subscriber.confirmation_sent_at
+    return (
+        subscriber.status == Subscriber.Status.PENDING
+        and sent is not None
+        and now - sent < timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS)
+    )
+
+
+def confirm(
+    subscriber: Subscriber,
+    evidence: Evidence,
+    wording: str = "",
+    topic_keys=None,
+    name: str | None = None,
+) -> bool:
+    """The reader pressed the confirm button. True if this confirmed them, False if already.
+
+    The confirmation page shows the request as it was made (possibly by someone else) and lets
+    its owner change the mailings and the name: what they confirm is what is stored.
+    """
+    keys = None
+    if topic_keys is not None:
+        keys = _check_topic_keys(topic_keys)
+        if not keys:
+            raise InvalidInput(_("受け取るメールマガジンを一つ以上選んでください。"))
+    if name is not None:
+        name = clean_text(name, NAME_MAX_LENGTH, _("お名前"))
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.status != Subscriber.Status.PENDING:
             return False
+        if keys is not None:
+            _set_subscriptions(subscriber, keys)
+        if name is not None:
+            subscriber.name = name
         subscriber.status = Subscriber.Status.CONFIRMED
         subscriber.confirmed_at = timezone.now()
-        subscriber.save(update_fields=["status", "confirmed_at"])
+        subscriber.save(update_fields=["status", "confirmed_at", "name"])
         # Coming back after erasing one's data is a fresh, proven consent.
         Suppression.objects.filter(
             address_hash=address_hash(subscriber.email), reason=Suppression.Reason.ERASED

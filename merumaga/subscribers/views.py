@@ -1,15 +1,21 @@
 """Reader-facing pages: sign-up, confirm, preferences, one-click unsubscribe. No login anywhere:
 each page that changes a reader's state is reached through a signed link."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from merumaga.institute.services import sender_identity
 from merumaga.subscribers import services, tokens
-from merumaga.subscribers.forms import PreferencesForm, SubscribeForm
+from merumaga.subscribers.carriers import is_carrier
+from merumaga.subscribers.forms import ConfirmForm, PreferencesForm, SubscribeForm
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic
 
 
@@ -35,13 +41,20 @@ def invalid_link(request: HttpRequest) -> HttpResponse:
     return render(request, "subscribers/invalid_link.html", status=404)
 
 
-def _signup_page(request: HttpRequest, template: str, form: SubscribeForm, status=200):
+def _signup_page(request: HttpRequest, form: SubscribeForm, status=200):
     return render(
         request,
-        template,
+        "subscribers/subscribe.html",
         {"form": form, "consent_wording": services.consent_wording()},
         status=status,
     )
+
+
+def _form_again(request: HttpRequest, form: SubscribeForm, message: str, status: int):
+    """The person's answers on a fresh page, with what to do next: nothing they typed is lost."""
+    again = form.shown_again()
+    again.add_error(None, message)
+    return _signup_page(request, again, status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -49,33 +62,58 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         # The home page's box sends the address here, to choose mailings and agree.
         form = SubscribeForm(initial={"email": request.GET.get("email", "")[:254]})
-        return _signup_page(request, "subscribers/subscribe.html", form)
+        return _signup_page(request, form)
     form = SubscribeForm(request.POST)
     if not form.is_valid():
-        return _signup_page(request, "subscribers/subscribe.html", form, status=400)
-    if not form.looks_automated():
-        try:
-            services.request_subscription(
-                email=form.cleaned_data["email"],
-                name=form.cleaned_data["name"],
-                topic_keys=[topic.key for topic in form.cleaned_data["topics"]],
-                language=request.LANGUAGE_CODE if request.LANGUAGE_CODE in ("ja", "en") else "ja",
-                evidence=evidence(request, ConsentRecord.Source.FORM),
-            )
-        except services.TooManyRequests:
-            form.add_error(
-                None, _("短時間に多くの登録がありました。しばらくしてからお試しください。")
-            )
-            return _signup_page(request, "subscribers/subscribe.html", form, status=429)
-        except services.InvalidInput as error:
-            form.add_error(None, str(error))
-            return _signup_page(request, "subscribers/subscribe.html", form, status=400)
-    # The same page whether the address was new, pending, confirmed, or the post was a bot's.
-    return redirect("subscribe_done")
+        return _signup_page(request, form, status=400)
+    next_step = form.needs_another_press()
+    if next_step:
+        return _form_again(request, form, next_step, status=200)
+    email = form.cleaned_data["email"]
+    try:
+        outcome = services.request_subscription(
+            email=email,
+            name=form.cleaned_data["name"],
+            topic_keys=[topic.key for topic in form.cleaned_data["topics"]],
+            language=request.LANGUAGE_CODE if request.LANGUAGE_CODE in ("ja", "en") else "ja",
+            evidence=evidence(request, ConsentRecord.Source.FORM),
+        )
+    except services.TooManyRequests:
+        message = _("短時間に多くの登録がありました。しばらくしてからお試しください。")
+        return _form_again(request, form, message, status=429)
+    except services.InvalidInput as error:
+        return _form_again(request, form, str(error), status=400)
+    # The same page for a new, pending or confirmed address (each got a mail); a different one
+    # only when no mail went out, because one did within the last day.
+    sent = outcome != services.SignupOutcome.MAIL_WITHHELD
+    note = signing.dumps([email, sent], salt=_DONE_SALT)
+    return redirect(f"{reverse('subscribe_done')}?{urlencode({'r': note})}")
+
+
+_DONE_SALT = "merumaga.subscribers.check-your-mail"
 
 
 def subscribe_done(request: HttpRequest) -> HttpResponse:
-    return render(request, "subscribers/subscribe_done.html")
+    """Which address was mailed, whether a mail went out now, and what to do if none arrives.
+
+    The address comes signed from the sign-up that just happened, so that no one can make this
+    page show text of their choosing."""
+    try:
+        email, sent = signing.loads(request.GET.get("r", ""), salt=_DONE_SALT, max_age=3600)
+    except (signing.BadSignature, ValueError, TypeError):
+        email, sent = None, True
+    sender = sender_identity().from_email
+    return render(
+        request,
+        "subscribers/subscribe_done.html",
+        {
+            "email": email,
+            "sent": sent,
+            "carrier": bool(email) and is_carrier(email),
+            "sender": sender,
+            "sending_domain": sender.rpartition("@")[2],
+        },
+    )
 
 
 def _confirm_wording() -> str:
@@ -89,24 +127,34 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, _topic = tokens.read_token(token, tokens.CONFIRM)
     except tokens.InvalidToken:
         return invalid_link(request)
-    context = {
-        "subscriber": subscriber,
-        "topics": _subscribed_topics(subscriber),
-        "wording": _confirm_wording(),
-        "preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES),
-    }
-    if request.method == "POST":
-        if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.CONFIRMED):
-            services.confirm(
-                subscriber, evidence(request, ConsentRecord.Source.EMAIL_LINK), _confirm_wording()
-            )
-            return render(request, "subscribers/confirmed.html", context)
-        return invalid_link(request)
     if subscriber.status == Subscriber.Status.CONFIRMED:
+        context = {"preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES)}
         return render(request, "subscribers/confirmed.html", context)
     if subscriber.status != Subscriber.Status.PENDING:
         return invalid_link(request)
-    return render(request, "subscribers/confirm.html", context)
+    form = ConfirmForm(
+        request.POST or None,
+        initial={"topics": [t.key for t in _subscribed_topics(subscriber)], "name": subscriber.name},
+    )
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.confirm(
+                    subscriber,
+                    evidence(request, ConsentRecord.Source.EMAIL_LINK),
+                    _confirm_wording(),
+                    topic_keys=[topic.key for topic in form.cleaned_data["topics"]],
+                    name=form.cleaned_data["name"],
+                )
+            except services.InvalidInput as error:
+                form.add_error(None, str(error))
+            else:
+                # A redirect, so that a refresh shows the result instead of posting again.
+                return redirect("confirm", token=token)
+        status = 400
+    context = {"subscriber": subscriber, "form": form, "wording": _confirm_wording()}
+    return render(request, "subscribers/confirm.html", context, status=status)
 
 
 def _subscribed_topics(subscriber: Subscriber):

@@ -56,6 +56,15 @@ def test_utf_encodings(encoding):
     assert Subscriber.objects.get().name == "田中 ①"
 
 
+def test_full_width_addresses_go_in_as_ascii_and_undeliverable_ones_are_reported():
+    data = "email\nｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ\nテスト@example.jp\nhana@例え.jp\n".encode()
+    report = run_import(data)
+    assert report.created == 1
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["taro@example.jp"]
+    problems = {error.line: error.message for error in report.errors}
+    assert set(problems) == {3, 4} and all("半角英数字" in m for m in problems.values())
+
+
 def test_existing_readers_and_opt_outs_are_never_changed_by_an_import():
     make_subscriber("left@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[])
     Suppression.objects.create(

@@ -83,9 +83,60 @@ def test_bad_input_is_refused_with_a_reason_and_writes_nothing(email, topics, na
     assert not ConsentRecord.objects.exists()
 
 
-def test_internationalised_addresses_are_accepted():
-    subscribe("テスト@例え.jp")
-    assert Subscriber.objects.filter(email="テスト@例え.jp").exists()
+def test_a_full_width_address_is_stored_as_the_same_address_in_ascii():
+    subscribe("ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ")
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["taro@example.jp"]
+
+
+@pytest.mark.parametrize("email", ["テスト@example.jp", "taro@例え.jp", "taro@xn--r8jz45g.jp"])
+def test_an_address_our_mail_cannot_reach_is_refused_with_a_reason(email):
+    with pytest.raises(services.InvalidInput, match="半角英数字"):
+        subscribe(email)
+    assert not Subscriber.objects.exists()
+
+
+def test_a_second_request_does_not_rewrite_a_pending_one(
+    mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe("owner@example.jp", ["weekly"], name="本人")
+    Subscriber.objects.update(confirmation_sent_at=timezone.now() - timedelta(hours=25))
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = subscribe("owner@example.jp", ALL_TOPICS, name="今すぐ当選金を受け取る")
+    reader = Subscriber.objects.get()
+    assert outcome is services.SignupOutcome.CONFIRMATION_SENT  # the link again, same request
+    assert reader.name == "本人" and subscribed_keys(reader) == {"weekly"}
+    assert all("当選金" not in mail.message().as_string() for mail in mailoutbox)
+
+
+def test_a_pending_request_whose_link_expired_is_replaced(settings):
+    subscribe("late@example.jp", ["weekly"], name="古い")
+    Subscriber.objects.update(
+        confirmation_sent_at=timezone.now()
+        - timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS, minutes=1)
+    )
+    subscribe("late@example.jp", ["events"], name="新しい")
+    reader = Subscriber.objects.get()
+    assert reader.name == "新しい" and subscribed_keys(reader) == {"events"}
+
+
+def test_the_owner_confirms_with_their_own_choice_of_mailings_and_name():
+    subscribe("owner@example.jp", ALL_TOPICS, name="他人が入力した名前")
+    reader = Subscriber.objects.get()
+    assert services.confirm(reader, FORM, topic_keys=["reports"], name="本人")
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED and reader.name == "本人"
+    assert subscribed_keys(reader) == {"reports"}
+    assert reader.consent_records.get(action="confirm").topics == ["reports"]
+
+
+def test_confirming_with_no_mailing_is_refused_and_changes_nothing():
+    subscribe("owner@example.jp", ["weekly"])
+    reader = Subscriber.objects.get()
+    with pytest.raises(services.InvalidInput, match="一つ以上"):
+        services.confirm(reader, FORM, topic_keys=[], name="")
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.PENDING and subscribed_keys(reader) == {"weekly"}
 
 
 def test_rate_limit_per_address(settings):

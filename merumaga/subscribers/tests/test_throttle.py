@@ -27,11 +27,20 @@ def test_a_new_window_starts_from_zero():
 
 
 @pytest.mark.django_db
-def test_old_windows_are_forgotten():
-    throttle.allow("k", 2, now=HOUR - timedelta(hours=2))
-    throttle.allow("k", 2, now=HOUR)
+def test_old_windows_are_forgotten_after_two_days():
+    throttle.allow("k", 2, now=HOUR - timedelta(days=2, hours=1))
+    throttle.allow("k", 2, now=HOUR - timedelta(days=1))
     assert throttle.forget_old_windows(now=HOUR) == 1
     assert list(RateCounter.objects.values_list("hits", flat=True)) == [1]
+
+
+@pytest.mark.django_db
+def test_a_one_use_key_is_spent_once_however_late_it_comes_back():
+    issued = HOUR.replace(hour=14, minute=59)  # 23:59 in Tokyo
+    assert throttle.first_use("stamp:abc", issued)
+    throttle.forget_old_windows(now=issued + timedelta(hours=23))
+    assert not throttle.first_use("stamp:abc", issued)
+    assert throttle.first_use("stamp:other", issued)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,4 +1,5 @@
 import re
+from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -15,15 +16,18 @@ pytestmark = pytest.mark.django_db
 def form_data(client, **overrides):
     """What a person's browser posts: the page's own hidden fields plus their answers."""
     page = client.get(reverse("subscribe")).content.decode()
-    rendered_at = re.search(r'name="rendered_at" value="([^"]+)"', page).group(1)
     return {
         "email": "reader@example.jp",
         "name": "",
         "topics": ALL_TOPICS,
         "website": "",
-        "rendered_at": rendered_at,
+        "stamp": stamp_of(page),
         **overrides,
     }
+
+
+def stamp_of(page: str) -> str:
+    return re.search(r'name="stamp" value="([^"]+)"', page).group(1)
 
 
 def without_csrf_token(content: bytes) -> bytes:
@@ -34,14 +38,14 @@ def without_csrf_token(content: bytes) -> bytes:
 def without_own_address(content: bytes) -> bytes:
     """A page names its own address (canonical link, language links); the rest must be the same."""
     content = re.sub(
-        rb'(href|content)="[^"]*/(confirm|preferences|unsubscribe)/[^"]*"', b"", content
+        rb'(href|content)="[^"]*/(confirm|preferences|unsubscribe|subscribe)/[^"]*"', b"", content
     )
     return without_csrf_token(content)
 
 
-@pytest.fixture(autouse=True)
-def no_fill_time(settings):
-    settings.SIGNUP_MIN_SECONDS = 0
+def sign_up(client, **overrides):
+    """Post the form as a person would, right after the page loaded; follow to the answer."""
+    return client.post(reverse("subscribe"), form_data(client, **overrides), follow=True)
 
 
 def test_sign_up_page_offers_all_four_topics_checked_and_the_consent_wording(client):
@@ -57,14 +61,41 @@ def test_sign_up_page_in_english(client):
     assert 'lang="en"' in page and "Weekly report" in page
 
 
-def test_sign_up_redirects_to_check_your_mail(
+def test_a_sign_up_at_once_after_the_page_loads_is_taken_and_says_where_the_mail_went(
     client, mailoutbox, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("subscribe"), form_data(client))
-    assert response.status_code == 302 and response["Location"] == reverse("subscribe_done")
+        response = sign_up(client, email="quick@example.jp")
+    url, status = response.redirect_chain[0]
+    assert status == 302 and url.startswith(reverse("subscribe_done"))
+    page = response.content.decode()
+    assert "quick@example.jp" in page and "宛にメールをお送りしました" in page
+    assert "迷惑メールフォルダ" in page
     assert Subscriber.objects.get().status == Subscriber.Status.PENDING
-    assert len(mailoutbox) == 1
+    assert [m.to for m in mailoutbox] == [["quick@example.jp"]]
+
+
+def test_the_check_your_mail_page_shows_the_address_as_stored(client):
+    page = sign_up(client, email="ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ").content.decode()
+    assert "taro@example.jp" in page
+    assert Subscriber.objects.get().email == "taro@example.jp"
+
+
+def test_carrier_readers_are_told_about_the_domain_filter_naming_our_domain(client, settings):
+    page = sign_up(client, email="keitai@docomo.ne.jp").content.decode()
+    assert "ドメイン指定受信" in page and "<strong>example.jp</strong>" in page
+
+
+def test_the_page_tells_the_truth_when_no_mail_went_out(client, mailoutbox):
+    sign_up(client, email="twice@example.jp")
+    page = sign_up(client, email="twice@example.jp").content.decode()
+    assert "今回は新しいメールを送っていません" in page and "twice@example.jp" in page
+    assert "宛にメールをお送りしました" not in page
+
+
+def test_the_check_your_mail_page_shows_no_address_it_was_not_given(client):
+    page = client.get(reverse("subscribe_done"), {"r": "forged<b>evil@example.jp</b>"})
+    assert page.status_code == 200 and b"evil@example.jp" not in page.content
 
 
 def test_the_answer_does_not_tell_whether_an_address_is_known(client):
@@ -72,9 +103,9 @@ def test_the_answer_does_not_tell_whether_an_address_is_known(client):
     make_subscriber("pending@example.jp", status=Subscriber.Status.PENDING)
     answers = set()
     for email in ["new@example.jp", "known@example.jp", "pending@example.jp"]:
-        response = client.post(reverse("subscribe"), form_data(client, email=email), follow=True)
-        body = without_csrf_token(response.content)
-        answers.add((response.status_code, response.redirect_chain[0][0], body))
+        response = sign_up(client, email=email)
+        body = without_own_address(response.content).replace(email.encode(), b"ADDRESS")
+        answers.add((response.status_code, body))
     assert len(answers) == 1
 
 
@@ -82,30 +113,63 @@ def test_confirmation_mail_never_echoes_the_entered_name(
     client, mailoutbox, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("subscribe"), form_data(client, name="今すぐ当選金を受け取る"))
+        sign_up(client, name="今すぐ当選金を受け取る")
     message = message_from_bytes(mailoutbox[0].message().as_bytes(), policy=policy.default)
     assert "当選金" not in message.as_string()
     assert "当選金" not in message.get_body(("plain",)).get_content()
 
 
-def test_honeypot_gets_the_same_answer_and_no_mail(client, mailoutbox):
-    response = client.post(reverse("subscribe"), form_data(client, website="http://spam.example"))
-    assert response.status_code == 302
+def press_again(client, response):
+    """What a person does with the form shown again: press the button on the page as it is."""
+    page = response.content.decode()
+    data = form_data(client, stamp=stamp_of(page))
+    data["email"] = re.search(r'name="email" value="([^"]*)"', page).group(1)
+    return client.post(reverse("subscribe"), data, follow=True)
+
+
+def test_a_filled_hidden_field_shows_the_form_again_and_pressing_again_signs_up(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    response = client.post(
+        reverse("subscribe"), form_data(client, email="autofill@example.jp", website="x")
+    )
+    assert response.status_code == 200 and "もう一度「同意して登録する」" in response.content.decode()
+    assert 'value="autofill@example.jp"' in response.content.decode()
     assert not Subscriber.objects.exists() and not mailoutbox
+    with django_capture_on_commit_callbacks(execute=True):
+        press_again(client, response)
+    assert Subscriber.objects.get().email == "autofill@example.jp" and len(mailoutbox) == 1
 
 
-def test_too_fast_a_post_is_treated_as_automated(client, settings, mailoutbox):
-    settings.SIGNUP_MIN_SECONDS = 3
-    response = client.post(reverse("subscribe"), form_data(client))
-    assert response.status_code == 302
-    assert not Subscriber.objects.exists() and not mailoutbox
-
-
-def test_a_post_without_render_stamp_is_treated_as_automated(client):
-    data = form_data(client)
-    del data["rendered_at"]
-    client.post(reverse("subscribe"), data)
+@pytest.mark.parametrize("stamp", [None, "forged", "WyJ4IiwxXQ:1aaaaa:bad"])
+def test_a_post_without_a_good_stamp_gets_a_next_step_not_a_discard(client, stamp):
+    data = form_data(client, email="late@example.jp")
+    if stamp is None:
+        del data["stamp"]
+    else:
+        data["stamp"] = stamp
+    response = client.post(reverse("subscribe"), data)
+    assert response.status_code == 200 and "もう一度「同意して登録する」" in response.content.decode()
     assert not Subscriber.objects.exists()
+    press_again(client, response)
+    assert Subscriber.objects.get().email == "late@example.jp"
+
+
+def test_a_stamp_older_than_a_day_gets_a_next_step(client, time_machine):
+    time_machine.move_to("2026-12-07 09:00 +09:00", tick=False)
+    data = form_data(client, email="slow@example.jp")
+    time_machine.shift(timedelta(days=1, seconds=1))
+    response = client.post(reverse("subscribe"), data)
+    assert "時間がたったため" in response.content.decode()
+    assert not Subscriber.objects.exists()
+
+
+def test_a_stamp_is_good_for_one_sign_up(client):
+    data = form_data(client, email="first@example.jp")
+    client.post(reverse("subscribe"), data)
+    response = client.post(reverse("subscribe"), {**data, "email": "second@example.jp"})
+    assert "すでに送信されています" in response.content.decode()
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["first@example.jp"]
 
 
 @pytest.mark.parametrize(
@@ -113,6 +177,7 @@ def test_a_post_without_render_stamp_is_treated_as_automated(client):
     [
         ({"email": "broken@"}, "形式が正しくありません"),
         ({"email": ""}, "このフィールドは必須です"),
+        ({"email": "テスト@example.jp"}, "半角英数字"),
         ({"topics": []}, "一つ以上選んでください"),
         ({"topics": ["weekly", "nonsense"]}, "nonsense"),
         ({"name": "a\nb"}, "改行"),
@@ -126,25 +191,50 @@ def test_bad_input_shows_the_form_again_with_a_message(client, overrides, messag
     assert not Subscriber.objects.exists()
 
 
-def test_rate_limited_sign_up_says_so(client, settings):
+def test_rate_limited_sign_up_says_so_and_keeps_the_answers(client, settings):
     settings.SIGNUP_LIMIT_PER_IP = 1
-    client.post(reverse("subscribe"), form_data(client, email="one@example.jp"))
+    sign_up(client, email="one@example.jp")
     response = client.post(reverse("subscribe"), form_data(client, email="two@example.jp"))
     assert response.status_code == 429
-    assert "しばらくしてから" in response.content.decode()
+    page = response.content.decode()
+    assert "しばらくしてから" in page and 'value="two@example.jp"' in page
 
 
 def test_get_on_the_confirm_link_does_not_confirm_and_post_does(client):
-    reader = make_subscriber(status=Subscriber.Status.PENDING)
+    reader = make_subscriber(status=Subscriber.Status.PENDING, topics=["weekly", "events"])
     url = reverse("confirm", args=[tokens.make_token(reader, tokens.CONFIRM)])
     page = client.get(url)
     assert page.status_code == 200 and "登録を確定する" in page.content.decode()
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.PENDING
-    response = client.post(url)
-    assert response.status_code == 200 and "登録が完了しました" in response.content.decode()
+    response = client.post(url, {"topics": ["weekly", "events"], "name": ""})
+    assert response.status_code == 302 and response["Location"] == url
+    assert "登録が完了しました" in client.get(url).content.decode()
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.CONFIRMED
+
+
+def test_the_confirm_page_shows_the_request_and_lets_its_owner_change_it(client):
+    reader = make_subscriber(
+        status=Subscriber.Status.PENDING, topics=["weekly"], name="だれかが入力した名前"
+    )
+    url = reverse("confirm", args=[tokens.make_token(reader, tokens.CONFIRM)])
+    page = client.get(url).content.decode()
+    assert re.search(r'value="weekly"[^>]*checked', page)
+    assert not re.search(r'value="events"[^>]*checked', page)
+    assert 'value="だれかが入力した名前"' in page
+    client.post(url, {"topics": ["events"], "name": "本人"})
+    reader.refresh_from_db()
+    assert reader.name == "本人" and subscribed_keys(reader) == {"events"}
+
+
+def test_confirming_with_nothing_chosen_says_so_and_confirms_nothing(client):
+    reader = make_subscriber(status=Subscriber.Status.PENDING, topics=["weekly"])
+    url = reverse("confirm", args=[tokens.make_token(reader, tokens.CONFIRM)])
+    response = client.post(url, {"name": ""})
+    assert response.status_code == 400 and "一つ以上" in response.content.decode()
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.PENDING
 
 
 def test_bad_links_all_get_the_same_404(client):
