@@ -136,6 +136,12 @@ class ConfirmForm(forms.Form):
 
 
 class PreferencesForm(forms.Form):
+    name = forms.CharField(
+        label=_("お名前 (任意)"),
+        required=False,
+        max_length=services.NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
     topics = TopicChoiceField(
         label=_("受け取るメールマガジン"),
         queryset=active_topics(),
@@ -148,3 +154,21 @@ class PreferencesForm(forms.Form):
         choices=Subscriber.Charset.choices,
         help_text=_("携帯電話のメールで文字化けする場合は ISO-2022-JP を選んでください。"),
     )
+
+
+class AddressForm(forms.Form):
+    """An address typed by a person: checked and normalised by services, so that the message
+    they see is the one every other form shows."""
+
+    email = forms.CharField(
+        label=_("メールアドレス"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}),
+        error_messages={"required": _("メールアドレスを入力してください。")},
+    )
+
+    def clean_email(self) -> str:
+        try:
+            return services.normalise_email(self.cleaned_data["email"])
+        except services.InvalidInput as error:
+            raise forms.ValidationError(str(error)) from None

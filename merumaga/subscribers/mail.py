@@ -38,8 +38,10 @@ def reader_links(subscriber: Subscriber, topic_key: str = tokens.ALL_TOPICS) -> 
 
 
 def build_reader_mail(
-    subscriber: Subscriber, kind: str, context: dict | None = None
+    subscriber: Subscriber, kind: str, context: dict | None = None, to: str | None = None
 ) -> EmailMultiAlternatives:
+    """The reader mail of `kind`, to the reader's address or to `to` (a new or former address
+    of theirs)."""
     identity = sender_identity()
     links = reader_links(subscriber)
     full_context = {**(context or {}), **links, "subscriber": subscriber, "institute": identity}
@@ -51,7 +53,7 @@ def build_reader_mail(
         subject=" ".join(subject.split()),
         body=text,
         from_email=identity.from_header,
-        to=[subscriber.email],
+        to=[to or subscriber.email],
         headers={
             "Message-ID": make_msgid(domain=identity.from_email.rsplit("@", 1)[-1]),
             "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
@@ -84,10 +86,12 @@ def mail_charset(preferred: str, message: EmailMultiAlternatives) -> str:
     return "iso-2022-jp"
 
 
-def send_reader_mail(subscriber: Subscriber, kind: str, context: dict | None = None) -> None:
-    if not subscriber.email.isascii():
+def send_reader_mail(
+    subscriber: Subscriber, kind: str, context: dict | None = None, to: str | None = None
+) -> None:
+    if not (to or subscriber.email).isascii():
         # Stored before such addresses were refused at the door: our headers and envelope are
         # ASCII, so the mail would go out with an encoded word inside the address.
         logger.error("%s mail to reader %s not sent: non-ASCII address", kind, subscriber.pk)
         return
-    build_reader_mail(subscriber, kind, context).send()
+    build_reader_mail(subscriber, kind, context, to).send()

@@ -289,6 +289,7 @@ def update_preferences(
     evidence: Evidence,
     language: str | None = None,
     charset: str | None = None,
+    name: str | None = None,
 ) -> Subscriber:
     """Set exactly which topics a confirmed reader receives; none at all means unsubscribed."""
     keys = _check_topic_keys(topic_keys)
@@ -296,6 +297,8 @@ def update_preferences(
         raise InvalidInput(_("言語の指定が正しくありません。"))
     if charset is not None and charset not in Subscriber.Charset.values:
         raise InvalidInput(_("文字コードの指定が正しくありません。"))
+    if name is not None:
+        name = clean_text(name, NAME_MAX_LENGTH, _("お名前"))
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.status not in (Subscriber.Status.CONFIRMED, Subscriber.Status.UNSUBSCRIBED):
@@ -307,6 +310,9 @@ def update_preferences(
         if charset is not None:
             subscriber.charset = charset
             fields.append("charset")
+        if name is not None:
+            subscriber.name = name
+            fields.append("name")
         _set_subscriptions(subscriber, keys)
         if keys:
             subscriber.status = Subscriber.Status.CONFIRMED
@@ -345,6 +351,94 @@ def unsubscribe(subscriber: Subscriber, topic_key: str | None, evidence: Evidenc
     return subscriber
 
 
+STOP_LINKS_PER_ADDRESS = 3  # per hour: a stranger cannot fill someone's mailbox with them
+
+
+def request_stop_link(email: str, evidence: Evidence) -> bool:
+    """Someone typed an address on the "stop my mail" form (their link was lost or expired):
+    mail that address's reader a link that stops everything in one click.
+
+    Callers answer the same whatever happens, so the form tells no one whether an address is a
+    reader's. True when a mail was queued. Raises InvalidInput for a malformed address and
+    TooManyRequests when one IP asks too often.
+    """
+    email = normalise_email(email)
+    if evidence.ip_address and not throttle.allow(
+        f"stop-link-ip:{evidence.ip_address}", settings.SIGNUP_LIMIT_PER_IP
+    ):
+        raise TooManyRequests
+    if not throttle.allow(f"stop-link-address:{address_hash(email)}", STOP_LINKS_PER_ADDRESS):
+        return False
+    reader = Subscriber.objects.filter(email=email, status=Subscriber.Status.CONFIRMED).first()
+    if reader is None:
+        return False
+    transaction.on_commit(lambda: tasks.send_stop_link_mail(reader.pk))
+    return True
+
+
+ADDRESS_CHANGES_PER_HOUR = 5
+
+
+def request_address_change(subscriber: Subscriber, new_email: str, evidence: Evidence) -> str:
+    """A reader asked to receive their mail at another address. Nothing changes until the owner
+    of that address opens the link mailed to it (change_address). Returns the address as
+    normalised, for the page to show."""
+    new_email = normalise_email(new_email)
+    if subscriber.status not in (Subscriber.Status.CONFIRMED, Subscriber.Status.UNSUBSCRIBED):
+        raise InvalidInput(_("この登録はまだ確認されていません。"))
+    if new_email == subscriber.email:
+        raise InvalidInput(_("現在と同じメールアドレスです。"))
+    keys = [f"address-change:{subscriber.pk}", f"address-change-to:{address_hash(new_email)}"]
+    if not all([throttle.allow(key, ADDRESS_CHANGES_PER_HOUR) for key in keys]):
+        raise TooManyRequests
+    transaction.on_commit(lambda: tasks.send_address_confirmation_mail(subscriber.pk, new_email))
+    return new_email
+
+
+def address_change_wording(old: str, new: str) -> str:
+    return _("メールアドレスを %(old)s から %(new)s に変更します。") % {"old": old, "new": new}
+
+
+def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -> Subscriber:
+    """The owner of the new address confirmed it: from now on the reader's mail goes there.
+
+    The old address is told, so that a change nobody asked for does not go unnoticed. Links in
+    mails already sent keep working (unsubscribing from an old mail must always work).
+    """
+    new_email = normalise_email(new_email)
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        old_email = subscriber.email
+        if old_email == new_email:
+            return subscriber
+        if Subscriber.objects.filter(email=new_email).exclude(pk=subscriber.pk).exists():
+            raise InvalidInput(
+                _(
+                    "このメールアドレスは別の登録で使われています。"
+                    "そのアドレスに届いたメールの配信設定から変更してください。"
+                )
+            )
+        subscriber.email = new_email
+        try:
+            with transaction.atomic():
+                subscriber.save(update_fields=["email"])
+        except IntegrityError:  # taken by a sign-up a moment ago
+            raise InvalidInput(_("このメールアドレスは別の登録で使われています。")) from None
+        _record(
+            subscriber,
+            ConsentRecord.Action.CHANGE,
+            evidence,
+            wording=address_change_wording(old_email, new_email),
+        )
+        transaction.on_commit(lambda: tasks.send_address_changed_mail(subscriber.pk, old_email))
+    return subscriber
+
+
+def _local(moment) -> str | None:
+    # Japan time, as the reader sees every other date of ours.
+    return timezone.localtime(moment).isoformat() if moment else None
+
+
 def export_data(subscriber: Subscriber) -> dict:
     """Everything kept about one reader, for "download my data"."""
     subscriptions = subscriber.subscription_set.select_related("topic").order_by("topic__position")
@@ -355,20 +449,21 @@ def export_data(subscriber: Subscriber) -> dict:
         "language": subscriber.language,
         "charset": subscriber.charset,
         "status": subscriber.status,
-        "created_at": subscriber.created_at.isoformat(),
-        "confirmed_at": subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
+        "created_at": _local(subscriber.created_at),
+        "confirmed_at": _local(subscriber.confirmed_at),
         "subscriptions": [
             {
                 "topic": s.topic.key,
                 "name": s.topic.name,
                 "subscribed": s.subscribed,
-                "changed_at": s.changed_at.isoformat(),
+                "changed_at": _local(s.changed_at),
             }
             for s in subscriptions
         ],
         "consent_records": [
             {
-                "at": record.created_at.isoformat(),
+                "at": _local(record.created_at),
+                "email": record.email,
                 "action": record.action,
                 "source": record.source,
                 "topics": record.topics,

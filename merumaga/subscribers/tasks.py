@@ -38,6 +38,36 @@ def send_welcome_mail(subscriber_id: int) -> None:
 
 
 @db_task(retries=3, retry_delay=60)
+def send_stop_link_mail(subscriber_id: int) -> None:
+    subscriber = _reader(subscriber_id)
+    if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:
+        return
+    send_reader_mail(subscriber, "stop_link")
+
+
+@db_task(retries=3, retry_delay=60)
+def send_address_confirmation_mail(subscriber_id: int, new_email: str) -> None:
+    """To the new address: its owner confirms it before any mail of ours goes there."""
+    subscriber = _reader(subscriber_id)
+    if subscriber is None:
+        return
+    token = tokens.make_token(subscriber, tokens.ADDRESS, new_email)
+    url = absolute_url(reverse("confirm_address", args=[token]))
+    send_reader_mail(
+        subscriber, "address_confirm", {"confirm_url": url, "new_email": new_email}, to=new_email
+    )
+
+
+@db_task(retries=3, retry_delay=60)
+def send_address_changed_mail(subscriber_id: int, old_email: str) -> None:
+    """To the old address: a change nobody asked for must not go unnoticed."""
+    subscriber = _reader(subscriber_id)
+    if subscriber is None:
+        return
+    send_reader_mail(subscriber, "address_changed", {"old_email": old_email}, to=old_email)
+
+
+@db_task(retries=3, retry_delay=60)
 def send_already_subscribed_mail(subscriber_id: int) -> None:
     subscriber = _reader(subscriber_id)
     if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:

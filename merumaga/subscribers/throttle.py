@@ -51,7 +51,6 @@ def first_use(key: str, issued_at: datetime) -> bool:
     return allow(key, 1, ONE_USE_WINDOW, now=issued_at)
 
 
-
 def forget_old_windows(now: datetime | None = None) -> int:
     """Delete the counters of windows that ended long enough ago; returns how many."""
     oldest = int(((now or timezone.now()) - KEEP).timestamp())

@@ -1,4 +1,5 @@
-"""Signed links for readers: confirm, preferences, one-click unsubscribe. No login, no cookie.
+"""Signed links for readers: confirm, preferences, one-click unsubscribe, RSVP, a new address.
+No login, no cookie.
 
 Each purpose has its own salt, so a token made for one cannot be used for another. The payload
 carries the subscriber's nonce: rotating it (on erasure) revokes every link sent so far.
@@ -16,8 +17,10 @@ CONFIRM = "confirm"
 PREFERENCES = "preferences"
 UNSUBSCRIBE = "unsubscribe"  # scope: a topic key, or ALL_TOPICS
 RSVP = "rsvp"  # scope: an event id
+ADDRESS = "address"  # scope: the new address the reader asked to move to
 ALL_TOPICS = "*"
-_SCOPED = (UNSUBSCRIBE, RSVP)
+_SCOPED = (UNSUBSCRIBE, RSVP, ADDRESS)
+_EXPIRING = (CONFIRM, ADDRESS)  # valid CONFIRMATION_MAX_AGE_DAYS; the others for good
 
 
 class InvalidToken(Exception):
@@ -35,7 +38,7 @@ def make_token(subscriber: Subscriber, purpose: str, scope: str = ALL_TOPICS) ->
 def read_token(token: str, purpose: str) -> tuple[Subscriber, str]:
     """The subscriber and scope (for unsubscribe and RSVP) a token names, or InvalidToken."""
     max_age = None
-    if purpose == CONFIRM:
+    if purpose in _EXPIRING:
         max_age = timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS)
     try:
         payload = signing.loads(token, salt=f"merumaga.subscribers.{purpose}", max_age=max_age)

@@ -4,6 +4,7 @@ each page that changes a reader's state is reached through a signed link."""
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 from merumaga.institute.services import sender_identity
 from merumaga.subscribers import services, tokens
 from merumaga.subscribers.carriers import is_carrier
-from merumaga.subscribers.forms import ConfirmForm, PreferencesForm, SubscribeForm
+from merumaga.subscribers.forms import AddressForm, ConfirmForm, PreferencesForm, SubscribeForm
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic
 
 
@@ -134,7 +135,10 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         return invalid_link(request)
     form = ConfirmForm(
         request.POST or None,
-        initial={"topics": [t.key for t in _subscribed_topics(subscriber)], "name": subscriber.name},
+        initial={
+            "topics": [t.key for t in _subscribed_topics(subscriber)],
+            "name": subscriber.name,
+        },
     )
     status = 200
     if request.method == "POST":
@@ -163,20 +167,32 @@ def _subscribed_topics(subscriber: Subscriber):
     ).order_by("position")
 
 
+def _current_preferences(subscriber: Subscriber) -> dict:
+    return {
+        "name": subscriber.name,
+        "topics": [t.key for t in _subscribed_topics(subscriber)],
+        "language": subscriber.language,
+        "charset": subscriber.charset,
+    }
+
+
+def _preferences_page(request, subscriber, token, form, address_form, status=200):
+    context = {
+        "form": form,
+        "address_form": address_form,
+        "subscriber": subscriber,
+        "token": token,
+    }
+    return render(request, "subscribers/preferences.html", context, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber, _topic = tokens.read_token(token, tokens.PREFERENCES)
     except tokens.InvalidToken:
         return invalid_link(request)
-    initial = {
-        "topics": [t.key for t in _subscribed_topics(subscriber)],
-        "language": subscriber.language,
-        "charset": subscriber.charset,
-    }
-    form = PreferencesForm(request.POST or None, initial=initial)
-    saved = False
-    status = 200
+    form = PreferencesForm(request.POST or None, initial=_current_preferences(subscriber))
     if request.method == "POST":
         if form.is_valid():
             keys = [t.key for t in form.cleaned_data["topics"]]
@@ -189,26 +205,83 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                     evidence(request, ConsentRecord.Source.EMAIL_LINK),
                     language=form.cleaned_data["language"],
                     charset=form.cleaned_data["charset"],
+                    name=form.cleaned_data["name"],
                 )
             except services.InvalidInput as error:
                 form.add_error(None, str(error))
-                status = 400
             else:
-                saved = True
-                form = PreferencesForm(
-                    initial={
-                        "topics": keys,
-                        "language": subscriber.language,
-                        "charset": subscriber.charset,
-                    }
-                )
+                if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+                    messages.success(request, _("すべての配信を停止しました。"))
+                else:
+                    messages.success(request, _("配信設定を保存しました。"))
+                return redirect("preferences", token=token)
+        return _preferences_page(request, subscriber, token, form, AddressForm(), status=400)
+    return _preferences_page(request, subscriber, token, form, AddressForm())
+
+
+@require_http_methods(["POST"])
+def preferences_address(request: HttpRequest, token: str) -> HttpResponse:
+    """The reader asks to move to another address: a link goes there to confirm it."""
+    try:
+        subscriber, _topic = tokens.read_token(token, tokens.PREFERENCES)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    address_form = AddressForm(request.POST)
+    status = 400
+    if address_form.is_valid():
+        try:
+            new_email = services.request_address_change(
+                subscriber,
+                address_form.cleaned_data["email"],
+                evidence(request, ConsentRecord.Source.EMAIL_LINK),
+            )
+        except services.TooManyRequests:
+            address_form.add_error(
+                None, _("短時間に多くの変更がありました。しばらくしてからお試しください。")
+            )
+            status = 429
+        except services.InvalidInput as error:
+            address_form.add_error("email", str(error))
         else:
-            status = 400
+            messages.success(
+                request,
+                _(
+                    "%(email)s に確認メールをお送りしました。"
+                    "メール内のリンクから変更を確定するまで、配信先は変わりません。"
+                )
+                % {"email": new_email},
+            )
+            return redirect("preferences", token=token)
+    form = PreferencesForm(initial=_current_preferences(subscriber))
+    return _preferences_page(request, subscriber, token, form, address_form, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def confirm_address(request: HttpRequest, token: str) -> HttpResponse:
+    """The link mailed to the new address. Only the POST changes it (scanners open links)."""
+    try:
+        subscriber, new_email = tokens.read_token(token, tokens.ADDRESS)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    preferences_token = tokens.make_token(subscriber, tokens.PREFERENCES)
+    if subscriber.email == new_email:
+        messages.success(request, _("メールアドレスを変更しました。"))
+        return redirect("preferences", token=preferences_token)
+    wording = services.address_change_wording(subscriber.email, new_email)
+    error = None
+    if request.method == "POST":
+        try:
+            services.change_address(
+                subscriber, new_email, evidence(request, ConsentRecord.Source.EMAIL_LINK)
+            )
+        except services.InvalidInput as problem:
+            error = str(problem)
+        else:
+            messages.success(request, _("メールアドレスを変更しました。"))
+            return redirect("preferences", token=preferences_token)
+    context = {"wording": wording, "error": error, "new_email": new_email}
     return render(
-        request,
-        "subscribers/preferences.html",
-        {"form": form, "subscriber": subscriber, "token": token, "saved": saved},
-        status=status,
+        request, "subscribers/confirm_address.html", context, status=400 if error else 200
     )
 
 
@@ -217,8 +290,11 @@ def preferences_data(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, _topic = tokens.read_token(token, tokens.PREFERENCES)
     except tokens.InvalidToken:
         return invalid_link(request)
+    # Japanese as Japanese (not \uXXXX), and said to be UTF-8 so that every viewer reads it so.
     response = JsonResponse(
-        services.export_data(subscriber), json_dumps_params={"ensure_ascii": False, "indent": 2}
+        services.export_data(subscriber),
+        json_dumps_params={"ensure_ascii": False, "indent": 2},
+        content_type="application/json; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="merumaga-my-data.json"'
     return response
@@ -264,3 +340,39 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         # 200 with a page, never a redirect: providers treat a 3xx as failure.
         return render(request, "subscribers/unsubscribed.html", context)
     return render(request, "subscribers/unsubscribe.html", context)
+
+
+_STOP_SENT_SALT = "merumaga.subscribers.stop-link-sent"
+
+
+@require_http_methods(["GET", "POST"])
+def stop_by_address(request: HttpRequest) -> HttpResponse:
+    """For a reader whose link is broken or expired: type the address, get a stop link by mail.
+
+    The answer is the same whatever the address, so the form tells no one who is a reader.
+    """
+    form = AddressForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            email = form.cleaned_data["email"]
+            try:
+                services.request_stop_link(email, evidence(request, ConsentRecord.Source.FORM))
+            except services.TooManyRequests:
+                form.add_error(
+                    None, _("短時間に多くの申込がありました。しばらくしてからお試しください。")
+                )
+                status = 429
+            else:
+                note = signing.dumps(email, salt=_STOP_SENT_SALT)
+                return redirect(f"{reverse('stop_link_sent')}?{urlencode({'r': note})}")
+    return render(request, "subscribers/stop_by_address.html", {"form": form}, status=status)
+
+
+def stop_link_sent(request: HttpRequest) -> HttpResponse:
+    try:
+        email = signing.loads(request.GET.get("r", ""), salt=_STOP_SENT_SALT, max_age=3600)
+    except signing.BadSignature:
+        email = None
+    return render(request, "subscribers/stop_link_sent.html", {"email": email})

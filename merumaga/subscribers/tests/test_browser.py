@@ -99,3 +99,59 @@ def test_one_click_unsubscribe_page_on_a_phone(live_server, page, settings, mail
     page.get_by_role("button", name="配信を停止する").click()
     expect(page.get_by_role("heading", name="配信を停止しました")).to_be_visible()
     assert subscribed_keys(reader) == {"articles", "reports", "events"}
+
+
+def test_unsubscribe_by_address_from_a_broken_link_on_a_phone(
+    live_server, page, settings, mail_catcher
+):
+    from merumaga.subscribers.tests.factories import make_subscriber
+
+    settings.SITE_URL = live_server.url
+    reader = make_subscriber("lost@example.jp")
+    page.goto(f"{live_server.url}/unsubscribe/an-old-broken-link/")
+    expect(page.get_by_role("heading", name="このリンクは無効です")).to_be_visible()
+    page.get_by_role("link", name="メールマガジンの配信停止").first.click()
+    assert_fits_the_phone(page)
+    page.get_by_label("メールアドレス").fill("lost@example.jp")
+    page.get_by_role("button", name="配信停止のリンクを受け取る").click()
+    expect(page.get_by_role("heading", name="メールをご確認ください")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("lost@example.jp")
+
+    stop_link = wait_for_mail(mail_catcher, 1)
+    assert stop_link["X-Envelope-To"] == "lost@example.jp"
+    page.goto(link_in(stop_link, "unsubscribe"))
+    page.get_by_role("button", name="配信を停止する").click()
+    expect(page.get_by_role("heading", name="配信を停止しました")).to_be_visible()
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED and subscribed_keys(reader) == set()
+
+
+def test_change_of_address_confirmed_from_the_new_mailbox_on_a_phone(
+    live_server, page, settings, mail_catcher
+):
+    from merumaga.subscribers import tokens
+    from merumaga.subscribers.tests.factories import make_subscriber
+
+    settings.SITE_URL = live_server.url
+    reader = make_subscriber("old-box@example.jp")
+    page.goto(f"{live_server.url}/preferences/{tokens.make_token(reader, tokens.PREFERENCES)}/")
+    page.get_by_label("新しいメールアドレス").fill("new-box@example.jp")
+    page.get_by_role("button", name="確認メールを送る").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "new-box@example.jp に確認メールをお送りしました"
+    )
+    assert_fits_the_phone(page)
+    reader.refresh_from_db()
+    assert reader.email == "old-box@example.jp"
+
+    confirmation = wait_for_mail(mail_catcher, 1)
+    assert confirmation["X-Envelope-To"] == "new-box@example.jp"
+    page.goto(re.search(r"http://\S+/preferences/address/\S+/", text_body(confirmation)).group(0))
+    expect(page.locator("main")).to_contain_text("old-box@example.jp から new-box@example.jp")
+    page.get_by_role("button", name="変更を確定する").click()
+    expect(page.get_by_role("status")).to_contain_text("メールアドレスを変更しました")
+    expect(page.locator("main")).to_contain_text("new-box@example.jp")
+    reader.refresh_from_db()
+    assert reader.email == "new-box@example.jp"
+    notice = wait_for_mail(mail_catcher, 2)
+    assert notice["X-Envelope-To"] == "old-box@example.jp"

@@ -4,10 +4,10 @@ from email import message_from_bytes, policy
 
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 
 from merumaga.subscribers import tokens
-from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.models import Subscriber, address_hash
 from merumaga.subscribers.tests.factories import ALL_TOPICS, make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +133,9 @@ def test_a_filled_hidden_field_shows_the_form_again_and_pressing_again_signs_up(
     response = client.post(
         reverse("subscribe"), form_data(client, email="autofill@example.jp", website="x")
     )
-    assert response.status_code == 200 and "もう一度「同意して登録する」" in response.content.decode()
+    assert (
+        response.status_code == 200 and "もう一度「同意して登録する」" in response.content.decode()
+    )
     assert 'value="autofill@example.jp"' in response.content.decode()
     assert not Subscriber.objects.exists() and not mailoutbox
     with django_capture_on_commit_callbacks(execute=True):
@@ -149,7 +151,9 @@ def test_a_post_without_a_good_stamp_gets_a_next_step_not_a_discard(client, stam
     else:
         data["stamp"] = stamp
     response = client.post(reverse("subscribe"), data)
-    assert response.status_code == 200 and "もう一度「同意して登録する」" in response.content.decode()
+    assert (
+        response.status_code == 200 and "もう一度「同意して登録する」" in response.content.decode()
+    )
     assert not Subscriber.objects.exists()
     press_again(client, response)
     assert Subscriber.objects.get().email == "late@example.jp"
@@ -300,10 +304,171 @@ def test_preferences_turn_off_weekly_and_keep_the_rest(client):
         url,
         {"topics": ["articles", "reports", "events"], "language": "ja", "charset": "iso-2022-jp"},
     )
-    assert response.status_code == 200 and "保存しました" in response.content.decode()
+    assert response.status_code == 302 and response["Location"] == url  # a refresh re-posts nothing
+    assert "保存しました" in client.get(url).content.decode()
+    assert "保存しました" not in client.get(url).content.decode()  # said once
     assert subscribed_keys(reader) == {"articles", "reports", "events"}
     reader.refresh_from_db()
     assert reader.charset == "iso-2022-jp"
+
+
+def test_preferences_change_the_name(client):
+    reader = make_subscriber(name="旧姓 花子")
+    url = reverse("preferences", args=[tokens.make_token(reader, tokens.PREFERENCES)])
+    assert 'value="旧姓 花子"' in client.get(url).content.decode()
+    client.post(
+        url, {"name": "新姓 花子", "topics": ALL_TOPICS, "language": "ja", "charset": "utf-8"}
+    )
+    reader.refresh_from_db()
+    assert reader.name == "新姓 花子"
+    assert reader.consent_records.filter(action="change").exists()
+
+
+def test_a_bad_name_is_refused_and_the_answers_stay_on_the_page(client):
+    reader = make_subscriber(name="本人")
+    url = reverse("preferences", args=[tokens.make_token(reader, tokens.PREFERENCES)])
+    response = client.post(
+        url, {"name": "x" * 101, "topics": ["weekly"], "language": "en", "charset": "utf-8"}
+    )
+    assert response.status_code == 400 and "100" in response.content.decode()
+    assert re.search(r'value="weekly"[^>]*checked', response.content.decode())
+    reader.refresh_from_db()
+    assert reader.name == "本人" and reader.language == "ja"
+
+
+def is_preferences_page_of(reader, url: str) -> bool:
+    # Tokens carry the second they were signed in: compare whom they name, not their text.
+    match = resolve(url)
+    owner, _scope = tokens.read_token(match.kwargs["token"], tokens.PREFERENCES)
+    return match.url_name == "preferences" and owner == reader
+
+
+def change_address(client, reader, new_email):
+    token = tokens.make_token(reader, tokens.PREFERENCES)
+    return client.post(reverse("preferences_address", args=[token]), {"email": new_email})
+
+
+def test_an_address_change_takes_effect_only_once_the_new_address_confirms_it(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    reader = make_subscriber("old@example.jp", name="読者")
+    preferences_url = reverse("preferences", args=[tokens.make_token(reader, tokens.PREFERENCES)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = change_address(client, reader, "ｎｅｗ＠ｅｘａｍｐｌｅ．ｊｐ")
+    assert response.status_code == 302 and response["Location"] == preferences_url
+    assert (
+        "new@example.jp に確認メールをお送りしました"
+        in client.get(preferences_url).content.decode()
+    )
+    reader.refresh_from_db()
+    assert reader.email == "old@example.jp"
+    [confirmation] = mailoutbox
+    assert confirmation.to == ["new@example.jp"]
+    link = re.search(r"http://\S+/preferences/address/\S+/", confirmation.body).group(0)
+    page = client.get(link)
+    assert "old@example.jp から new@example.jp に変更します" in page.content.decode()
+    reader.refresh_from_db()
+    assert reader.email == "old@example.jp"  # opening the link changes nothing
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(link)
+    assert response.status_code == 302 and is_preferences_page_of(reader, response["Location"])
+    reader.refresh_from_db()
+    assert reader.email == "new@example.jp"
+    assert reader.address_hash == address_hash("new@example.jp")
+    record = reader.consent_records.filter(action="change").get()
+    assert "old@example.jp から new@example.jp" in record.wording
+    notice = mailoutbox[-1]
+    assert notice.to == ["old@example.jp"] and "new@example.jp" in notice.body
+
+
+def test_an_address_used_by_another_reader_is_refused_at_confirmation(client):
+    reader = make_subscriber("me@example.jp")
+    make_subscriber("taken@example.jp")
+    token = tokens.make_token(reader, tokens.ADDRESS, "taken@example.jp")
+    response = client.post(reverse("confirm_address", args=[token]))
+    assert response.status_code == 400 and "別の登録で使われています" in response.content.decode()
+    reader.refresh_from_db()
+    assert reader.email == "me@example.jp"
+
+
+@pytest.mark.parametrize(
+    "new_email,message",
+    [
+        ("broken@", "形式が正しくありません"),
+        ("me@example.jp", "同じ"),
+        ("読者@example.jp", "半角英数字"),
+    ],
+)
+def test_a_bad_new_address_says_why_and_keeps_what_was_typed(
+    client, mailoutbox, new_email, message
+):
+    reader = make_subscriber("me@example.jp")
+    response = change_address(client, reader, new_email)
+    page = response.content.decode()
+    assert response.status_code == 400 and message in page and f'value="{new_email}"' in page
+    assert not mailoutbox
+
+
+def test_an_address_confirmation_link_expires(client, settings, time_machine):
+    time_machine.move_to("2026-12-07 09:00 +09:00", tick=False)
+    reader = make_subscriber("me@example.jp")
+    token = tokens.make_token(reader, tokens.ADDRESS, "new@example.jp")
+    time_machine.shift(timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS, seconds=1))
+    assert client.post(reverse("confirm_address", args=[token])).status_code == 404
+    reader.refresh_from_db()
+    assert reader.email == "me@example.jp"
+
+
+def test_unsubscribe_by_address_mails_a_one_click_stop_link(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    reader = make_subscriber("lost-link@example.jp")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("stop_by_address"), {"email": "Lost-Link@Example.JP"})
+    assert response.status_code == 302
+    assert "lost-link@example.jp" in client.get(response["Location"]).content.decode()
+    [mail] = mailoutbox
+    assert mail.to == ["lost-link@example.jp"]
+    link = re.search(r"http://\S+/unsubscribe/\S+/", mail.body).group(0)
+    one_click_client().post(link, {"List-Unsubscribe": "One-Click"})
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_unsubscribe_by_address_answers_the_same_for_any_address(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    make_subscriber("reader@example.jp")
+    make_subscriber("pending@example.jp", status=Subscriber.Status.PENDING)
+    answers = set()
+    for email in ["reader@example.jp", "stranger@example.jp", "pending@example.jp"]:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("stop_by_address"), {"email": email}, follow=True)
+        answers.add((response.status_code, response.content.replace(email.encode(), b"X")))
+    assert len(answers) == 1
+    assert [mail.to for mail in mailoutbox] == [["reader@example.jp"]]
+
+
+def test_unsubscribe_by_address_mails_one_address_at_most_three_times_an_hour(
+    client, mailoutbox, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to("2026-12-07 09:00:05 +09:00", tick=True)
+    make_subscriber("reader@example.jp")
+    for _ in range(5):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(reverse("stop_by_address"), {"email": "reader@example.jp"})
+    assert len(mailoutbox) == 3
+
+
+def test_unsubscribe_by_address_refuses_a_malformed_address_with_a_message(client):
+    response = client.post(reverse("stop_by_address"), {"email": "not an address"})
+    assert response.status_code == 400 and "形式が正しくありません" in response.content.decode()
+
+
+def test_a_broken_link_leads_to_unsubscribe_by_address(client):
+    page = client.get(reverse("unsubscribe", args=["garbage"])).content.decode()
+    assert reverse("stop_by_address") in page
 
 
 def test_preferences_stop_everything(client):
@@ -327,7 +492,10 @@ def test_download_my_data_and_erase(client):
     token = tokens.make_token(reader, tokens.PREFERENCES)
     data = client.get(reverse("preferences_data", args=[token]))
     assert data["Content-Disposition"].startswith("attachment")
+    assert data["Content-Type"] == "application/json; charset=utf-8"
+    assert "ダウンロード 太郎".encode() in data.content and b"\\u" not in data.content
     assert data.json()["name"] == "ダウンロード 太郎"
+    assert data.json()["created_at"].endswith("+09:00")
     assert client.get(reverse("erase", args=[token])).status_code == 200
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.CONFIRMED  # a GET erases nothing
