@@ -5,6 +5,8 @@ holds however many people answer at once. Mails are queued once the transaction 
 """
 
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core import signing
 from django.db import transaction
@@ -15,9 +17,9 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from merumaga.publishing.models import Event, Rsvp
-from merumaga.subscribers import tokens
+from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.mail import absolute_url
-from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.models import Subscriber, address_hash
 from merumaga.subscribers.services import Evidence, InvalidInput, clean_text, normalise_email
 
 logger = logging.getLogger(__name__)
@@ -208,14 +210,76 @@ def rsvp_link_url(subscriber: Subscriber, event: Event) -> str:
     return absolute_url(reverse("rsvp_link", args=[token]))
 
 
+# Answers from the public form, where anyone can type any address, wait for its owner: nothing
+# is stored, no seat is taken and no typed text is mailed until they open the link mailed to it.
+_REQUEST_SALT = "merumaga.publishing.rsvp-request"
+REQUEST_MAX_AGE = timedelta(days=3)
+REQUESTS_PER_ADDRESS = 3  # per event and hour: a stranger cannot flood someone's mailbox
+
+
+@dataclass(frozen=True)
+class SeatRequest:
+    """An answer from the public form, carried (signed) by the link mailed to its address."""
+
+    event: Event
+    email: str
+    name: str
+    organisation: str
+    language: str
+
+
+def request_seat(
+    event: Event, email: str, *, name: str, organisation: str = "", language: str | None = None
+) -> str:
+    """Mail `email` a link to confirm a seat at `event`; returns the address as normalised.
+
+    The mail carries no text typed on the form (only the event and the link); the link carries
+    the answer, signed, so nothing is stored and no seat is taken until the owner confirms.
+    """
+    email = normalise_email(email)
+    name = clean_text(name, NAME_MAX_LENGTH, _("お名前"))
+    organisation = clean_text(organisation, ORGANISATION_MAX_LENGTH, _("所属"))
+    reason = closed_reason(event, ATTEND)
+    if reason:
+        raise RsvpError(reason)
+    if not throttle.allow(f"rsvp-request:{event.pk}:{address_hash(email)}", REQUESTS_PER_ADDRESS):
+        raise RsvpError(
+            _("このアドレスには確認メールを続けてお送りしています。届いたメールをご確認ください。")
+        )
+    language = language or get_language() or "ja"
+    token = signing.dumps(
+        [event.pk, email, name, organisation, language], salt=_REQUEST_SALT, compress=True
+    )
+    url = absolute_url(reverse("rsvp_request_link", args=[token]))
+    # Imported here because the mail module needs rsvp_link_url from this one.
+    from merumaga.publishing import tasks_rsvp
+
+    transaction.on_commit(lambda: tasks_rsvp.send_rsvp_request_mail(event.pk, email, url, language))
+    return email
+
+
+def read_seat_request(token: str) -> SeatRequest:
+    try:
+        event_id, email, name, organisation, language = signing.loads(
+            token, salt=_REQUEST_SALT, max_age=REQUEST_MAX_AGE
+        )
+        event = public_events().get(pk=event_id)
+    except (signing.BadSignature, ValueError, TypeError, Event.DoesNotExist):
+        raise tokens.InvalidToken from None
+    return SeatRequest(event, email, name, organisation, language)
+
+
 _ANSWER_LINK_SALT = "merumaga.publishing.rsvp-answer"
 
 
+def answer_token(reply: Rsvp) -> str:
+    """The token of the page where this person, and only they (the link is in their own mail),
+    can change their answer: no one can give back another's seat."""
+    return signing.dumps([reply.pk, reply.email], salt=_ANSWER_LINK_SALT)
+
+
 def answer_link_url(reply: Rsvp) -> str:
-    """The page where this person, and only they (the link is in their own mail), can change
-    their answer: the public form only ever takes a seat, so no one can give back another's."""
-    token = signing.dumps([reply.pk, reply.email], salt=_ANSWER_LINK_SALT)
-    return absolute_url(reverse("rsvp_answer_link", args=[token]))
+    return absolute_url(reverse("rsvp_answer_link", args=[answer_token(reply)]))
 
 
 def read_answer_link(token: str) -> Rsvp:

@@ -54,40 +54,67 @@ def _reader(reply: Rsvp) -> Subscriber | None:
 def build_rsvp_mail(reply: Rsvp, kind: str, language: str | None = None) -> EmailMultiAlternatives:
     """The mail of `kind` ("attending", "waitlisted", "promoted", "declined") for one answer."""
     event = reply.event
-    identity = sender_identity()
     subscriber = _reader(reply)
     context = {
         "rsvp": reply,
         "event": event,
         "event_url": ics.event_url(event),
         "change_url": rsvp.answer_link_url(reply),
-        "institute": identity,
     }
-    headers = {"Message-ID": make_msgid(domain=identity.from_email.rsplit("@", 1)[-1])}
+    headers = {}
     if subscriber is not None:
         links = reader_links(subscriber)
         context.update(links, change_url=rsvp.rsvp_link_url(subscriber, event))
         headers["List-Unsubscribe"] = f"<{links['unsubscribe_url']}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         language = subscriber.language
-    language = language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
-    context["language"] = language
-    with translation.override(language):
-        subject = render_to_string(f"publishing/mail/rsvp_{kind}_subject.txt", context)
-        text = render_to_string(f"publishing/mail/rsvp_{kind}_body.txt", context)
-        html = render_to_string(f"publishing/mail/rsvp_{kind}_body.html", context)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=text,
-        from_email=identity.from_header,
-        to=[reply.email],
-        headers=headers,
-    )
-    message.attach_alternative(html, "text/html")
+    message = _message(f"rsvp_{kind}", context, reply.email, headers, language)
     if kind in WITH_CALENDAR:
         message.attach(calendar_attachment(event, reply.email))
     preferred = subscriber.charset if subscriber else default_charset(reply.email)
     message.encoding = mail_charset(preferred, message)
+    return message
+
+
+@db_task(retries=3, retry_delay=60)
+def send_rsvp_request_mail(event_id: int, email: str, url: str, language: str) -> None:
+    """The link that confirms an answer from the public form, to the address typed there. No
+    text typed on the form goes into it: only the event, our identity and the link."""
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None:
+        return
+    # No online meeting address either: that is for those who have a seat.
+    context = {
+        "event": event,
+        "event_url": ics.event_url(event),
+        "confirm_url": url,
+        "unconfirmed": True,
+    }
+    message = _message("rsvp_request", context, email, {}, language)
+    message.encoding = mail_charset(default_charset(email), message)
+    message.send()
+
+
+def _message(name: str, context: dict, to: str, headers: dict, language) -> EmailMultiAlternatives:
+    """Subject, text and HTML from the three templates `name`, in `language` (or the site's)."""
+    identity = sender_identity()
+    language = language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+    context = {**context, "institute": identity, "language": language}
+    with translation.override(language):
+        subject = render_to_string(f"publishing/mail/{name}_subject.txt", context)
+        text = render_to_string(f"publishing/mail/{name}_body.txt", context)
+        html = render_to_string(f"publishing/mail/{name}_body.html", context)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=text,
+        from_email=identity.from_header,
+        to=[to],
+        headers={
+            "Message-ID": make_msgid(domain=identity.from_email.rsplit("@", 1)[-1]),
+            **headers,
+        },
+    )
+    message.attach_alternative(html, "text/html")
     return message
 
 

@@ -1,5 +1,6 @@
 """Someone on a phone finds an event, answers, and gets the mail with the calendar file."""
 
+import re
 import time
 
 import icalendar
@@ -16,14 +17,14 @@ pytestmark = [
 ]
 
 
-def wait_for_mail(directory, timeout: float = 10.0):
+def wait_for_mail(directory, count: int = 1, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         messages, total = list_messages(directory)
-        if total:
-            return read_message(directory, messages[0].key)
+        if total >= count:
+            return read_message(directory, messages[0].key)  # newest first
         time.sleep(0.1)
-    raise AssertionError("no mail in the catcher")
+    raise AssertionError(f"expected {count} mails in the catcher")
 
 
 def assert_fits_the_phone(page):
@@ -49,12 +50,22 @@ def test_answer_an_event_on_a_phone_and_get_the_ics(live_server, page, settings,
     page.get_by_label("メールアドレス").fill("hanako@example.jp")
     page.get_by_label("所属 (任意)").fill("地域研究センター")
     page.get_by_role("button", name="参加を申し込む").click()
+    expect(page.get_by_role("heading", name="メールをご確認ください")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("hanako@example.jp")
+    assert not Rsvp.objects.exists()  # the address's owner has not confirmed yet
+
+    request = wait_for_mail(mail_catcher, 1)
+    assert "携帯 花子" not in text_body(request)  # no typed text in mail to an unconfirmed address
+    page.goto(re.search(r"http://\S+/events/confirm/\S+/", text_body(request)).group(0))
+    expect(page.locator("main")).to_contain_text("携帯 花子")
+    assert_fits_the_phone(page)
+    page.get_by_role("button", name="参加を申し込む").click()
 
     expect(page.get_by_role("heading", name="参加登録しました")).to_be_visible()
     assert_fits_the_phone(page)
     assert Rsvp.objects.get().answer == Rsvp.Answer.ATTENDING
 
-    mail = wait_for_mail(mail_catcher)
+    mail = wait_for_mail(mail_catcher, 2)
     assert mail["X-Envelope-To"] == "hanako@example.jp"
     assert "参加登録を受け付けました" in mail["Subject"]
     assert "携帯 花子 様" in text_body(mail)

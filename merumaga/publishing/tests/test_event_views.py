@@ -155,25 +155,67 @@ def test_drafts_do_not_exist_for_the_public(client):
     assert not Rsvp.objects.exists()
 
 
-# Answering on the page.
+# Answering on the page: the owner of the address confirms from the mail.
+
+
+def link_in(mail, path: str) -> str:
+    """The path of our link in a mail (the test client speaks to the site without its host)."""
+    url = re.search(rf"http://\S+/{path}/\S+/", mail.body).group(0)
+    return url.split("localhost:8000", 1)[1]
+
+
+def request_and_confirm(client, event, capture, mailoutbox, **fields):
+    """What a person does: fill in the form, open the mailed link, press the button."""
+    with capture(execute=True):
+        post_answer(client, event, **fields)
+    with capture(execute=True):
+        return client.post(link_in(mailoutbox[-1], "events/confirm"), follow=True)
+
+
+def test_the_public_form_takes_no_seat_and_mails_no_typed_text_until_the_owner_confirms(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    event = make_event(capacity=5, online_url="https://meet.example.jp/secret")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_answer(
+            client, event, name="今すぐ当選金を受け取る", organisation="http://spam.example"
+        )
+    assert response.status_code == 302
+    sent = client.get(response["Location"]).content.decode()
+    assert "taro@example.jp" in sent and "申込はまだ完了していません" in sent
+    assert not Rsvp.objects.exists()
+    [mail] = mailoutbox
+    assert mail.to == ["taro@example.jp"]
+    whole = mail.message().as_string() + mail.body + mail.alternatives[0][0]
+    for typed in ("当選金", "spam.example", "meet.example.jp"):
+        assert typed not in whole
+
+    page = client.get(link_in(mail, "events/confirm"))
+    assert page.status_code == 200
+    assert "今すぐ当選金を受け取る" in page.content.decode()  # shown to the owner, on our site
+    assert not Rsvp.objects.exists()  # opening the link answers nothing
 
 
 @pytest.mark.parametrize(
-    ("capacity", "answer", "heading", "state"),
+    ("capacity", "heading", "state"),
     [
-        (5, "attend", "参加登録しました", Rsvp.Answer.ATTENDING),
-        (0, "attend", "キャンセル待ちに登録しました", Rsvp.Answer.WAITLISTED),
-        # A "decline" posted to the public form (a forged form) still only asks for a seat.
-        (5, "decline", "参加登録しました", Rsvp.Answer.ATTENDING),
+        (5, "参加登録しました", Rsvp.Answer.ATTENDING),
+        (0, "キャンセル待ちに登録しました", Rsvp.Answer.WAITLISTED),
     ],
 )
-def test_answer_on_the_page(
-    client, capacity, answer, heading, state, mailoutbox, django_capture_on_commit_callbacks
+def test_the_owner_confirms_and_gets_a_seat_or_the_waitlist(
+    client, capacity, heading, state, mailoutbox, django_capture_on_commit_callbacks
 ):
     event = make_event(capacity=capacity)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post_answer(client, event, answer=answer, organisation="経済研究所")
-    assert response.status_code == 200
+    response = request_and_confirm(
+        client,
+        event,
+        django_capture_on_commit_callbacks,
+        mailoutbox,
+        organisation="経済研究所",
+    )
+    url, status = response.redirect_chain[0]
+    assert status == 302 and "/events/answer/" in url  # a refresh answers nothing
     assert f"<h1>{heading}</h1>" in response.content.decode()
     saved = Rsvp.objects.get()
     assert (saved.email, saved.name, saved.organisation, saved.answer) == (
@@ -182,7 +224,53 @@ def test_answer_on_the_page(
         "経済研究所",
         state,
     )
-    assert [m.to for m in mailoutbox] == [["taro@example.jp"]]
+    assert [m.to for m in mailoutbox] == [["taro@example.jp"], ["taro@example.jp"]]
+
+
+def test_a_forged_decline_on_the_public_form_still_only_asks_for_a_seat(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    event = make_event()
+    request_and_confirm(
+        client, event, django_capture_on_commit_callbacks, mailoutbox, answer="decline"
+    )
+    assert Rsvp.objects.get().answer == Rsvp.Answer.ATTENDING
+
+
+def test_a_stranger_cannot_rename_a_declined_answer(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    event = make_event()
+    declined = rsvp.answer(event, "taro@example.jp", rsvp.DECLINE, name="本人")
+    with django_capture_on_commit_callbacks(execute=True):
+        post_answer(client, event, name="別人")
+    declined.refresh_from_db()
+    assert (declined.name, declined.answer) == ("本人", Rsvp.Answer.DECLINED)
+
+
+def test_a_confirmation_link_expires_after_three_days(
+    client, mailoutbox, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to("2026-12-07 09:00 +09:00", tick=False)
+    event = make_event()
+    with django_capture_on_commit_callbacks(execute=True):
+        post_answer(client, event)
+    time_machine.shift(timedelta(days=3, seconds=1))
+    assert client.post(link_in(mailoutbox[0], "events/confirm")).status_code == 404
+    assert not Rsvp.objects.exists()
+
+
+def test_one_address_gets_at_most_three_confirmation_mails_an_hour(
+    client, mailoutbox, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to("2026-12-07 09:00:05 +09:00", tick=True)
+    event = make_event()
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post_answer(client, event).status_code == 302
+    response = post_answer(client, event)
+    assert response.status_code == 400 and "続けてお送りしています" in response.content.decode()
+    assert len(mailoutbox) == 3
 
 
 @pytest.mark.parametrize(
@@ -271,8 +359,8 @@ def test_a_reader_link_shows_the_event_and_does_not_answer_on_get(client):
 def test_a_reader_link_answers_on_post(client, answer, heading, state):
     reader = make_subscriber("reader@example.jp", name="読者 花子", organisation="某大学")
     event = make_event()
-    response = client.post(rsvp.rsvp_link_url(reader, event), {"answer": answer})
-    assert response.status_code == 200
+    response = client.post(rsvp.rsvp_link_url(reader, event), {"answer": answer}, follow=True)
+    assert response.redirect_chain[0][1] == 302  # a refresh answers nothing
     assert heading in response.content.decode()
     saved = Rsvp.objects.get()
     assert (saved.subscriber, saved.email, saved.name, saved.organisation, saved.answer) == (
@@ -328,32 +416,32 @@ def test_a_reader_link_stops_working_once_the_reader_erased_their_data(client):
     assert client.get(url).status_code == 404
 
 
-def test_the_public_form_is_rate_limited_per_ip(client, settings):
+def test_the_public_form_is_rate_limited_per_ip(client, settings, mailoutbox, time_machine):
+    time_machine.move_to("2026-12-07 09:00:05 +09:00", tick=True)
     settings.RSVP_LIMIT_PER_IP = 2
     event = make_event()
     for n in range(2):
-        assert post_answer(client, event, email=f"p{n}@example.jp").status_code == 200
+        assert post_answer(client, event, email=f"p{n}@example.jp").status_code == 302
     response = post_answer(client, event, email="p9@example.jp")
     assert response.status_code == 429
-    assert "しばらくしてから" in response.content.decode()
-    assert Rsvp.objects.count() == 2
+    page = response.content.decode()
+    assert "しばらくしてから" in page and 'value="p9@example.jp"' in page
 
 
 def test_the_link_in_ones_own_mail_gives_the_seat_back_to_the_waitlist(
     client, mailoutbox, django_capture_on_commit_callbacks
 ):
     event = make_event(capacity=1)
-    with django_capture_on_commit_callbacks(execute=True):
-        post_answer(client, event, email="first@example.jp")
-        post_answer(client, event, email="second@example.jp")
-    link = re.search(r"http://\S+/events/answer/\S+/", mailoutbox[0].body).group(0)
-    path = link.split("localhost:8000", 1)[1]
+    capture = django_capture_on_commit_callbacks
+    request_and_confirm(client, event, capture, mailoutbox, email="first@example.jp")
+    request_and_confirm(client, event, capture, mailoutbox, email="second@example.jp")
+    seat_mail = next(m for m in mailoutbox if "参加登録を受け付けました" in m.subject)
+    path = link_in(seat_mail, "events/answer")
     page = client.get(path)
     assert page.status_code == 200 and 'value="decline"' in page.content.decode()
-    assert (
-        Rsvp.objects.get(email="first@example.jp").answer == Rsvp.Answer.ATTENDING
-    )  # GET: no change
-    response = client.post(path, {"answer": "decline"})
+    first = Rsvp.objects.get(email="first@example.jp")
+    assert first.answer == Rsvp.Answer.ATTENDING  # GET: no change
+    response = client.post(path, {"answer": "decline"}, follow=True)
     assert "不参加を承りました" in response.content.decode()
     assert Rsvp.objects.get(email="first@example.jp").answer == Rsvp.Answer.DECLINED
     assert Rsvp.objects.get(email="second@example.jp").answer == Rsvp.Answer.ATTENDING

@@ -4,11 +4,15 @@ Not page-cached like the other public pages: they show seats left, which change 
 answer, and carry a CSRF token, which must not be served to someone else.
 """
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -26,8 +30,9 @@ PAST_EVENTS_SHOWN = 30
 class RsvpForm(forms.Form):
     """Asks for a seat. Only presence and length here: rsvp.answer checks the address and text.
 
-    There is no "decline" here: anyone can type any address, so giving a seat back is done from
-    the link in the person's own confirmation mail.
+    Anyone can type any address: the answer waits for the owner of the address, who confirms it
+    from the link mailed there. There is no "decline" here; a seat is given back from the link
+    in the person's own mail.
     """
 
     name = forms.CharField(
@@ -88,12 +93,25 @@ def event_ics(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
-def _done_page(request: HttpRequest, event: Event, answer: Rsvp) -> HttpResponse:
-    return render(request, "publishing/rsvp_done.html", {"event": event, "rsvp": answer})
+def _done(answer: Rsvp) -> HttpResponse:
+    """After any answer, the page that shows it: a redirect, so a refresh never answers again."""
+    return redirect("rsvp_done", token=rsvp.answer_token(answer))
+
+
+@require_safe
+def rsvp_done(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        current = rsvp.read_answer_link(token)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    context = {"event": current.event, "rsvp": current, "change_token": token}
+    return render(request, "publishing/rsvp_done.html", context)
 
 
 @require_POST
 def rsvp_form(request: HttpRequest, slug: str) -> HttpResponse:
+    """The public form: anyone can type any address, so this only mails that address a link;
+    its owner confirms the answer there (rsvp_request_link)."""
     event = _public_event(slug)
     form = RsvpForm(request.POST)
     if not form.is_valid():
@@ -103,18 +121,65 @@ def rsvp_form(request: HttpRequest, slug: str) -> HttpResponse:
         form.add_error(None, _("短時間に多くの申込がありました。しばらくしてからお試しください。"))
         return _detail_page(request, event, form, status=429)
     try:
-        answer = rsvp.answer(
+        email = rsvp.request_seat(
             event,
             form.cleaned_data["email"],
-            rsvp.ATTEND,
             name=form.cleaned_data["name"],
             organisation=form.cleaned_data["organisation"],
-            evidence=evidence(request, ConsentRecord.Source.FORM),
         )
     except (InvalidInput, rsvp.RsvpError) as error:
         form.add_error(None, str(error))
         return _detail_page(request, event, form, status=400)
-    return _done_page(request, event, answer)
+    note = signing.dumps(email, salt=_SENT_SALT)
+    return redirect(f"{reverse('rsvp_request_sent', args=[event.slug])}?{urlencode({'r': note})}")
+
+
+_SENT_SALT = "merumaga.publishing.rsvp-request-sent"
+
+
+@require_safe
+def rsvp_request_sent(request: HttpRequest, slug: str) -> HttpResponse:
+    event = _public_event(slug)
+    try:
+        email = signing.loads(request.GET.get("r", ""), salt=_SENT_SALT, max_age=3600)
+    except signing.BadSignature:
+        email = None
+    return render(request, "publishing/rsvp_request_sent.html", {"event": event, "email": email})
+
+
+@require_http_methods(["GET", "POST"])
+def rsvp_request_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The link mailed to an address typed on the public form: its owner sees the answer as it
+    was typed and confirms it. Only the POST answers (mail scanners open links)."""
+    try:
+        seat = rsvp.read_seat_request(token)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    error = None
+    if request.method == "POST":
+        try:
+            with translation.override(seat.language):
+                answer = rsvp.answer(
+                    seat.event,
+                    seat.email,
+                    rsvp.ATTEND,
+                    name=seat.name,
+                    organisation=seat.organisation,
+                    evidence=evidence(request, ConsentRecord.Source.EMAIL_LINK),
+                )
+        except (InvalidInput, rsvp.RsvpError) as problem:
+            error = str(problem)
+        else:
+            return _done(answer)
+    context = {
+        "seat": seat,
+        "event": seat.event,
+        "current": seat.event.rsvps.filter(email=seat.email).first(),
+        "seats_left": rsvp.seats_left(seat.event),
+        "closed": rsvp.closed_reason(seat.event, rsvp.ATTEND),
+        "error": error,
+    }
+    return render(request, "publishing/rsvp_request.html", context, status=400 if error else 200)
 
 
 @require_http_methods(["GET", "POST"])
@@ -140,7 +205,7 @@ def rsvp_link(request: HttpRequest, token: str) -> HttpResponse:
         except (InvalidInput, rsvp.RsvpError) as problem:
             error = str(problem)
         else:
-            return _done_page(request, event, answer)
+            return _done(answer)
     current = event.rsvps.filter(email=subscriber.email).first()
     return _answer_page(request, event, subscriber.email, current, error)
 
@@ -177,5 +242,5 @@ def rsvp_answer_link(request: HttpRequest, token: str) -> HttpResponse:
         except (InvalidInput, rsvp.RsvpError) as problem:
             error = str(problem)
         else:
-            return _done_page(request, current.event, answer)
+            return _done(answer)
     return _answer_page(request, current.event, current.email, current, error)

@@ -108,6 +108,8 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         "Disallow: /preferences/",
         "Disallow: /unsubscribe/",
         "Disallow: /events/rsvp/",
+        "Disallow: /events/answer/",
+        "Disallow: /events/confirm/",
         f"Sitemap: {settings.SITE_URL}/sitemap.xml",
     ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
