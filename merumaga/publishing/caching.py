@@ -4,7 +4,8 @@ Every key carries a content version; publishing bumps the version, so no stale p
 and nothing needs deleting (old entries expire on their own).
 """
 
-from functools import wraps
+import hashlib
+from functools import partial, wraps
 
 from django.core.cache import cache
 from django.http import HttpResponse
@@ -24,16 +25,24 @@ def content_changed() -> None:
         cache.set(_VERSION_KEY, 2, None)
 
 
-def cached_page(view):
-    """Cache a public GET page for anonymous readers, per language and page number."""
+def cached_page(view=None, *, paginated: bool = False):
+    """Cache a public GET page for anonymous readers, per language (and page number, for a
+    `paginated` list, whose view answers 404 to any value not one of its page numbers).
+
+    The key holds nothing else from the query string, so that no query string can add entries:
+    `?page=junk` on a page that is not a list is the same page, cached once.
+    """
+    if view is None:
+        return partial(cached_page, paginated=paginated)
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if request.method != "GET" or request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        # Only the query parameter pages use, so that random query strings cannot fill the cache.
-        page = request.GET.get("page", "")
-        key = f"page:{content_version()}:{request.LANGUAGE_CODE}:{request.path}:{page}"
+        page = request.GET.get("page", "") if paginated else ""
+        # A digest, not the text: a path or page value can be thousands of characters long.
+        where = hashlib.sha256(f"{request.path}\n{page}".encode()).hexdigest()
+        key = f"page:{content_version()}:{request.LANGUAGE_CODE}:{where}"
         hit = cache.get(key)
         if hit is not None:
             content, content_type = hit

@@ -1,7 +1,7 @@
 """The public site: home, articles, tags, reports, the mailing archive. Thin views, cached pages."""
 
 from django.conf import settings
-from django.core.paginator import Paginator
+from django.core.paginator import InvalidPage, Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -13,7 +13,19 @@ PER_PAGE = 10
 
 
 def _page(request: HttpRequest, queryset):
-    return Paginator(queryset, PER_PAGE).get_page(request.GET.get("page"))
+    """The page asked for; 404 for any `page` value that is not one of its page numbers as
+    written in our own links ("2", not "02", "abc" or "99999"). Only 200s are cached, so junk
+    values cannot fill the cache, and every page has one address."""
+    paginator = Paginator(queryset, PER_PAGE)
+    raw = request.GET.get("page")
+    if not raw:  # "?page=" is the first page, cached under the same key
+        return paginator.page(1)
+    if not raw.isascii() or not raw.isdigit() or raw != str(int(raw)):
+        raise Http404
+    try:
+        return paginator.page(int(raw))
+    except InvalidPage:
+        raise Http404 from None
 
 
 def upcoming_events():
@@ -36,7 +48,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-@cached_page
+@cached_page(paginated=True)
 def article_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -51,7 +63,7 @@ def article_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "publishing/article_detail.html", {"article": article})
 
 
-@cached_page
+@cached_page(paginated=True)
 def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     tag = get_object_or_404(Tag, slug=slug)
     articles = Article.objects.published().filter(tags=tag)
@@ -60,7 +72,7 @@ def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@cached_page
+@cached_page(paginated=True)
 def report_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "publishing/report_list.html", {"page": _page(request, Report.objects.published())}
@@ -85,7 +97,7 @@ def report_pdf(request: HttpRequest, slug: str) -> FileResponse:
     )
 
 
-@cached_page
+@cached_page(paginated=True)
 def archive_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
