@@ -11,6 +11,7 @@ urlpatterns = [
     path("preferences/<str:token>/address/", views.preferences_address, name="preferences_address"),
     path("preferences/<str:token>/my-data.json", views.preferences_data, name="preferences_data"),
     path("preferences/<str:token>/erase/", views.erase, name="erase"),
+    path("erased/", views.erased, name="erased"),
     path("unsubscribe/", views.stop_by_address, name="stop_by_address"),
     path("unsubscribe/sent/", views.stop_link_sent, name="stop_link_sent"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),

@@ -308,8 +308,12 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
         return invalid_link(request)
     if request.method == "POST":
         services.erase(subscriber, evidence(request, ConsentRecord.Source.EMAIL_LINK))
-        return render(request, "subscribers/erased.html")
+        return redirect("erased")
     return render(request, "subscribers/erase.html", {"subscriber": subscriber, "token": token})
+
+
+def erased(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscribers/erased.html")
 
 
 @csrf_exempt  # RFC 8058: mailbox providers POST without cookies or CSRF token.

@@ -499,7 +499,9 @@ def test_download_my_data_and_erase(client):
     assert client.get(reverse("erase", args=[token])).status_code == 200
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.CONFIRMED  # a GET erases nothing
-    client.post(reverse("erase", args=[token]))
+    response = client.post(reverse("erase", args=[token]), follow=True)
+    assert response.redirect_chain == [(reverse("erased"), 302)]
+    assert "登録データを削除しました" in response.content.decode()
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.ERASED
     assert client.get(reverse("preferences", args=[token])).status_code == 404
