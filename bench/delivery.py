@@ -147,7 +147,7 @@ def make_weekly():
         publishing.prepare_article(article)
         article.save()
         publishing.publish_article(article, at=article.published_at)
-    return services.compose_weekly()
+    return services.compose_weekly().mailing
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ def _prepare(articles: int, sentences: int, count: int):
         publishing.prepare_article(article)
         article.save()
         publishing.publish_article(article, at=article.published_at)
-    mailing = services.compose_weekly()
+    mailing = services.compose_weekly().mailing
     compiled = rendering.compile_mailing(mailing, "ja")
 
     surnames = ["山田", "佐藤", "鈴木", "高橋", "田中", "渡辺", "伊藤", "中村", "小林", ""]

@@ -55,7 +55,7 @@ def main() -> None:
     ]
 
     started = time.perf_counter()
-    mailing = services.compose_weekly()
+    mailing = services.compose_weekly().mailing
     compose_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     compiled = rendering.compile_mailing(mailing, "ja")

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count
 from django.utils import timezone
 
 from merumaga.delivery.models import Delivery
-from merumaga.mailings.audience import recipients
+from merumaga.mailings.audience import deliverable
 from merumaga.mailings.models import Mailing
-from merumaga.subscribers.models import Suppression
 
 TABLE = Delivery._meta.db_table
 Status = Delivery.Status
@@ -23,20 +22,14 @@ CLAIMABLE = (Status.QUEUED, Status.DEFERRED, Status.SENDING)
 FINAL = (Status.SENT, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
 
-def audience(mailing: Mailing):
-    """The readers to snapshot: the mailing's recipients minus suppressed addresses, in SQL."""
-    suppressed = Suppression.objects.filter(address_hash=OuterRef("address_hash"))
-    return recipients(mailing).filter(~Exists(suppressed))
-
-
 def snapshot(mailing: Mailing) -> int:
     """One Delivery row per reader, inserted by the database itself (INSERT … SELECT): no Python
     loop over readers, one statement whatever the audience. Returns how many rows it made.
 
-    The audience query is Django's own (mailings.audience.recipients), embedded as a subquery,
-    so the snapshot and the simple path can never disagree on who receives a mailing.
+    The audience query is Django's own (mailings.audience.deliverable), embedded as a subquery,
+    so the snapshot and the count shown to the editor can never disagree.
     """
-    select_sql, select_params = audience(mailing).values("id").query.sql_with_params()
+    select_sql, select_params = deliverable(mailing).values("id").query.sql_with_params()
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(

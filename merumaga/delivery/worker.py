@@ -35,6 +35,7 @@ from merumaga.delivery.signing import configured_signer
 from merumaga.delivery.smtp import Pool
 from merumaga.mailings import rendering, services
 from merumaga.mailings.archive import archive
+from merumaga.mailings.audience import deliverable
 from merumaga.mailings.models import Mailing
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class Worker:
         if state is None:
             state = self.mailings[mailing.pk] = MailingState(mailing)
         # The readers still wanted (an opt-out after the snapshot wins), as light rows.
-        rows = queue.audience(mailing).filter(pk__in=[c.subscriber_id for c in claimed])
+        rows = deliverable(mailing).filter(pk__in=[c.subscriber_id for c in claimed])
         readers = {
             row["pk"]: Reader(**row)
             for row in rows.values("pk", "email", "name", "language", "charset", "nonce")

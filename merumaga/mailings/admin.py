@@ -28,9 +28,9 @@ from django.views.decorators.http import require_POST
 
 from merumaga.delivery import catcher
 from merumaga.mailings import rendering, sending, services
-from merumaga.mailings.audience import recipients
+from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems
-from merumaga.mailings.models import Mailing, StatusChange, WeeklyRun
+from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput, normalise_email
 
@@ -86,7 +86,7 @@ BUTTONS = (
         gettext_lazy("今すぐ配信"),
         services.EDITABLE,
         gettext_lazy("配信を開始しました。"),
-        gettext_lazy("購読者に今すぐ配信します。よろしいですか?"),
+        gettext_lazy("%(count)s人の購読者に今すぐ配信します。よろしいですか?"),
     ),
     Button(
         "schedule",
@@ -215,12 +215,12 @@ def pseudo_reader(email: str) -> Subscriber:
 
 
 def preview_readers(mailing: Mailing) -> list[Subscriber]:
-    return list(recipients(mailing)[:PREVIEW_READER_CHOICES])
+    return list(deliverable(mailing)[:PREVIEW_READER_CHOICES])
 
 
 def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
     """The reader asked for (if they receive this mailing), else the first, else a stand-in."""
-    readers = recipients(mailing)
+    readers = deliverable(mailing)
     found = readers.filter(pk=int(wanted)).first() if wanted and wanted.isdigit() else None
     return found or readers.first() or pseudo_reader(PREVIEW_ADDRESS)
 
@@ -266,6 +266,41 @@ def _status_label(value: str) -> str:
     return str(Status(value).label) if value in Status.values else value or "—"
 
 
+class WeeklyArticleInline(admin.TabularInline):
+    """The articles of a weekly report waiting to be sent, in the order they will appear: the
+    editor changes the numbers to reorder them (new articles come in at the top, newest first)."""
+
+    model = MailingArticle
+    extra = 0
+    can_delete = False
+    fields = ("position", "article_title", "published")
+    readonly_fields = ("article_title", "published")
+    ordering = ("position", "id")
+    verbose_name = gettext_lazy("記事")
+    verbose_name_plural = gettext_lazy("記事の並び順 (小さい番号から順に載ります)")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and is_editable(obj)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("article")
+
+    @admin.display(description=gettext_lazy("タイトル"))
+    def article_title(self, row: MailingArticle) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:publishing_article_change", args=[row.article_id]),
+            row.article.title,
+        )
+
+    @admin.display(description=gettext_lazy("公開日時"))
+    def published(self, row: MailingArticle) -> str:
+        return _when(row.article.published_at)
+
+
 @admin.register(Mailing)
 class MailingAdmin(admin.ModelAdmin):
     form = MailingForm
@@ -295,8 +330,8 @@ class MailingAdmin(admin.ModelAdmin):
         if obj.kind == Mailing.Kind.REPORT:
             content.append("attach_pdf")
         about = [name for name in ("article", "report", "event") if getattr(obj, name + "_id")]
-        if obj.kind == Mailing.Kind.WEEKLY:
-            about.append("included_articles")
+        if obj.kind == Mailing.Kind.WEEKLY and not is_editable(obj):
+            about.append("included_articles")  # while editable, the inline lists them
         fieldsets = [(None, {"fields": content})]
         if about:
             fieldsets.append((_("お知らせする内容"), {"fields": about}))
@@ -305,6 +340,11 @@ class MailingAdmin(admin.ModelAdmin):
         history = ("status_history", "created", "updated")
         fieldsets.append((_("履歴"), {"fields": history}))
         return fieldsets
+
+    def get_inlines(self, request, obj):
+        if obj is not None and obj.kind == Mailing.Kind.WEEKLY and is_editable(obj):
+            return [WeeklyArticleInline]
+        return []
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -426,13 +466,19 @@ class MailingAdmin(admin.ModelAdmin):
 
     def _tools_context(self, request, mailing: Mailing) -> dict:
         editable = is_editable(mailing)
+        # The readers it will go to: opted-out and suppressed readers are not counted.
+        count = deliverable(mailing).count()
         context = {
             "buttons": [
-                (b, reverse(f"admin:mailings_mailing_{b.name}", args=[mailing.pk]))
+                (
+                    b,
+                    reverse(f"admin:mailings_mailing_{b.name}", args=[mailing.pk]),
+                    str(b.confirm) % {"count": f"{count:,}"},
+                )
                 for b in BUTTONS
                 if mailing.status in b.allowed_from
             ],
-            "recipient_count": recipients(mailing).count(),
+            "recipient_count": count,
             "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
             "content_problems": content_problems(mailing) if editable else [],
         }
@@ -488,13 +534,18 @@ class MailingAdmin(admin.ModelAdmin):
     def compose_weekly_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        mailing = services.compose_weekly(by=request.user)
-        if mailing is None:
-            run = WeeklyRun.objects.first()
-            messages.warning(request, run.note if run else _("週報は作成しませんでした。"))
+        composed = services.compose_weekly(by=request.user)
+        run = WeeklyRun.objects.first()  # the note of this run: what was done, in words
+        if composed.mailing is None:
+            messages.warning(request, run.note)
             return HttpResponseRedirect(reverse("admin:mailings_mailing_changelist"))
-        messages.success(request, _("週報を作成しました。内容を確認してから配信してください。"))
-        return HttpResponseRedirect(self._change_url(mailing))
+        if composed.created:
+            messages.success(request, _("週報を作成しました。内容を確認してから配信してください。"))
+        elif composed.added or composed.removed:
+            messages.success(request, run.note)
+        else:
+            messages.info(request, run.note)
+        return HttpResponseRedirect(self._change_url(composed.mailing))
 
     def preview_view(self, request: HttpRequest, object_id: str):
         mailing = self._mailing(request, object_id, "view")

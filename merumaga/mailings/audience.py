@@ -1,12 +1,13 @@
-"""Who receives a mailing: confirmed readers of its topic (attendees, for a reminder). The
-delivery engine adds the suppression list and asks again before every batch, so that an opt-out
-or a suppression that lands while sending stops the rest."""
+"""Who receives a mailing: confirmed readers of its topic (attendees, for a reminder), less the
+suppressed addresses. The delivery engine snapshots `deliverable` and asks it again before every
+batch, so that an opt-out or a suppression that lands while sending stops the rest; the editor's
+count before sending is the same query, so the number shown is the number mailed."""
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from merumaga.mailings.models import Mailing
 from merumaga.publishing.models import Rsvp
-from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.models import Subscriber, Suppression
 
 
 def recipients(mailing: Mailing) -> QuerySet[Subscriber]:
@@ -21,3 +22,9 @@ def recipients(mailing: Mailing) -> QuerySet[Subscriber]:
         attending = Rsvp.objects.filter(event=mailing.event, answer=Rsvp.Answer.ATTENDING)
         readers = readers.filter(email__in=attending.values("email"))
     return readers.order_by("id")
+
+
+def deliverable(mailing: Mailing) -> QuerySet[Subscriber]:
+    """The recipients minus suppressed addresses (bounces, complaints, erasures), in SQL."""
+    suppressed = Suppression.objects.filter(address_hash=OuterRef("address_hash"))
+    return recipients(mailing).filter(~Exists(suppressed))

@@ -74,6 +74,14 @@ class Mailing(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("配信")
         verbose_name_plural = pgettext_lazy("plural", "配信")
+        constraints = [
+            # Two weekly reports waiting at once would split the week's articles between them.
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(kind="weekly", status__in=["draft", "scheduled"]),
+                name="one_unsent_weekly",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.subject

@@ -5,6 +5,7 @@ StatusChange with who and when; so two editors pressing "send" at once send once
 """
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -52,72 +53,155 @@ def _create(by=None, **fields) -> Mailing:
 # Composing.
 
 
+# A weekly report "uses" its articles once it has gone out, wholly or in part; until then (a
+# draft or scheduled report) it only holds them. Cancelled or deleted, it gives them back.
+WEEKLY_GONE_OUT = (Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT)
+WEEKLY_UNSENT = (Mailing.Status.DRAFT, Mailing.Status.SCHEDULED)
+
+
 def weekly_candidates(until: datetime) -> list[Article]:
-    """Published articles no earlier weekly report contained, up to `until` (inclusive).
+    """Published articles no weekly report that went out contained, up to `until` (inclusive),
+    newest first.
 
     The record of what each report contained is what keeps an article from going twice; having
     no lower bound after the first report is what keeps a late or back-dated one from being
     missed.
     """
-    first_report = not (
-        Mailing.objects.filter(kind=Mailing.Kind.WEEKLY)
-        .exclude(status=Mailing.Status.CANCELLED)
-        .exclude(covers_until=None)
-        .exists()
-    )
+    gone_out = Mailing.objects.filter(kind=Mailing.Kind.WEEKLY, status__in=WEEKLY_GONE_OUT)
     articles = Article.objects.published().filter(published_at__lte=until)
-    if first_report:
+    if not gone_out.exists():
         articles = articles.filter(published_at__gt=until - FIRST_WEEKLY_LOOKBACK)
-    sent_before = MailingArticle.objects.filter(mailing__kind=Mailing.Kind.WEEKLY).exclude(
-        mailing__status=Mailing.Status.CANCELLED
-    )
-    articles = articles.exclude(pk__in=sent_before.values("article_id"))
-    return list(articles.order_by("published_at", "id"))
+    used = MailingArticle.objects.filter(mailing__in=gone_out)
+    articles = articles.exclude(pk__in=used.values("article_id"))
+    return list(articles.order_by("-published_at", "-id"))
 
 
-def compose_weekly(now: datetime | None = None, by=None) -> Mailing | None:
+@dataclass(frozen=True)
+class WeeklyComposed:
+    """What composing did: made a report, refreshed the one waiting, or found nothing."""
+
+    mailing: Mailing | None
+    created: bool = False
+    added: int = 0
+    removed: int = 0
+
+    @property
+    def articles(self) -> int:
+        return self.mailing.articles.count() if self.mailing else 0
+
+
+def compose_weekly(now: datetime | None = None, by=None) -> WeeklyComposed:
     """The weekly report: every article not yet sent, with upcoming events and new reports.
 
-    Nothing new means no mail; the run is recorded either way, so the admin can say so.
+    There is at most one weekly report not yet sent. Composing again (the schedule, an editor's
+    「週報を今すぐ作成」, `merumaga compose-weekly`) refreshes it: articles published since are
+    added at the top, articles taken back are dropped, the editor's order of the rest is kept.
+    Nothing new and no report waiting means no mail. Every run is recorded, with what it did.
     """
     now = now or timezone.now()
     with transaction.atomic():
         # One composer at a time: the lock on the topic row serialises concurrent runs.
         topic = Topic.objects.select_for_update().get(key="weekly")
-        articles = weekly_candidates(now)
-        if not articles:
-            WeeklyRun.objects.create(
-                ran_at=now, note=_("新しい記事がないため、週報は作成しませんでした。")
+        waiting = (
+            Mailing.objects.select_for_update()
+            .filter(kind=Mailing.Kind.WEEKLY, status__in=WEEKLY_UNSENT)
+            .first()
+        )
+        candidates = weekly_candidates(now)
+        if waiting is not None:
+            result = _refresh_weekly(waiting, candidates, now)
+        elif candidates:
+            result = _new_weekly(topic, candidates, now, by)
+        else:
+            result = WeeklyComposed(None)
+        WeeklyRun.objects.create(ran_at=now, mailing=result.mailing, note=_weekly_note(result))
+    return result
+
+
+def _new_weekly(topic: Topic, articles: list[Article], now: datetime, by) -> WeeklyComposed:
+    mailing = _create(
+        by=by,
+        kind=Mailing.Kind.WEEKLY,
+        topic=topic,
+        subject=_weekly_subject(now, len(articles)),
+        preheader=articles[0].title,
+        covers_until=now,
+    )
+    MailingArticle.objects.bulk_create(
+        MailingArticle(mailing=mailing, article=article, position=position)
+        for position, article in enumerate(articles)
+    )
+    return WeeklyComposed(mailing, created=True, added=len(articles))
+
+
+def _refresh_weekly(mailing: Mailing, candidates: list[Article], now: datetime) -> WeeklyComposed:
+    """New articles at the top, in their order (newest first); the rest keep their positions;
+    articles no longer published, or sent meanwhile by another report, leave."""
+    held = list(MailingArticle.objects.filter(mailing=mailing).select_related("article"))
+    published = set(Article.objects.published().values_list("pk", flat=True))
+    used = set(
+        MailingArticle.objects.filter(
+            mailing__kind=Mailing.Kind.WEEKLY, mailing__status__in=WEEKLY_GONE_OUT
+        ).values_list("article_id", flat=True)
+    )
+    leaving = [row for row in held if row.article_id not in published or row.article_id in used]
+    staying = sorted((row for row in held if row not in leaving), key=lambda row: row.position)
+    held_ids = {row.article_id for row in held}
+    added = [article for article in candidates if article.pk not in held_ids]
+    if not added and not leaving:
+        return WeeklyComposed(mailing)
+    MailingArticle.objects.filter(pk__in=[row.pk for row in leaving]).delete()
+    MailingArticle.objects.bulk_create(
+        MailingArticle(mailing=mailing, article=article, position=position)
+        for position, article in enumerate(added)
+    )
+    for position, row in enumerate(staying, start=len(added)):
+        row.position = position
+    MailingArticle.objects.bulk_update(staying, ["position"])
+    count = len(added) + len(staying)
+    first = added[0] if added else (staying[0].article if staying else None)
+    mailing.subject = _weekly_subject(now, count)
+    mailing.preheader = first.title if first else ""
+    mailing.covers_until = now
+    mailing.save(update_fields=["subject", "preheader", "covers_until", "updated_at"])
+    return WeeklyComposed(mailing, added=len(added), removed=len(leaving))
+
+
+def _weekly_subject(now: datetime, count: int) -> str:
+    local = timezone.localtime(now)
+    return _("週報 %(date)s号 — 今週の記事 %(count)d本") % {
+        "date": f"{local:%Y年%-m月%-d日}",
+        "count": count,
+    }
+
+
+def _weekly_note(result: WeeklyComposed) -> str:
+    if result.mailing is None:
+        return _("新しい記事がないため、週報は作成しませんでした。")
+    if result.created:
+        return _("週報を作成しました (記事 %(count)d本)。") % {"count": result.added}
+    values = {"count": result.articles, "added": result.added, "removed": result.removed}
+    if result.added or result.removed:
+        return (
+            _(
+                "配信前の週報を更新しました: 記事 %(added)d本を追加、%(removed)d本を除外 "
+                "(計 %(count)d本)。"
             )
-            return None
-        local = timezone.localtime(now)
-        mailing = _create(
-            by=by,
-            kind=Mailing.Kind.WEEKLY,
-            topic=topic,
-            subject=_("週報 %(date)s号 — 今週の記事 %(count)d本")
-            % {"date": f"{local:%Y年%-m月%-d日}", "count": len(articles)},
-            preheader=articles[0].title,
-            covers_until=now,
+            % values
         )
-        MailingArticle.objects.bulk_create(
-            MailingArticle(mailing=mailing, article=article, position=position)
-            for position, article in enumerate(articles)
-        )
-        WeeklyRun.objects.create(
-            ran_at=now,
-            mailing=mailing,
-            note=_("週報を作成しました (記事 %(count)d本)。") % {"count": len(articles)},
-        )
-    return mailing
+    return (
+        _("新しい記事はありません。配信前の週報 (記事 %(count)d本) がそのまま配信を待っています。")
+        % values
+    )
 
 
 def weekly_extras(mailing: Mailing) -> dict:
     """The reports and events a weekly report lists after its articles."""
     until = mailing.covers_until or timezone.now()
     previous = (
-        Mailing.objects.filter(kind=Mailing.Kind.WEEKLY, covers_until__lt=until)
-        .exclude(status=Mailing.Status.CANCELLED)
+        Mailing.objects.filter(
+            kind=Mailing.Kind.WEEKLY, status__in=WEEKLY_GONE_OUT, covers_until__lt=until
+        )
         .order_by("-covers_until")
         .values_list("covers_until", flat=True)
         .first()
@@ -269,13 +353,13 @@ def weekly_due(now: datetime | None = None) -> bool:
 
 
 def _require_sendable(mailing: Mailing) -> None:
-    from merumaga.mailings.audience import recipients
+    from merumaga.mailings.audience import deliverable
     from merumaga.mailings.checks import content_problems
 
     problems = content_problems(mailing)
     if problems:
         raise MailingError(" ".join(problems))
-    if not recipients(mailing).exists():
+    if not deliverable(mailing).exists():
         raise MailingError(_("この配信先には、配信できる購読者がいません。"))
 
 

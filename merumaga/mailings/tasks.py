@@ -20,8 +20,12 @@ def compose_weekly_when_due() -> None:
     """The day and time are in the admin's site settings, so the check runs every minute."""
     if not services.weekly_due():
         return
-    mailing = services.compose_weekly()
-    if mailing is not None and not weekly_schedule().needs_approval:
+    mailing = services.compose_weekly().mailing
+    if (
+        mailing is not None
+        and mailing.status == Mailing.Status.DRAFT
+        and not weekly_schedule().needs_approval
+    ):
         services.start(mailing, note="weekly, no approval needed")
 
 

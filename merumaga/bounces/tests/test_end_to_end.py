@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def weekly_with_new_article(title: str):
     make_article(title, published_at=timezone.now() - timedelta(minutes=5))
-    return services.compose_weekly()
+    return services.compose_weekly().mailing
 
 
 def test_refused_and_later_bounced_readers_are_suppressed_and_skipped_next_time(

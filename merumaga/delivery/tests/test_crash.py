@@ -86,7 +86,7 @@ def start_worker(env) -> subprocess.Popen:
 @pytest.fixture
 def mailing():
     make_article("記事", published_at=timezone.now() - timedelta(days=1))
-    return services.compose_weekly()
+    return services.compose_weekly().mailing
 
 
 def test_killed_workers_lose_nothing_and_resend_at_most_their_batches_in_flight(

@@ -44,7 +44,7 @@ def relay(settings):
 @pytest.fixture
 def weekly():
     make_article("今週の記事", published_at=timezone.now() - timedelta(days=1))
-    return services.compose_weekly()
+    return services.compose_weekly().mailing
 
 
 def fast_options(**overrides):

@@ -43,7 +43,7 @@ def caught(maildir) -> dict[str, object]:
 @pytest.fixture
 def weekly():
     make_article("今週の記事", published_at=timezone.now() - timedelta(days=1))
-    return services.compose_weekly()
+    return services.compose_weekly().mailing
 
 
 @pytest.fixture
@@ -90,6 +90,47 @@ def test_the_changelist_shows_the_button_and_the_latest_run(admin_client, weekly
     assert f'action="{COMPOSE}"' in html and "週報を今すぐ作成" in html
     assert WeeklyRun.objects.get().note in html
     assert weekly.subject in html
+
+
+def test_compose_weekly_with_a_draft_present_refreshes_it_and_says_so(admin_client, weekly):
+    make_article("あとから公開した記事", published_at=timezone.now() - timedelta(hours=1))
+    response = admin_client.post(COMPOSE, follow=True)
+    assert response.redirect_chain[-1][0] == url("change", weekly)
+    assert Mailing.objects.filter(kind=Mailing.Kind.WEEKLY).count() == 1
+    html = page(response)
+    assert "配信前の週報を更新しました: 記事 1本を追加" in html
+    assert html.index(">あとから公開した記事</a>") < html.index(">今週の記事</a>")  # newest first
+
+    response = admin_client.post(COMPOSE, follow=True)
+    assert "新しい記事はありません。配信前の週報 (記事 2本) がそのまま配信を待っています。" in (
+        page(response)
+    )
+
+
+def test_the_editor_sets_the_order_of_a_waiting_weekly_report(admin_client, weekly):
+    from merumaga.mailings.models import MailingArticle
+
+    make_article("二本目", published_at=timezone.now() - timedelta(hours=2))
+    services.compose_weekly()
+    rows = list(MailingArticle.objects.filter(mailing=weekly).order_by("position"))
+    assert [row.article.title for row in rows] == ["二本目", "今週の記事"]
+    form = {
+        "subject": weekly.subject,
+        "preheader": weekly.preheader,
+        "intro": "",
+        "mailingarticle_set-TOTAL_FORMS": "2",
+        "mailingarticle_set-INITIAL_FORMS": "2",
+        "mailingarticle_set-0-id": rows[0].pk,
+        "mailingarticle_set-0-mailing": weekly.pk,
+        "mailingarticle_set-0-position": "5",
+        "mailingarticle_set-1-id": rows[1].pk,
+        "mailingarticle_set-1-mailing": weekly.pk,
+        "mailingarticle_set-1-position": "1",
+    }
+    response = admin_client.post(url("change", weekly), form)
+    assert response.status_code == 302, page(response)
+    order = MailingArticle.objects.filter(mailing=weekly).order_by("position")
+    assert [row.article.title for row in order] == ["今週の記事", "二本目"]
 
 
 def test_compose_weekly_is_a_post(admin_client):
@@ -204,6 +245,22 @@ def test_the_change_page_shows_problems_and_the_recipient_count(admin_client, cu
     assert "件名にHTMLタグや改行は使えません。" in html
     assert "配信先の購読者: 2人" in html
     assert url("preview", custom) in html
+
+
+def test_the_count_before_sending_leaves_out_opted_out_and_suppressed_readers(admin_client, custom):
+    from merumaga.subscribers.models import Suppression, address_hash
+
+    for number in range(3):
+        make_subscriber(f"reader{number}@example.jp")
+    make_subscriber("bounced@example.jp")
+    Suppression.objects.create(
+        address_hash=address_hash("bounced@example.jp"), reason="hard_bounce"
+    )
+    make_subscriber("left@example.jp", status=Subscriber.Status.UNSUBSCRIBED)
+    make_subscriber("weekly-off@example.jp", topics=["articles"])
+    html = page(admin_client.get(url("change", custom)))
+    assert "配信先の購読者: 3人" in html
+    assert "3人の購読者に今すぐ配信します。よろしいですか?" in html
 
 
 # Editing.

@@ -35,3 +35,25 @@ def test_send_starts_it():
     output = run("--send")
     mailing = Mailing.objects.get()
     assert output == str(mailing.pk) and mailing.status == "sending"
+
+
+def test_with_a_report_waiting_it_is_refreshed_not_doubled():
+    make_article("記事", published_at=timezone.now() - timedelta(hours=2))
+    first = run()
+    make_article("次の記事", published_at=timezone.now() - timedelta(hours=1))
+    err = io.StringIO()
+    out = io.StringIO()
+    call_command("compose-weekly", stdout=out, stderr=err)
+    assert out.getvalue().strip() == first
+    assert "1 articles added, 0 taken out, 2 in all" in err.getvalue()
+    assert Mailing.objects.count() == 1
+
+
+def test_with_a_report_waiting_and_nothing_new_it_says_so_instead_of_nothing_new():
+    make_article("記事", published_at=timezone.now() - timedelta(hours=2))
+    first = run()
+    err = io.StringIO()
+    out = io.StringIO()
+    call_command("compose-weekly", stdout=out, stderr=err)
+    assert out.getvalue().strip() == first
+    assert "was waiting to be sent: 0 articles added" in err.getvalue()

@@ -56,7 +56,7 @@ def mailing_of(kind: str) -> Mailing:
             source_name="架空新聞",
             source_detail="12月号",
         )
-        return services.compose_weekly()
+        return services.compose_weekly().mailing
     if kind == "article":
         return services.compose_for_article(make_article("通知する記事", source_name="架空新聞"))
     if kind == "report":
