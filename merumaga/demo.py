@@ -211,6 +211,7 @@ def load_demo_content() -> dict[str, int]:
             "正極材・負極材・電解質・セパレーターの主要企業と生産能力をまとめ、"
             "日本企業にとっての調達上の論点を整理した。完全版は会員向けに提供している。"
         ),
+        notify_subscribers=True,
     )
     services.prepare_report(report)
     pdf = ContentFile(demo_pdf("EV battery supply chain"))
@@ -230,6 +231,7 @@ def load_demo_content() -> dict[str, int]:
         venue="オンライン (Zoom)",
         capacity=30,
         registration_deadline=starts - timedelta(days=1),
+        notify_subscribers=True,
     )
     services.prepare_event(event)
     event.save()

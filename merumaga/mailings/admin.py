@@ -31,6 +31,7 @@ from merumaga.mailings import rendering, sending, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
+from merumaga.publishing.models import Article, Event, Report
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput, normalise_email
 
@@ -440,6 +441,7 @@ class MailingAdmin(admin.ModelAdmin):
 
         return [
             url("compose-weekly/", self.compose_weekly_view, "compose_weekly"),
+            url("announce/<str:kind>/<int:item_id>/", self.announce_view, "announce"),
             url("<path:object_id>/preview/", self.preview_view, "preview"),
             url("<path:object_id>/preview/html/", self.preview_html_view, "preview_html"),
             url("<path:object_id>/test-send/", self.test_send_view, "test_send"),
@@ -547,6 +549,19 @@ class MailingAdmin(admin.ModelAdmin):
             messages.info(request, run.note)
         return HttpResponseRedirect(self._change_url(composed.mailing))
 
+    def announce_view(self, request: HttpRequest, kind: str, item_id: int):
+        """From an article, report or event not yet published: its announcement mailing (the
+        draft it will send when published, made now if needed), opened on its preview page for
+        a look and a test send. Asking twice gives the same draft."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        model = {"article": Article, "report": Report, "event": Event}.get(kind)
+        item = model.objects.filter(pk=item_id).first() if model else None
+        if item is None:
+            raise Http404(_("お知らせする対象が見つかりません。"))
+        mailing = services.announcement_for(item, by=request.user)
+        return HttpResponseRedirect(reverse("admin:mailings_mailing_preview", args=[mailing.pk]))
+
     def preview_view(self, request: HttpRequest, object_id: str):
         mailing = self._mailing(request, object_id, "view")
         return self._render_preview(request, mailing, TestSendForm())
@@ -571,8 +586,22 @@ class MailingAdmin(admin.ModelAdmin):
             "test_send_url": reverse("admin:mailings_mailing_test_send", args=[mailing.pk]),
             "change_url": self._change_url(mailing),
             "form": form,
+            "recipient_count": deliverable(mailing).count(),
+            **self._announced(mailing),
         }
         return TemplateResponse(request, "admin/mailings/mailing/preview.html", context)
+
+    @staticmethod
+    def _announced(mailing: Mailing) -> dict:
+        """For the draft announcing an item not yet published: the item, to go back to it."""
+        if mailing.status != Status.DRAFT:
+            return {}
+        for name in ("article", "report", "event"):
+            item = getattr(mailing, name)
+            if item is not None and item.status != "published":
+                url = reverse(f"admin:publishing_{name}_change", args=[item.pk])
+                return {"announced": item, "announced_url": url}
+        return {}
 
     @staticmethod
     def _preview_html_url(request: HttpRequest, mailing: Mailing) -> str:

@@ -3,20 +3,16 @@ suppressed addresses. The delivery engine snapshots `deliverable` and asks it ag
 batch, so that an opt-out or a suppression that lands while sending stops the rest; the editor's
 count before sending is the same query, so the number shown is the number mailed."""
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
 from merumaga.mailings.models import Mailing
 from merumaga.publishing.models import Rsvp
-from merumaga.subscribers.models import Subscriber, Suppression
+from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.readers import readers_of, without_suppressed
 
 
 def recipients(mailing: Mailing) -> QuerySet[Subscriber]:
-    readers = Subscriber.objects.filter(
-        status=Subscriber.Status.CONFIRMED,
-        email__isnull=False,
-        subscription__topic=mailing.topic,
-        subscription__subscribed=True,
-    )
+    readers = readers_of(mailing.topic)
     if mailing.kind == Mailing.Kind.EVENT_REMINDER:
         # A reminder goes only to readers who said they will attend.
         attending = Rsvp.objects.filter(event=mailing.event, answer=Rsvp.Answer.ATTENDING)
@@ -25,6 +21,5 @@ def recipients(mailing: Mailing) -> QuerySet[Subscriber]:
 
 
 def deliverable(mailing: Mailing) -> QuerySet[Subscriber]:
-    """The recipients minus suppressed addresses (bounces, complaints, erasures), in SQL."""
-    suppressed = Suppression.objects.filter(address_hash=OuterRef("address_hash"))
-    return recipients(mailing).filter(~Exists(suppressed))
+    """The recipients minus suppressed addresses."""
+    return without_suppressed(recipients(mailing))

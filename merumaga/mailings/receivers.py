@@ -10,25 +10,29 @@ from merumaga.publishing import signals
 logger = logging.getLogger(__name__)
 
 
-def _send(mailing) -> None:
+def _announce(item) -> None:
+    """Send the announcement of `item` if its editor asked for one when publishing."""
+    if not item.notify_subscribers:
+        return
+    mailing = services.announcement_for(item)
     try:
         services.start(mailing, note="published")
     except services.MailingError as error:
-        # Left as a draft in the admin, where the editor sees why.
+        # Left as a draft in the admin's list, with the reason in its history.
+        services.record_note(mailing, str(error)[:300])
         logger.warning("mailing %s left as draft: %s", mailing.pk, error)
 
 
 @receiver(signals.article_published)
 def announce_article(sender, instance, **kwargs):
-    if instance.notify_subscribers:
-        _send(services.compose_for_article(instance))
+    _announce(instance)
 
 
 @receiver(signals.report_published)
 def announce_report(sender, instance, **kwargs):
-    _send(services.compose_for_report(instance))
+    _announce(instance)
 
 
 @receiver(signals.event_published)
 def invite_to_event(sender, instance, **kwargs):
-    _send(services.compose_event_invitation(instance))
+    _announce(instance)

@@ -274,6 +274,29 @@ def compose_event_reminder(event: Event, by=None) -> Mailing:
     )
 
 
+def announcement_for(item: Article | Report | Event, by=None) -> Mailing:
+    """The mailing that announces `item`: the draft an editor previewed (and perhaps edited)
+    before publishing, else a new one."""
+    kind, field, compose = {
+        Article: (Mailing.Kind.ARTICLE, "article", compose_for_article),
+        Report: (Mailing.Kind.REPORT, "report", compose_for_report),
+        Event: (Mailing.Kind.EVENT_INVITATION, "event", compose_event_invitation),
+    }[type(item)]
+    draft = (
+        Mailing.objects.filter(kind=kind, status=Mailing.Status.DRAFT, **{field: item})
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return draft or compose(item, by=by)
+
+
+def record_note(mailing: Mailing, note: str, by=None) -> None:
+    """Something the editor must see on the mailing's page (its history) that is no transition."""
+    StatusChange.objects.create(
+        mailing=mailing, from_status=mailing.status, to_status=mailing.status, by=by, note=note
+    )
+
+
 # Transitions.
 
 EDITABLE = (Mailing.Status.DRAFT, Mailing.Status.SCHEDULED)

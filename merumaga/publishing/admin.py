@@ -1,15 +1,18 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from merumaga.publishing import markdown, services
 from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Rsvp, Status, Tag
+from merumaga.subscribers.models import Topic
+from merumaga.subscribers.readers import deliverable_count
 
 PUBLISH_BUTTON = "_publish"
+PREVIEW_ANNOUNCEMENT_BUTTON = "_preview_announcement"
 
 
 def markdown_preview(request: HttpRequest) -> HttpResponse:
@@ -21,12 +24,16 @@ class MarkdownPreviewMixin:
     """A live preview under each Markdown field, and a 「公開する」 button next to 「保存」."""
 
     markdown_fields: tuple[str, ...] = ()
+    # The topic whose readers hear of the item when it is published with 「公開時に購読者へ通知
+    # する」, and the item's name in the announcement URL of the mailings admin.
+    notify_topic = ""
+    announcement_kind = ""
     change_form_template = "admin/publishing/change_form.html"
     # An address typed without a scheme is taken as https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     class Media:
-        js = ["publishing/markdown-preview.js"]
+        js = ["publishing/markdown-preview.js", "publishing/publish-confirm.js"]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -49,10 +56,18 @@ class MarkdownPreviewMixin:
             *super().get_urls(),
         ]
 
-    def render_change_form(self, request, context, *args, **kwargs):
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["preview_url"] = reverse(f"admin:{self._preview_url_name()}")
         context["publish_button"] = PUBLISH_BUTTON
-        return super().render_change_form(request, context, *args, **kwargs)
+        context["preview_announcement_button"] = PREVIEW_ANNOUNCEMENT_BUTTON
+        if self.notify_topic and (obj is None or obj.status != Status.PUBLISHED):
+            # Before anything goes out, the editor sees how many readers it would reach.
+            topic = Topic.objects.filter(key=self.notify_topic).first()
+            context["notify"] = {
+                "topic": topic.display_name if topic else self.notify_topic,
+                "count": deliverable_count(self.notify_topic),
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def publish(self, request, obj) -> None:
         raise NotImplementedError
@@ -66,13 +81,22 @@ class MarkdownPreviewMixin:
             else:
                 messages.success(request, _("公開しました。"))
 
+    def _announcement_preview(self, request, obj):
+        """Saved, now to the announcement's preview (and test send) in the mailings admin."""
+        if PREVIEW_ANNOUNCEMENT_BUTTON in request.POST and self.announcement_kind:
+            url = reverse("admin:mailings_mailing_announce", args=[self.announcement_kind, obj.pk])
+            return HttpResponseRedirect(url)
+        return None
+
     def response_add(self, request, obj, post_url_continue=None):
         self._after_save(request, obj)
-        return super().response_add(request, obj, post_url_continue)
+        return self._announcement_preview(request, obj) or super().response_add(
+            request, obj, post_url_continue
+        )
 
     def response_change(self, request, obj):
         self._after_save(request, obj)
-        return super().response_change(request, obj)
+        return self._announcement_preview(request, obj) or super().response_change(request, obj)
 
 
 @admin.register(Tag)
@@ -85,6 +109,7 @@ class TagAdmin(admin.ModelAdmin):
 @admin.register(Article)
 class ArticleAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
     markdown_fields = ("body",)
+    notify_topic, announcement_kind = "articles", "article"
     list_display = ("title", "status", "published_at", "source_name", "notify_subscribers")
     list_filter = ("status", "tags", "notify_subscribers")
     search_fields = ("title", "digest", "source_name")
@@ -133,11 +158,21 @@ class ArticleAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
 
 @admin.register(Report)
 class ReportAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
-    list_display = ("title", "status", "published_at")
+    notify_topic, announcement_kind = "reports", "report"
+    list_display = ("title", "status", "published_at", "notify_subscribers")
     list_filter = ("status",)
     search_fields = ("title", "summary")
     readonly_fields = ("status",)
-    fields = ("title", "slug", "summary", "pdf", "full_version_url", "status", "published_at")
+    fields = (
+        "title",
+        "slug",
+        "summary",
+        "pdf",
+        "full_version_url",
+        "status",
+        "published_at",
+        "notify_subscribers",
+    )
 
     def save_model(self, request, obj, form, change):
         services.prepare_report(obj)
@@ -161,10 +196,11 @@ class RsvpInline(admin.TabularInline):
 @admin.register(Event)
 class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
     markdown_fields = ("description",)
+    notify_topic, announcement_kind = "events", "event"
     list_display = ("title", "starts_at", "status", "capacity", "attending", "waitlisted")
     list_filter = ("status",)
     search_fields = ("title", "venue")
-    readonly_fields = ("status", "published_at")
+    readonly_fields = ("status",)
     fields = (
         "title",
         "slug",
@@ -175,8 +211,10 @@ class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
         "online_url",
         "capacity",
         "registration_deadline",
+        "reminder_days",
         "status",
         "published_at",
+        "notify_subscribers",
     )
     inlines = [RsvpInline]
     actions = ["export_attendees", "cancel_selected"]
@@ -212,7 +250,7 @@ class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
             fill_free_seats(obj)
 
     def publish(self, request, obj):
-        services.publish_event(obj)
+        services.publish_event(obj, at=obj.published_at)
 
     @admin.action(description=gettext_lazy("参加者一覧をCSVで書き出す (1件)"))
     def export_attendees(self, request, queryset):

@@ -1,3 +1,5 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -105,6 +107,11 @@ class Report(models.Model):
         _("PDF (コンパクト版)"), upload_to="reports/%Y/%m/", validators=[validate_pdf]
     )
     full_version_url = models.URLField(_("完全版のURL"), blank=True)
+    notify_subscribers = models.BooleanField(
+        _("公開時に購読者へ通知する"),
+        default=False,
+        help_text=_("「研究レポート」を選んだ読者に、このレポートをメールでお知らせします。"),
+    )
     status = models.CharField(
         _("状態"), max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True
     )
@@ -129,6 +136,7 @@ class Report(models.Model):
 class Event(models.Model):
     class EventStatus(models.TextChoices):
         DRAFT = "draft", _("下書き")
+        SCHEDULED = "scheduled", _("予約公開")
         PUBLISHED = "published", _("公開中")
         CANCELLED = "cancelled", _("中止")
 
@@ -150,7 +158,15 @@ class Event(models.Model):
         _("リマインダー (開催の何日前)"),
         null=True,
         blank=True,
-        help_text=_("参加者にリマインダーを送る日。空欄なら送りません。"),
+        validators=[MaxValueValidator(60)],
+        help_text=_(
+            "参加者にリマインダーを送る日 (開催の何日前か。0なら当日)。空欄なら送りません。"
+        ),
+    )
+    notify_subscribers = models.BooleanField(
+        _("公開時に購読者へ通知する"),
+        default=False,
+        help_text=_("「イベント」を選んだ読者に、招待状 (出欠の回答リンクつき) をお送りします。"),
     )
     status = models.CharField(
         _("状態"),
@@ -159,7 +175,12 @@ class Event(models.Model):
         default=EventStatus.DRAFT,
         db_index=True,
     )
-    published_at = models.DateTimeField(_("公開日時"), null=True, blank=True)
+    published_at = models.DateTimeField(
+        _("公開日時"),
+        null=True,
+        blank=True,
+        help_text=_("未来の日時にすると、その日時に予約公開します。空欄なら今すぐ公開します。"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -171,6 +192,7 @@ class Event(models.Model):
             models.CheckConstraint(
                 condition=models.Q(ends_at__gte=models.F("starts_at")),
                 name="event_ends_after_it_starts",
+                violation_error_message=_("終了日時は開始日時より後にしてください。"),
             )
         ]
 
@@ -179,6 +201,17 @@ class Event(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("event", args=[self.slug])
+
+    def clean(self):
+        """The editor's mistakes in the editor's words, each under its own field."""
+        errors = {}
+        if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
+            errors["ends_at"] = _("終了日時は開始日時より後にしてください。")
+        deadline = self.registration_deadline
+        if deadline and self.starts_at and deadline > self.starts_at:
+            errors["registration_deadline"] = _("申込締切は開始日時より前にしてください。")
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def registration_open(self) -> bool:

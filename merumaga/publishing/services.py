@@ -101,19 +101,27 @@ def publish_due() -> int:
         for item in model.objects.filter(status=Status.SCHEDULED, published_at__lte=now):
             _publish(item, None, signal)
             count += 1
+    for event in Event.objects.filter(status=Event.EventStatus.SCHEDULED, published_at__lte=now):
+        publish_event(event)
+        count += 1
     return count
 
 
-def publish_event(event: Event) -> Event:
+def publish_event(event: Event, at: datetime | None = None) -> Event:
+    """Publish now, or schedule for `at` in the future (then publish_due publishes it)."""
+    now = timezone.now()
     with transaction.atomic():
         event = Event.objects.select_for_update().get(pk=event.pk)
         if event.status == Event.EventStatus.CANCELLED:
             raise PublishingError(_("中止したイベントは公開できません。"))
-        if event.status != Event.EventStatus.PUBLISHED:
-            event.status = Event.EventStatus.PUBLISHED
-            event.published_at = timezone.now()
-            event.save(update_fields=["status", "published_at", "updated_at"])
+        if event.status == Event.EventStatus.PUBLISHED:
+            return event
+        if at is not None and at > now:
+            event.status, event.published_at = Event.EventStatus.SCHEDULED, at
+        else:
+            event.status, event.published_at = Event.EventStatus.PUBLISHED, now
             _announce(signals.event_published, event)
+        event.save(update_fields=["status", "published_at", "updated_at"])
         transaction.on_commit(caching.content_changed)
     return event
 
@@ -121,7 +129,10 @@ def publish_event(event: Event) -> Event:
 def cancel_event(event: Event) -> Event:
     with transaction.atomic():
         event = Event.objects.select_for_update().get(pk=event.pk)
+        if event.status != Event.EventStatus.PUBLISHED:
+            # Never shown: it must not appear on the site as cancelled either.
+            event.published_at = None
         event.status = Event.EventStatus.CANCELLED
-        event.save(update_fields=["status", "updated_at"])
+        event.save(update_fields=["status", "published_at", "updated_at"])
         transaction.on_commit(caching.content_changed)
     return event

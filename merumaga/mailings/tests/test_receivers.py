@@ -33,30 +33,101 @@ def test_an_article_without_notify_sends_nothing(django_capture_on_commit_callba
     assert not Mailing.objects.exists()
 
 
-def test_a_published_report_is_announced(django_capture_on_commit_callbacks):
+@pytest.mark.parametrize("notify", [True, False])
+def test_a_report_is_announced_only_when_its_editor_chose_to(
+    django_capture_on_commit_callbacks, notify
+):
     make_subscriber(topics=["reports"])
     report = make_report("新レポート", published=False)
+    type(report).objects.filter(pk=report.pk).update(notify_subscribers=notify)
     with django_capture_on_commit_callbacks(execute=True):
-        publishing.publish_report(report)
-    mailing = Mailing.objects.get()
-    assert (mailing.kind, mailing.status) == ("report", "sending")
+        publishing.publish_report(type(report).objects.get(pk=report.pk))
+    if notify:
+        mailing = Mailing.objects.get()
+        assert (mailing.kind, mailing.status) == ("report", "sending")
+    else:
+        assert not Mailing.objects.exists()
 
 
-def test_a_published_event_sends_invitations(django_capture_on_commit_callbacks):
-    make_subscriber(topics=["events"])
+def make_event(**fields) -> Event:
     starts = timezone.now() + timedelta(days=14)
-    event = Event.objects.create(
-        title="説明会", slug="briefing", starts_at=starts, ends_at=starts + timedelta(hours=1)
+    return Event.objects.create(
+        title="説明会",
+        slug="briefing",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=1),
+        **fields,
     )
+
+
+@pytest.mark.parametrize("notify", [True, False])
+def test_an_event_sends_invitations_only_when_its_editor_chose_to(
+    django_capture_on_commit_callbacks, notify
+):
+    make_subscriber(topics=["events"])
+    event = make_event(notify_subscribers=notify)
     with django_capture_on_commit_callbacks(execute=True):
         publishing.publish_event(event)
-    mailing = Mailing.objects.get()
-    assert mailing.kind == "event_invitation" and mailing.status == "sending"
+    if notify:
+        mailing = Mailing.objects.get()
+        assert mailing.kind == "event_invitation" and mailing.status == "sending"
+    else:
+        assert not Mailing.objects.exists()
 
 
-def test_an_announcement_that_fails_its_checks_stays_a_draft(django_capture_on_commit_callbacks):
+def test_an_event_scheduled_for_later_is_published_and_announced_then(
+    django_capture_on_commit_callbacks, time_machine
+):
+    time_machine.move_to("2026-12-07 09:00 +09:00", tick=False)
+    make_subscriber(topics=["events"])
+    event = make_event(notify_subscribers=True)
+    later = timezone.now() + timedelta(hours=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        publishing.publish_event(event, at=later)
+    event.refresh_from_db()
+    assert event.status == Event.EventStatus.SCHEDULED and not Mailing.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert publishing.publish_due() == 0
+    time_machine.shift(timedelta(hours=3))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert publishing.publish_due() == 1
+    event.refresh_from_db()
+    assert event.status == Event.EventStatus.PUBLISHED
+    assert Mailing.objects.get().status == "sending"
+
+
+def test_a_scheduled_event_cancelled_before_it_is_published_never_shows(client):
+    from merumaga.publishing.rsvp import public_events
+
+    event = make_event()
+    publishing.publish_event(event, at=timezone.now() + timedelta(days=1))
+    publishing.cancel_event(event)
+    assert not public_events().filter(pk=event.pk).exists()
+
+
+def test_the_draft_an_editor_previewed_is_the_one_sent(django_capture_on_commit_callbacks):
+    from merumaga.mailings import services
+
+    make_subscriber(topics=["reports"])
+    report = make_report("新レポート", published=False)
+    type(report).objects.filter(pk=report.pk).update(notify_subscribers=True)
+    report.refresh_from_db()
+    draft = services.announcement_for(report)
+    Mailing.objects.filter(pk=draft.pk).update(subject="編集部が直した件名")
+    assert services.announcement_for(report) == draft  # asking again: the same draft
+    with django_capture_on_commit_callbacks(execute=True):
+        publishing.publish_report(report)
+    sent = Mailing.objects.get()
+    assert sent == draft and sent.status == "sending" and sent.subject == "編集部が直した件名"
+
+
+def test_an_announcement_that_fails_its_checks_stays_a_draft_and_says_why(
+    django_capture_on_commit_callbacks,
+):
     # Nobody subscribes to the articles topic: nothing to send, the draft waits in the admin.
     article = make_article("読者なし", published=False, notify_subscribers=True)
     with django_capture_on_commit_callbacks(execute=True):
         publishing.publish_article(article)
-    assert Mailing.objects.get().status == "draft"
+    mailing = Mailing.objects.get()
+    assert mailing.status == "draft"
+    assert "購読者がいません" in mailing.status_changes.last().note

@@ -1,6 +1,9 @@
+from datetime import datetime, time, timedelta
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from merumaga.demo import demo_pdf
 from merumaga.publishing.models import Article, Report, Status
@@ -106,15 +109,49 @@ def test_a_fake_cover_image_is_refused(admin_client, settings, tmp_path):
     assert not Article.objects.exists()
 
 
+def in_two_weeks_at(hour: int, minute: int = 0) -> datetime:
+    """A fixed local time of day two weeks ahead: an hour later is still the same day."""
+    day = (timezone.localtime() + timedelta(days=14)).date()
+    return datetime.combine(day, time(hour, minute), tzinfo=timezone.get_current_timezone())
+
+
+def event_form(starts: datetime, ends: datetime, **overrides) -> dict:
+    """What the event admin posts, times as Japan time."""
+
+    def moment(name: str, value: datetime | None) -> dict:
+        local = timezone.localtime(value) if value else None
+        return {
+            f"{name}_0": f"{local:%Y-%m-%d}" if local else "",
+            f"{name}_1": f"{local:%H:%M:%S}" if local else "",
+        }
+
+    deadline = overrides.pop("registration_deadline", None)
+    published = overrides.pop("published_at", None)
+    return {
+        "title": "政策セミナー",
+        "slug": "",
+        "description": "",
+        **moment("starts_at", starts),
+        **moment("ends_at", ends),
+        **moment("registration_deadline", deadline),
+        **moment("published_at", published),
+        "venue": "",
+        "online_url": "",
+        "capacity": "",
+        "reminder_days": "",
+        "rsvps-TOTAL_FORMS": "0",
+        "rsvps-INITIAL_FORMS": "0",
+        "rsvps-MIN_NUM_FORMS": "0",
+        "rsvps-MAX_NUM_FORMS": "1000",
+        **overrides,
+    }
+
+
 def test_raising_the_capacity_in_the_admin_seats_the_waitlist(admin_client):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     from merumaga.publishing import rsvp
     from merumaga.publishing.models import Event, Rsvp
 
-    starts = timezone.now() + timedelta(days=10)
+    starts = in_two_weeks_at(14)
     event = Event.objects.create(
         title="満席の会",
         slug="full",
@@ -127,31 +164,115 @@ def test_raising_the_capacity_in_the_admin_seats_the_waitlist(admin_client):
     rsvp.answer(event, "first@example.jp", rsvp.ATTEND)
     rsvp.answer(event, "waiting@example.jp", rsvp.ATTEND)
     assert Rsvp.objects.get(email="waiting@example.jp").answer == Rsvp.Answer.WAITLISTED
-    local = timezone.localtime(starts)
     admin_client.post(
         reverse("admin:publishing_event_change", args=[event.pk]),
-        {
-            "title": event.title,
-            "slug": event.slug,
-            "description": "",
-            "starts_at_0": f"{local:%Y-%m-%d}",
-            "starts_at_1": f"{local:%H:%M:%S}",
-            "ends_at_0": f"{local:%Y-%m-%d}",
-            "ends_at_1": f"{local + timedelta(hours=1):%H:%M:%S}",
-            "venue": "",
-            "online_url": "",
-            "capacity": "2",
-            "reminder_days": "",
-            "registration_deadline_0": "",
-            "registration_deadline_1": "",
-            "rsvps-TOTAL_FORMS": "2",
-            "rsvps-INITIAL_FORMS": "2",
-            "rsvps-MIN_NUM_FORMS": "0",
-            "rsvps-MAX_NUM_FORMS": "1000",
-            "rsvps-0-id": str(Rsvp.objects.get(email="first@example.jp").pk),
-            "rsvps-0-event": str(event.pk),
-            "rsvps-1-id": str(Rsvp.objects.get(email="waiting@example.jp").pk),
-            "rsvps-1-event": str(event.pk),
-        },
+        event_form(
+            starts,
+            starts + timedelta(hours=1),
+            title=event.title,
+            slug=event.slug,
+            capacity="2",
+            published_at=event.published_at,
+            **{
+                "rsvps-TOTAL_FORMS": "2",
+                "rsvps-INITIAL_FORMS": "2",
+                "rsvps-0-id": str(Rsvp.objects.get(email="first@example.jp").pk),
+                "rsvps-0-event": str(event.pk),
+                "rsvps-1-id": str(Rsvp.objects.get(email="waiting@example.jp").pk),
+                "rsvps-1-event": str(event.pk),
+            },
+        ),
     )
     assert Rsvp.objects.get(email="waiting@example.jp").answer == Rsvp.Answer.ATTENDING
+
+
+def test_an_event_ending_before_it_starts_is_refused_in_the_editors_words(admin_client):
+    from merumaga.publishing.models import Event
+
+    starts = in_two_weeks_at(14)
+    response = admin_client.post(
+        reverse("admin:publishing_event_add"),
+        event_form(
+            starts, starts - timedelta(hours=1), registration_deadline=starts + timedelta(1)
+        ),
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "終了日時は開始日時より後にしてください。" in page
+    assert "申込締切は開始日時より前にしてください。" in page
+    assert "event_ends_after_it_starts" not in page and "Constraint" not in page
+    assert 'value="政策セミナー"' in page  # nothing typed is lost
+    assert not Event.objects.exists()
+
+
+def test_the_event_form_sets_a_reminder_and_a_publication_time(admin_client, time_machine):
+    from merumaga.publishing.models import Event
+
+    time_machine.move_to("2026-12-07 09:00 +09:00", tick=False)
+    starts = in_two_weeks_at(14)
+    later = timezone.now() + timedelta(days=2)
+    response = admin_client.post(
+        reverse("admin:publishing_event_add"),
+        event_form(starts, starts + timedelta(hours=2), reminder_days="2", published_at=later)
+        | {"_publish": "1"},
+    )
+    assert response.status_code == 302
+    event = Event.objects.get()
+    assert event.reminder_days == 2
+    assert event.status == Event.EventStatus.SCHEDULED and event.published_at == later
+
+
+@pytest.mark.parametrize(
+    ("model", "add_url"),
+    [
+        ("report", "admin:publishing_report_add"),
+        ("event", "admin:publishing_event_add"),
+        ("article", "admin:publishing_article_add"),
+    ],
+)
+def test_the_form_offers_the_notification_with_its_exact_count(admin_client, model, add_url):
+    from merumaga.subscribers.models import Subscriber, Suppression, Topic, address_hash
+    from merumaga.subscribers.tests.factories import make_subscriber
+
+    keys = {"report": "reports", "event": "events", "article": "articles"}
+    topic = Topic.objects.get(key=keys[model]).name
+    for number in range(4):
+        make_subscriber(f"reader{number}@example.jp", topics=[keys[model]])
+    make_subscriber("bounced@example.jp", topics=[keys[model]])
+    Suppression.objects.create(address_hash=address_hash("bounced@example.jp"), reason="complaint")
+    make_subscriber("gone@example.jp", topics=[], status=Subscriber.Status.UNSUBSCRIBED)
+    page = admin_client.get(reverse(add_url)).content.decode()
+    assert 'name="notify_subscribers"' in page
+    assert f"「{topic}」の購読者 4人にメールでお知らせします" in page
+    assert f"公開して、「{topic}」の購読者 4人にメールでお知らせします。よろしいですか?" in page
+
+
+def test_save_and_preview_opens_the_announcement_for_a_test_send(admin_client, settings, tmp_path):
+    from merumaga.mailings.models import Mailing
+    from merumaga.subscribers.tests.factories import make_subscriber
+
+    settings.MEDIA_ROOT = tmp_path
+    make_subscriber(topics=["reports"])
+    pdf = SimpleUploadedFile("r.pdf", demo_pdf("Report"), "application/pdf")
+    form = {
+        "title": "電池材料の動向",
+        "slug": "",
+        "summary": "正極材の動き。",
+        "pdf": pdf,
+        "full_version_url": "",
+        "published_at_0": "",
+        "published_at_1": "",
+        "notify_subscribers": "on",
+        "_preview_announcement": "1",
+    }
+    response = admin_client.post(reverse("admin:publishing_report_add"), form, follow=True)
+    report = Report.objects.get()
+    mailing = Mailing.objects.get()
+    assert report.status == Status.DRAFT  # saved, not published
+    assert (mailing.kind, mailing.report, mailing.status) == ("report", report, "draft")
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse(
+        "admin:mailings_mailing_preview", args=[mailing.pk]
+    )
+    assert "の公開時に送られます" in page and "配信先の購読者: 1人" in page
+    assert reverse("admin:mailings_mailing_test_send", args=[mailing.pk]) in page
