@@ -1,6 +1,7 @@
 import logging
 
 from django.conf import settings
+from django.db.models import CharField, TextField
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -89,3 +90,50 @@ def favicon(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(_FAVICON.read_bytes(), content_type="image/x-icon")
     response["Cache-Control"] = "public, max-age=604800"
     return response
+
+
+def jis_check(request: HttpRequest, model) -> HttpResponse:
+    """For the editor, as they type: the characters of the posted text fields of `model` that
+    readers of ISO-2022-JP mail would not get as written (staff only, via admin_view)."""
+    from merumaga.charset import jis_problems
+
+    fields = [(label, request.POST.get(name, "")) for name, label in _text_field_names(model)]
+    return render(request, "admin/jis_check.html", {"problems": jis_problems(fields)})
+
+
+def _text_field_names(model) -> list[tuple[str, str]]:
+    return [
+        (field.name, str(field.verbose_name))
+        for field in model._meta.get_fields()
+        if isinstance(field, (CharField, TextField)) and field.editable and field.name != "slug"
+    ]
+
+
+def text_fields(instance) -> list[tuple[str, str]]:
+    """(label, text) of each editable text field of a saved item: what its mail is made of."""
+    return [
+        (label, getattr(instance, name) or "") for name, label in _text_field_names(type(instance))
+    ]
+
+
+def warn_about_jis(request: HttpRequest, instance) -> None:
+    """After a save: the characters ISO-2022-JP readers cannot receive, once more, in words."""
+    from django.contrib import messages
+    from django.utils.translation import gettext as _
+
+    from merumaga.charset import jis_problems
+
+    missing = [p for p in jis_problems(text_fields(instance)) if not p.automatic]
+    if missing:
+        listed = "、".join(
+            f"「{p.character}」({p.where}" + (f" → {p.replacement}" if p.replacement else "") + ")"
+            for p in missing
+        )
+        messages.warning(
+            request,
+            _(
+                "ISO-2022-JP の読者に送れない文字があります (その読者には UTF-8 で送ります): "
+                "%(characters)s"
+            )
+            % {"characters": listed},
+        )

@@ -46,9 +46,9 @@ from django.utils import translation
 from django.utils.encoding import force_bytes
 from django.utils.translation import gettext
 
-from merumaga.mailings import charset as mail_charset
+from merumaga import charset as mail_charset
+from merumaga.charset import ISO2022JP, UTF8
 from merumaga.mailings import mime, rendering
-from merumaga.mailings.charset import ISO2022JP, UTF8
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
 from merumaga.subscribers.models import Subscriber

@@ -212,6 +212,8 @@ class Worker:
     async def _send_all(self, state, claimed, readers) -> list[queue.Result]:
         now = timezone.localtime(timezone.now())
         jobs = []
+        fell_back: dict[str, None] = {}  # characters that made ISO-2022-JP readers get UTF-8
+        fallbacks = 0
         # Per message: one template fill and MIME assembly (tens of µs), then the SMTP round trip.
         for claim in claimed:
             reader = readers[claim.subscriber_id]
@@ -222,8 +224,18 @@ class Worker:
             except ValueError as error:  # one bad message never stops the loop
                 jobs.append(_done(queue.Result(claim.delivery_id, Status.FAILED, str(error))))
                 continue
+            if outgoing.uncarried:
+                fallbacks += 1
+                fell_back.update(dict.fromkeys(outgoing.uncarried))
             data = self.signer.sign(outgoing.data) if self.signer else outgoing.data
             jobs.append(self._send_one(claim, outgoing, data))
+        if fallbacks:
+            logger.warning(
+                "mailing %s: %d readers who chose ISO-2022-JP got UTF-8, because of %s",
+                state.mailing.pk,
+                fallbacks,
+                " ".join(fell_back),
+            )
         return list(await asyncio.gather(*jobs))
 
     async def _send_one(self, claim, outgoing, data: bytes) -> queue.Result:

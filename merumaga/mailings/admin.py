@@ -29,11 +29,12 @@ from django.views.decorators.http import require_POST
 from merumaga.delivery import catcher
 from merumaga.mailings import rendering, sending, services
 from merumaga.mailings.audience import deliverable
-from merumaga.mailings.checks import content_problems
+from merumaga.mailings.checks import content_problems, jis_warnings
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
 from merumaga.publishing.models import Article, Event, Report
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput, normalise_email
+from merumaga.views import jis_check, warn_about_jis
 
 Status = Mailing.Status
 
@@ -320,6 +321,9 @@ class MailingAdmin(admin.ModelAdmin):
     list_select_related = ("topic",)
     search_fields = ("subject",)
 
+    class Media:
+        js = ["merumaga/jis-check.js"]
+
     # Fields.
 
     def get_fieldsets(self, request, obj=None):
@@ -415,11 +419,11 @@ class MailingAdmin(admin.ModelAdmin):
     # Saving.
 
     def save_model(self, request, obj, form, change):
-        if change:
-            if form.changed_data:
-                obj.save(update_fields=[*form.changed_data, "updated_at"])
-            return
-        services.compose_custom(obj, by=request.user)
+        if not change:
+            services.compose_custom(obj, by=request.user)
+        elif form.changed_data:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+        warn_about_jis(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         # What was sent (or is being sent) keeps its record: only drafts may be deleted.
@@ -441,6 +445,7 @@ class MailingAdmin(admin.ModelAdmin):
 
         return [
             url("compose-weekly/", self.compose_weekly_view, "compose_weekly"),
+            url("jis-check/", lambda request: jis_check(request, Mailing), "jis_check"),
             url("announce/<str:kind>/<int:item_id>/", self.announce_view, "announce"),
             url("<path:object_id>/preview/", self.preview_view, "preview"),
             url("<path:object_id>/preview/html/", self.preview_html_view, "preview_html"),
@@ -483,6 +488,8 @@ class MailingAdmin(admin.ModelAdmin):
             "recipient_count": count,
             "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
             "content_problems": content_problems(mailing) if editable else [],
+            **self._jis_context(mailing),
+            "jis_check_url": reverse("admin:mailings_mailing_jis_check"),
         }
         if not editable:  # everything is read-only: a "save" button would only confuse
             context.update(
@@ -588,8 +595,18 @@ class MailingAdmin(admin.ModelAdmin):
             "form": form,
             "recipient_count": deliverable(mailing).count(),
             **self._announced(mailing),
+            **self._jis_context(mailing),
         }
         return TemplateResponse(request, "admin/mailings/mailing/preview.html", context)
+
+    @staticmethod
+    def _jis_context(mailing: Mailing) -> dict:
+        """What readers of ISO-2022-JP would not get as written, and how many they are."""
+        problems = jis_warnings(mailing)
+        if not problems:
+            return {"jis_problems": []}
+        readers = deliverable(mailing).filter(charset=Subscriber.Charset.ISO2022JP).count()
+        return {"jis_problems": problems, "jis_readers": readers}
 
     @staticmethod
     def _announced(mailing: Mailing) -> dict:

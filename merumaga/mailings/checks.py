@@ -7,6 +7,7 @@ from django.conf import settings
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 
+from merumaga.charset import JisProblem, jis_problems
 from merumaga.mailings.models import Mailing
 
 _LINK = re.compile(r'href="([^"]+)"')
@@ -81,3 +82,21 @@ def _exists(match) -> bool:
     if queryset is None:
         return True
     return queryset.filter(slug=match.kwargs.get("slug")).exists()
+
+
+def jis_warnings(mailing: Mailing) -> list[JisProblem]:
+    """What ISO-2022-JP readers would not get as written, in the editor's fields: the mailing's
+    own, the content it announces or gathers, and the sender's name. Never a refusal: such
+    readers get that mail as UTF-8 (logged when sent), but the editor may prefer to rewrite."""
+    from merumaga.institute.services import sender_identity
+    from merumaga.views import text_fields
+
+    fields = text_fields(mailing)
+    items = [mailing.article, mailing.report, mailing.event]
+    if mailing.kind == Mailing.Kind.WEEKLY:
+        items += list(mailing.articles.all())
+    for item in filter(None, items):
+        kind = str(item._meta.verbose_name)
+        fields += [(f"{kind}「{item}」の{label}", text) for label, text in text_fields(item)]
+    fields.append((_("送信者名 (サイト設定)"), sender_identity().organisation_name))
+    return jis_problems(fields)

@@ -39,7 +39,7 @@ from email.message import Message
 from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 
-from merumaga.mailings.charset import ISO2022JP, UTF8, encode_jis, is_jis
+from merumaga.charset import ISO2022JP, UTF8, encode_jis, is_jis
 
 MAX_HEADER_LINE = 78  # RFC 5322 "SHOULD"
 MAX_LINE = 998  # RFC 5322 "MUST", without the CRLF

@@ -21,8 +21,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from merumaga import charset as mail_charset
 from merumaga.institute.services import SenderIdentity, sender_identity
-from merumaga.mailings import charset as mail_charset
 from merumaga.mailings import mime
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import ics
@@ -150,7 +150,8 @@ def _attachments(mailing: Mailing) -> list[mime.Attachment]:
                 filename="event.ics",
                 content_type="text/calendar",
                 data=ics.event_calendar(mailing.event),
-                params={"method": "PUBLISH"},
+                # The calendar is UTF-8 whatever the mail's charset (RFC 5545), and says so.
+                params={"method": "PUBLISH", "charset": "utf-8"},
             )
         )
     report = mailing.report

@@ -10,6 +10,7 @@ from merumaga.publishing import markdown, services
 from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Rsvp, Status, Tag
 from merumaga.subscribers.models import Topic
 from merumaga.subscribers.readers import deliverable_count
+from merumaga.views import jis_check, warn_about_jis
 
 PUBLISH_BUTTON = "_publish"
 PREVIEW_ANNOUNCEMENT_BUTTON = "_preview_announcement"
@@ -33,7 +34,11 @@ class MarkdownPreviewMixin:
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     class Media:
-        js = ["publishing/markdown-preview.js", "publishing/publish-confirm.js"]
+        js = [
+            "publishing/markdown-preview.js",
+            "publishing/publish-confirm.js",
+            "merumaga/jis-check.js",
+        ]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -46,6 +51,9 @@ class MarkdownPreviewMixin:
     def _preview_url_name(self) -> str:
         return f"{self.model._meta.app_label}_{self.model._meta.model_name}_preview"
 
+    def _jis_check_url_name(self) -> str:
+        return f"{self.model._meta.app_label}_{self.model._meta.model_name}_jis_check"
+
     def get_urls(self):
         return [
             path(
@@ -53,11 +61,21 @@ class MarkdownPreviewMixin:
                 self.admin_site.admin_view(markdown_preview),
                 name=self._preview_url_name(),
             ),
+            path(
+                "jis-check/",
+                self.admin_site.admin_view(lambda request: jis_check(request, self.model)),
+                name=self._jis_check_url_name(),
+            ),
             *super().get_urls(),
         ]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        warn_about_jis(request, obj)
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["preview_url"] = reverse(f"admin:{self._preview_url_name()}")
+        context["jis_check_url"] = reverse(f"admin:{self._jis_check_url_name()}")
         context["publish_button"] = PUBLISH_BUTTON
         context["preview_announcement_button"] = PREVIEW_ANNOUNCEMENT_BUTTON
         if self.notify_topic and (obj is None or obj.status != Status.PUBLISHED):

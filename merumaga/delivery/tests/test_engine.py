@@ -214,3 +214,16 @@ def test_a_mailing_waiting_for_retries_does_not_hold_back_the_next(relay, weekly
     assert later.status == Mailing.Status.SENT
     weekly.refresh_from_db()
     assert weekly.status == Mailing.Status.SENDING
+
+
+def test_iso_2022_jp_readers_who_get_utf8_are_counted_in_the_log(relay, weekly, caplog):
+    for n in range(3):
+        make_subscriber(f"keitai{n}@docomo.ne.jp", charset="iso-2022-jp", name=f"髙橋{n}")
+    make_subscriber("plain@docomo.ne.jp", charset="iso-2022-jp", name="高橋")
+    make_subscriber("pc@example.jp", name="﨑山")
+    services.start(weekly)
+
+    run_until_idle(**fast_options())
+
+    [line] = [r.getMessage() for r in caplog.records if "got UTF-8" in r.getMessage()]
+    assert f"mailing {weekly.pk}: 3 readers who chose ISO-2022-JP got UTF-8, because of 髙" in line

@@ -465,3 +465,43 @@ def test_non_staff_are_sent_to_the_login(client, django_user_model, weekly):
     assert response["Location"].startswith("/admin/login/")
     weekly.refresh_from_db()
     assert weekly.status == Mailing.Status.DRAFT
+
+
+# Characters ISO-2022-JP readers cannot receive.
+
+
+def test_the_editor_sees_characters_iso_2022_jp_readers_cannot_receive(admin_client, custom):
+    make_subscriber("keitai@docomo.ne.jp", charset=Subscriber.Charset.ISO2022JP)
+    make_subscriber("pc@example.jp")
+    Mailing.objects.filter(pk=custom.pk).update(
+        subject="深圳の新工場", intro="髙橋研究員の解説です。\n①生産能力"
+    )
+    for view in ("change", "preview"):
+        html = page(admin_client.get(url(view, custom)))
+        assert "ISO-2022-JP を選んだ読者 (1人)" in html
+        assert "深セン" in html and "→ (1)" in html
+        assert "件名 1行2文字目" in html  # where 圳 is
+        assert "本文 (前書き、Markdown) 1行1文字目" in html  # where 髙 is
+
+
+def test_the_live_check_answers_as_the_editor_types(admin_client, client):
+    check = reverse("admin:mailings_mailing_jis_check")
+    html = page(admin_client.post(check, {"subject": "华为の発表", "intro": "普通の文"}))
+    assert "华" in html and "例: 華" in html and "为" in html
+    assert page(admin_client.post(check, {"subject": "普通の件名"})).strip() == ""
+    assert client.post(check, {"subject": "华"}).status_code == 302  # staff only
+
+
+def test_saving_says_which_characters_iso_2022_jp_readers_cannot_receive(admin_client, custom):
+    form = {
+        "subject": "髙橋研究員の報告",
+        "topic": custom.topic_id,
+        "preheader": "",
+        "intro": "",
+        "attach_pdf": "",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+    }
+    response = admin_client.post(url("change", custom), form, follow=True)
+    assert "ISO-2022-JP の読者に送れない文字があります" in page(response)
+    assert "「髙」(件名 → 高)" in page(response)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from merumaga.mailings.charset import FAITHFUL, choose
+from merumaga.charset import FAITHFUL, choose
 from merumaga.mailings.mime import Attachment, build_message
 
 TOKYO = ZoneInfo("Asia/Tokyo")

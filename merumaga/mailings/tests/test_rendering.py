@@ -175,6 +175,7 @@ def test_event_invitation_has_rsvp_link_and_ics(sender):
         part for part in message.iter_attachments() if part.get_content_type() == "text/calendar"
     ]
     assert calendar and b"BEGIN:VEVENT" in calendar[0].get_content().encode()
+    assert calendar[0].get_param("charset") == "utf-8"  # whatever the mail's own charset
 
 
 def test_iso_2022_jp_reader_with_mappable_characters(sender):
@@ -189,6 +190,9 @@ def test_iso_2022_jp_reader_with_mappable_characters(sender):
     assert b"=?iso-2022-jp?b?" in outgoing.data.lower()
     text = parsed(outgoing).get_body(("plain",)).get_content()
     assert "(1)休業日〜のお知らせ カタカナ" in text and "(株)" in text
+    html = parsed(outgoing).get_body(("html",))
+    assert html.get_content_charset() == "iso-2022-jp"
+    assert "charset" not in html.get_content().lower()  # no <meta charset="utf-8"> inside
 
 
 def test_iso_2022_jp_reader_whose_name_it_cannot_carry_gets_utf8(sender):

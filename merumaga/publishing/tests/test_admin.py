@@ -276,3 +276,13 @@ def test_save_and_preview_opens_the_announcement_for_a_test_send(admin_client, s
     )
     assert "の公開時に送られます" in page and "配信先の購読者: 1人" in page
     assert reverse("admin:mailings_mailing_test_send", args=[mailing.pk]) in page
+
+
+def test_the_article_editor_checks_iso_2022_jp_as_it_types_and_on_save(admin_client):
+    check = reverse("admin:publishing_article_jis_check")
+    html = admin_client.post(check, {"title": "深圳の電池", "digest": "①", "body": ""}).content
+    assert "深セン".encode() in html and b"(1)" in html
+    response = admin_client.post(
+        reverse("admin:publishing_article_add"), article_form(title="深圳の電池"), follow=True
+    )
+    assert "「圳」(タイトル → 深セン)" in response.content.decode()

@@ -62,6 +62,8 @@ def test_iso_2022_jp_reader_gets_iso_2022_jp():
     message = message_from_bytes(raw, policy=policy.default)
     assert "登録が完了しました" in message["Subject"]
     assert "メールマガジンへのご登録" in message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",))
+    assert html.get_content_charset() == "iso-2022-jp" and "charset" not in html.get_content()
 
 
 def test_characters_iso_2022_jp_cannot_carry_switch_that_reader_to_utf8(caplog):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 UTF8 = "utf-8"
 ISO2022JP = "iso-2022-jp"
@@ -209,3 +211,104 @@ def choose(text_parts: list[str], preferred: str) -> tuple[str, list[str], list[
     if missing:
         return UTF8, parts, list(missing)
     return ISO2022JP, mapped, []
+
+
+# --- Finding them while the editor writes ---------------------------------------------------
+# What an editor would write instead of a character ISO-2022-JP cannot carry: variant kanji in
+# names (髙 → 高), and the simplified Chinese characters that digests of Chinese sources bring
+# along (华为 → 華為). Every key is outside JIS X 0208 and every value inside it (tested).
+# These are suggestions shown to the editor, never applied by themselves: only the editor knows
+# whether 髙 is a name that must stay as it is.
+_SUGGESTIONS_TABLE = (
+    "髙高 﨑崎 𠮷吉 德徳 瀨瀬 栁柳 濵浜 圳セン 华華 为為 发発 车車 电電 "
+    "动動 腾騰 讯訊 东東 亚亜 宁寧 时時 长長 节節 汤湯 旷曠 视視 线線 "
+    "纪紀 谱譜 兴興 联聯 驾駕 驶駛 锂リチウム 钠ナトリウム 储儲 络絡 务務 "
+    "业業 产産 经経 济済 际際 开開 门門 关関 们們 这這 对対 说説 还還 "
+    "进進 过過 应応 问問 题題 么麼 两両 实実 现現 头頭 样様 义義 认認 "
+    "识識 让譲 计計 设設 导導 话話 语語 领領 规規 术術 场場 报報 质質 "
+    "书書 习習 间間 资資 众衆 优優 传伝 专専 丝糸 严厳 丰豊 临臨 举挙 "
+    "乐楽 乡郷 买買 亿億 仅僅 侧側 兰蘭 养養 农農 刘劉 创創 劳労 势勢 "
+    "协協 单単 卖売 卫衛 历歴 压圧 县県 变変 启啓 员員 响響 团団 园園 "
+    "围囲 图図 圆円 圣聖 块塊 处処 备備 复復 夺奪 奋奮 妇婦 孙孫 宽寛 "
+    "寻尋 层層 岁歳 岛島 币幣 帅帥 师師 带帯 帮幇 库庫 庙廟 庆慶 废廃 "
+    "异異 张張 弹弾 强強 归帰 录録 彻徹 忆憶 态態 总総 恶悪 惊驚 惯慣 "
+    "战戦 户戸 扩拡 扫掃 执執 扬揚 护護 拟擬 拥擁 择択 损損 换換 挥揮 "
+    "敌敵 显顕 暂暫 杂雑 权権 杨楊 极極 构構 标標 树樹 桥橋 检検 欢歓 "
+    "毕畢 汇匯 汉漢 沟溝 沪滬 泽沢 洁潔 测測 浓濃 涂塗 润潤 涨漲 渐漸 "
+    "满満 滚滾 滨浜 灭滅 灵霊 灾災 热熱 爱愛 猎猟 环環 畅暢 疗療 监監 "
+    "盘盤 矿鉱 码碼 础礎 确確 离離 种種 积積 稳穏 穷窮 竞競 笔筆 签簽 "
+    "简簡 类類 紧緊 纳納 纵縦 纷紛 组組 细細 织織 终終 结結 绕繞 绘絵 "
+    "给給 统統 继継 续続 维維 综綜 绿緑 编編 缓緩 缩縮 罗羅 职職 聪聡 "
+    "肃粛 胜勝 脑脳 舰艦 艺芸 药薬 获獲 营営 萨薩 虽雖 补補 见見 观観 "
+    "览覧 觉覚 讨討 议議 记記 讲講 许許 论論 证証 评評 诉訴 词詞 译訳 "
+    "试試 诚誠 询詢 该該 详詳 误誤 请請 诸諸 读読 课課 调調 谈談 谋謀 "
+    "谢謝 贝貝 负負 贡貢 财財 责責 败敗 货貨 贯貫 贵貴 费費 贸貿 赛賽 "
+    "赞賛 赢贏 赵趙 趋趨 跃躍 轨軌 转転 轮輪 软軟 轻軽 载載 较較 辅輔 "
+    "辆輛 输輸 边辺 达達 迁遷 运運 远遠 违違 连連 迟遅 适適 选選 递逓 "
+    "逻邏 遗遺 邮郵 邻隣 郑鄭 酱醤 释釈 针針 钟鐘 钢鋼 钱銭 铁鉄 铜銅 "
+    "银銀 销銷 锁鎖 锅鍋 错錯 键鍵 镇鎮 闭閉 闯闖 闲閑 闻聞 阅閲 队隊 "
+    "阳陽 阶階 陆陸 陈陳 险険 隐隠 难難 雾霧 韩韓 页頁 顶頂 项項 顺順 "
+    "须須 顾顧 顿頓 预預 频頻 颜顔 额額 风風 飞飛 饭飯 馆館 驱駆 验験 "
+    "鱼魚 鲁魯 鸟鳥 鸡鶏 齐斉 龙竜 龟亀"
+)
+SUGGESTIONS: dict[str, str] = {pair[0]: pair[1:] for pair in _SUGGESTIONS_TABLE.split()}
+# Words written in katakana in Japanese, where one character alone has no Japanese form.
+WORD_SUGGESTIONS: dict[str, str] = {"深圳": "深セン"}
+
+
+@dataclass(frozen=True)
+class JisProblem:
+    """One character ISO-2022-JP readers would not get as written, where it first appears."""
+
+    where: str  # the field, in the editor's words ("件名", "記事「…」の要約")
+    character: str
+    line: int  # 1-based, in that field
+    column: int  # 1-based
+    excerpt: str  # the text around it, so that the editor finds it
+    occurrences: int
+    replacement: str  # what to write instead; "" when there is no suggestion
+    automatic: bool  # True: sent as `replacement` by itself; False: the reader gets UTF-8
+
+
+def jis_problems(fields: Iterable[tuple[str, str]]) -> list[JisProblem]:
+    """Each character of each (where, text) that ISO-2022-JP readers would not get as written.
+
+    Characters with a faithful equivalent (① → (1)) are listed as replaced automatically;
+    the others make those readers' mail UTF-8, which old phones may show garbled, so a
+    replacement is suggested where one is known (髙 → 高, 深圳 → 深セン, 华 → 華).
+    """
+    problems = []
+    for where, text in fields:
+        if not text or is_jis(text):
+            continue
+        seen: dict[str, list[int]] = {}
+        for position, char in enumerate(text):
+            if not is_jis(char):
+                seen.setdefault(char, []).append(position)
+        for char, positions in seen.items():
+            first = positions[0]
+            line = text.count("\n", 0, first) + 1
+            column = first - (text.rfind("\n", 0, first) + 1) + 1
+            mapped, missing = to_jis(char)
+            automatic = not missing
+            problems.append(
+                JisProblem(
+                    where=where,
+                    character=char,
+                    line=line,
+                    column=column,
+                    excerpt=text[max(0, first - 12) : first + 13].replace("\n", " "),
+                    occurrences=len(positions),
+                    replacement=mapped if automatic else _suggestion(text, first, char),
+                    automatic=automatic,
+                )
+            )
+    return problems
+
+
+def _suggestion(text: str, position: int, char: str) -> str:
+    for word, replacement in WORD_SUGGESTIONS.items():
+        start = position - word.index(char) if char in word else -1
+        if start >= 0 and text.startswith(word, start):
+            return replacement
+    return SUGGESTIONS.get(char, "")

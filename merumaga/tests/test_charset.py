@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from merumaga.mailings.charset import FAITHFUL, choose, encode_jis, is_jis, to_jis, uncarried
+from merumaga.charset import FAITHFUL, choose, encode_jis, is_jis, to_jis, uncarried
 
 
 def _round_trip_jis(text: str) -> str:
@@ -180,3 +180,44 @@ def test_nothing_is_lost_for_any_single_character() -> None:
         else:
             assert (chosen, part) == ("iso-2022-jp", expected), char
             assert _round_trip_jis(part) == expected, char
+
+
+# Finding them while the editor writes.
+
+
+def test_each_suggestion_replaces_a_character_iso_2022_jp_cannot_carry_with_one_it_can():
+    from merumaga.charset import SUGGESTIONS, WORD_SUGGESTIONS
+
+    assert len(SUGGESTIONS) > 300
+    for character, replacement in {**SUGGESTIONS, **WORD_SUGGESTIONS}.items():
+        assert not is_jis(character), character
+        assert is_jis(replacement), replacement
+
+
+def test_problems_say_which_character_where_and_what_to_write_instead():
+    from merumaga.charset import jis_problems
+
+    text = "深圳の华为が発表。\n①新型電池\n髙橋氏によれば①"
+    found = {p.character: p for p in jis_problems([("本文", text), ("件名", "普通の件名")])}
+    assert set(found) == {"圳", "华", "为", "①", "髙"}
+    assert (found["圳"].line, found["圳"].column, found["圳"].replacement) == (1, 2, "深セン")
+    assert found["华"].replacement == "華" and not found["华"].automatic
+    assert (found["髙"].line, found["髙"].column, found["髙"].replacement) == (3, 1, "高")
+    circled = found["①"]
+    assert circled.automatic and circled.replacement == "(1)" and circled.occurrences == 2
+    assert (circled.line, circled.column) == (2, 1)
+    assert "新型電池" in circled.excerpt
+    assert all(p.where == "本文" for p in found.values())
+
+
+def test_a_character_with_no_known_replacement_says_so():
+    from merumaga.charset import jis_problems
+
+    [problem] = jis_problems([("本文", "絵文字🚗です")])
+    assert problem.character == "🚗" and problem.replacement == "" and not problem.automatic
+
+
+def test_text_iso_2022_jp_carries_has_no_problems():
+    from merumaga.charset import jis_problems
+
+    assert jis_problems([("本文", "自動運転と電池の最新動向 (2026年11月)")]) == []
