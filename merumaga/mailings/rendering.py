@@ -100,6 +100,9 @@ def content_context(mailing: Mailing) -> dict:
         if item is not None:
             context[name] = item
             context[f"{name}_url"] = absolute_url(item.get_absolute_url())
+    if mailing.event is not None:
+        context["ics_url"] = absolute_url(reverse("event_ics", args=[mailing.event.slug]))
+    context["subscribe_url"] = absolute_url(reverse("subscribe"))
     if mailing.report is not None:
         context["pdf_url"] = absolute_url(reverse("report_pdf", args=[mailing.report.slug]))
     return context
@@ -115,7 +118,11 @@ def archive_slug(mailing: Mailing) -> str:
     return f"{mailing.kind}-{mailing.pk}"
 
 
-def compile_mailing(mailing: Mailing, language: str, *, test: bool = False) -> Compiled:
+def compile_mailing(
+    mailing: Mailing, language: str, *, test: bool = False, web: bool = False
+) -> Compiled:
+    """The mailing in `language`; `web`: the archive's copy, written for a page, not a mail
+    (no reader's address or links, no attachment, sign-up and event pages instead)."""
     name = TEMPLATES[mailing.kind]
     sender = sender_identity()
     context = {
@@ -124,6 +131,7 @@ def compile_mailing(mailing: Mailing, language: str, *, test: bool = False) -> C
         "topic_name": mailing.topic.localized_name(language),
         "personal": {key: marker(key) for key in PERSONAL},
         "reader": True,
+        "web": web,
     }
     with translation.override(language):
         subject = " ".join(render_to_string(f"mailings/mail/{name}_subject.txt", context).split())
@@ -259,14 +267,18 @@ def build(
     )
 
 
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL)
+
+
 def render_for_web(mailing: Mailing, language: str = "ja") -> str:
-    """The archive copy: the HTML with no reader's data (a general greeting, no personal links)."""
-    compiled = compile_mailing(mailing, language)
+    """The archive copy: what goes inside a page of the site (the body of the mail's HTML, its
+    styles inlined), written for the web, with a general greeting and nobody's data."""
+    compiled = compile_mailing(mailing, language, web=True)
     values = {key: "" for key in PERSONAL}
     values["greeting"] = greeting(None, language)
-    values["preferences_url"] = absolute_url(reverse("subscribe"))
-    values["unsubscribe_url"] = absolute_url(reverse("subscribe"))
-    return fill(compiled.html, values, escape=True)
+    page = fill(compiled.html, values, escape=True)
+    body = _BODY.search(page)
+    return body.group(1).strip() if body else page
 
 
 # Plain-text layout.

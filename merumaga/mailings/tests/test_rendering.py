@@ -211,6 +211,30 @@ def test_the_web_copy_has_no_personal_data(sender):
     assert reader.email not in html
 
 
+@pytest.mark.parametrize("kind", ["weekly", "article", "report", "event_invitation", "custom"])
+def test_the_web_copy_is_written_for_a_page_not_copied_from_a_mail(sender, kind):
+    make_subscriber()
+    html = rendering.render_for_web(mailing_of(kind))
+    assert 'href=""' not in html and "\ue000" not in html  # no empty link, no marker left
+    assert "宛にお送りしています" not in html  # no "sent to ␣"
+    assert "配信停止" not in html and "配信設定の変更" not in html  # nothing to stop on a page
+    assert "添付" not in html  # the page has no attachment
+    assert "ブラウザで読む" not in html  # it is the browser copy
+    assert "<html" not in html and "<head" not in html and "preheader" not in html
+    assert "テスト経済研究所" in html and "東京都千代田区丸の内" in html  # the sender, still
+    assert re.search(
+        rf'href="{settings.SITE_URL}/subscribe/"[^>]*>メールマガジンの登録 \(無料\)</a>', html
+    )
+
+
+def test_the_web_copy_of_an_invitation_leads_to_the_event_page(sender):
+    mailing = mailing_of("event_invitation")
+    html = rendering.render_for_web(mailing)
+    event_url = f"{settings.SITE_URL}{mailing.event.get_absolute_url()}"
+    assert f'href="{event_url}"' in html and "イベントのページで申し込む" in html
+    assert f"{event_url}calendar.ics" in html and "/events/rsvp/" not in html
+
+
 def test_content_check_catches_problems(sender):
     mailing = mailing_of("custom")
     mailing.subject = "<b>太字</b>"
