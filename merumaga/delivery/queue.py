@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from merumaga.delivery.models import Delivery
@@ -115,6 +115,19 @@ def record(results: list[Result], worker: str) -> None:
             Delivery.objects.filter(pk__in=ids, status=Status.SENDING, worker=worker).update(
                 status=status, reply=reply, available_at=retry_at or now, updated_at=now
             )
+
+
+def release(delivery_ids: list[int], worker: str) -> int:
+    """Give back rows this worker claimed but did not send (its mailing was set aside): queued
+    again at once, the attempt the claim counted taken back."""
+    return Delivery.objects.filter(
+        pk__in=delivery_ids, status=Status.SENDING, worker=worker
+    ).update(
+        status=Status.QUEUED,
+        available_at=timezone.now(),
+        attempts=F("attempts") - 1,
+        updated_at=timezone.now(),
+    )
 
 
 def cancel_remaining(mailing: Mailing) -> int:

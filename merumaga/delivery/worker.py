@@ -5,6 +5,11 @@ rendering and the SMTP; the database is used from one dedicated thread (Django c
 to a thread), so a claim or a record never blocks sending. Two batch loops run at once: while one
 batch is on the wire, the next is claimed and rendered.
 
+One mailing that fails (a template that raises, data that cannot be read, a database error
+while claiming or recording it) is set aside: paused, with the reason in its history, its unsent
+rows given back; the worker goes on with the other mailings. Trouble with the database itself
+makes the worker wait, longer each time, and try again; it does not exit.
+
 Duplicates are bounded: a row is marked sent in the batch commit that follows its 250 reply. A
 worker killed between the two leaves at most its in-flight batches (2 × batch size rows) to be
 sent again when their lease runs out; a worker stopped by SIGTERM finishes what is in flight
@@ -23,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import make_msgid
 
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from merumaga.delivery import queue
 from merumaga.delivery.fastrender import FastTemplate, Reader
@@ -40,6 +46,7 @@ from merumaga.mailings.models import Mailing
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
+RENDER = "render"  # the stage of a message that could not be built
 
 
 @dataclass
@@ -52,6 +59,8 @@ class Options:
     first_retry: timedelta = timedelta(minutes=5)  # doubled at each attempt
     error_window: int = 200
     error_threshold: float = 0.5  # auto-pause when half of the last 200 sends failed or deferred
+    record_attempts: int = 3  # a batch's results are written this many times before giving up
+    give_up_after: int = 3  # failed steps in a row that end `run_until_idle` (tests, --once)
 
 
 @dataclass
@@ -98,17 +107,37 @@ class Worker:
         self.stopping.set()
 
     async def _loop(self, until_idle: bool) -> None:
+        troubles = 0
         while not self.stopping.is_set():
-            worked = await self.step()
+            try:
+                worked = await self.step()
+            except Exception:
+                # Whatever one mailing does is set aside inside step(); what reaches here is the
+                # database or the pool itself being unwell. The worker stays up, waits longer
+                # each time, and tries again.
+                troubles += 1
+                logger.exception("worker %s: a step failed (%d in a row)", self.name, troubles)
+                if until_idle and troubles >= self.options.give_up_after:
+                    raise
+                await self._wait(min(60.0, self.options.idle_sleep * 2**troubles))
+                continue
+            troubles = 0
             if worked:
                 continue
             if until_idle:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.options.idle_sleep)
+            await self._wait(self.options.idle_sleep)
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def step(self) -> bool:
-        """One batch of one mailing; False when there was nothing to do."""
+        """One batch of one mailing; False when there was nothing to do.
+
+        One mailing's failure (its templates, its data) pauses that mailing with the reason and
+        gives its unsent rows back; the other mailings go on.
+        """
         batch = await self.db(self._claim_next)
         if batch is None:
             return False
@@ -116,8 +145,14 @@ class Worker:
         skipped = [c for c in claimed if c.subscriber_id not in readers]
         results = [queue.Result(c.delivery_id, Status.SKIPPED, "opted out") for c in skipped]
         to_send = [c for c in claimed if c.subscriber_id in readers]
-        results += await self._send_all(state, to_send, readers)
-        await self.db(queue.record, results, self.name)
+        try:
+            jobs = self._render_all(state, to_send, readers)
+        except Exception as error:  # nothing of this batch has been sent yet: all of it goes back
+            ids = [c.delivery_id for c in claimed]
+            await self.db(self._set_aside, state.mailing, error, ids)
+            return True
+        results += await asyncio.gather(*jobs)
+        await self._record(state, results)
         failures = [
             DeliveryFailure(state.mailing.pk, claim.subscriber_id, result.reply, result.stage)
             for claim, result in zip(to_send, results[len(skipped) :], strict=True)
@@ -128,13 +163,30 @@ class Worker:
         await self.db(self._after_batch, state, results)
         return True
 
+    async def _record(self, state: MailingState, results: list[queue.Result]) -> None:
+        """Record a batch that was sent, retrying a database that stumbles: the mails are gone,
+        so their rows must not come back to be sent again if it can be helped."""
+        for attempt in range(1, self.options.record_attempts + 1):
+            try:
+                await self.db(queue.record, results, self.name)
+                return
+            except DatabaseError as error:
+                if attempt == self.options.record_attempts:
+                    # The rows stay leased; they come back after the lease (resent: the
+                    # documented bound on duplicates). The mailing waits for a person.
+                    await self.db(self._set_aside, state.mailing, error, [])
+                    return
+                logger.warning("mailing %s: recording failed (%s); again", state.mailing.pk, error)
+                await asyncio.sleep(self.options.idle_sleep * attempt)
+
     # Database side (runs in the database thread).
 
     def _claim_next(self):
         """A batch of the oldest mailing being sent that has rows to take now.
 
         Not simply the oldest: one whose last rows wait hours for a retry must not hold back
-        the mailings started after it. Each mailing's audience is frozen here the first time.
+        the mailings started after it, and one that fails is set aside. Each mailing's audience
+        is frozen here the first time.
         """
         close_old_connections()
         sending = (
@@ -143,9 +195,18 @@ class Worker:
             .order_by("started_at", "id")
         )
         for mailing in sending:
-            if mailing.audience_frozen_at is None and queue.freeze_audience(mailing):
-                logger.info("mailing %s: audience frozen", mailing.pk)
-            batch = self._claim(mailing)
+            try:
+                if mailing.audience_frozen_at is None and queue.freeze_audience(mailing):
+                    logger.info("mailing %s: audience frozen", mailing.pk)
+                batch = self._claim(mailing)
+            except DatabaseError as error:
+                if not connections["default"].is_usable():
+                    raise  # the database, not this mailing: the loop waits and tries again
+                self._set_aside(mailing, error, [])
+                continue
+            except Exception as error:
+                self._set_aside(mailing, error, [])
+                continue
             if batch is not None:
                 return batch
         return None
@@ -156,10 +217,19 @@ class Worker:
             if queue.is_done(mailing.pk):
                 self._finish(mailing)
             return None
+        try:
+            state, readers = self._prepare(mailing, claimed)
+        except Exception as error:
+            self._set_aside(mailing, error, [c.delivery_id for c in claimed])
+            return None
+        return state, claimed, readers
+
+    def _prepare(self, mailing: Mailing, claimed: list[queue.Claimed]):
+        """The readers still wanted (an opt-out after the snapshot wins), as light rows, and the
+        mailing's templates for their languages, compiled the first time."""
         state = self.mailings.get(mailing.pk)
         if state is None:
             state = self.mailings[mailing.pk] = MailingState(mailing)
-        # The readers still wanted (an opt-out after the snapshot wins), as light rows.
         rows = deliverable(mailing).filter(pk__in=[c.subscriber_id for c in claimed])
         readers = {
             row["pk"]: Reader(**row)
@@ -170,7 +240,21 @@ class Worker:
                 compiled = rendering.compile_mailing(mailing, language)
                 state.templates[language] = FastTemplate(compiled)
                 state.message_id_domain = compiled.sender.from_email.rsplit("@", 1)[-1]
-        return state, claimed, readers
+        return state, readers
+
+    def _set_aside(self, mailing: Mailing, error: Exception, delivery_ids: list[int]) -> None:
+        """One mailing failed (not one message): pause it with the reason on its page, give its
+        unsent rows back, and let the worker go on with the others (Mailman's shunt)."""
+        logger.error("mailing %s set aside: %r", mailing.pk, error, exc_info=error)
+        self.mailings.pop(mailing.pk, None)  # compiled afresh if it is resumed
+        if delivery_ids:
+            queue.release(delivery_ids, self.name)
+        reason = f"{type(error).__name__}: {error}"
+        note = gettext("配信中にエラーが起きたため一時停止しました: %(reason)s") % {
+            "reason": reason
+        }
+        with contextlib.suppress(services.MailingError):  # paused or cancelled meanwhile
+            services.pause(mailing, note=note[:300])
 
     def _report_failures(self, failures: list[DeliveryFailure]) -> None:
         # The rows are recorded already; a listener's error must not stop the sending.
@@ -187,13 +271,21 @@ class Worker:
             services.finish(mailing)
         except services.MailingError:
             return  # another worker finished it first
-        archive(mailing)
         self.mailings.pop(mailing.pk, None)
         logger.info("mailing %s: done %s", mailing.pk, counts)
+        try:
+            archive(mailing)
+        except Exception as error:  # it was sent all the same: say so where editors look
+            logger.exception("mailing %s: the archive copy could not be made", mailing.pk)
+            services.record_note(mailing, f"archive copy failed: {type(error).__name__}: {error}")
 
     def _after_batch(self, state: MailingState, results: list[queue.Result]) -> None:
         """Pause and cancel take effect here; too many errors pause the mailing by itself."""
-        state.recent.extend(r.status in (Status.FAILED, Status.DEFERRED) for r in results)
+        # What the relays said, not what could not be rendered (an address our headers cannot
+        # carry, stored long ago): those rows fail on their own and say why.
+        state.recent.extend(
+            r.status in (Status.FAILED, Status.DEFERRED) and r.stage != RENDER for r in results
+        )
         mailing = state.mailing
         current = Mailing.objects.filter(pk=mailing.pk).values_list("status", flat=True).first()
         if current == Mailing.Status.CANCELLED:
@@ -209,7 +301,8 @@ class Worker:
 
     # Sending side (runs in the event loop).
 
-    async def _send_all(self, state, claimed, readers) -> list[queue.Result]:
+    def _render_all(self, state, claimed, readers) -> list:
+        """The send job of each claimed row; a message that cannot be built fails on its own."""
         now = timezone.localtime(timezone.now())
         jobs = []
         fell_back: dict[str, None] = {}  # characters that made ISO-2022-JP readers get UTF-8
@@ -222,7 +315,8 @@ class Worker:
             try:
                 outgoing = template.render(reader, date=now, message_id=message_id)
             except ValueError as error:  # one bad message never stops the loop
-                jobs.append(_done(queue.Result(claim.delivery_id, Status.FAILED, str(error))))
+                result = queue.Result(claim.delivery_id, Status.FAILED, str(error), stage=RENDER)
+                jobs.append(_done(result))
                 continue
             if outgoing.uncarried:
                 fallbacks += 1
@@ -236,7 +330,7 @@ class Worker:
                 fallbacks,
                 " ".join(fell_back),
             )
-        return list(await asyncio.gather(*jobs))
+        return jobs
 
     async def _send_one(self, claim, outgoing, data: bytes) -> queue.Result:
         result = await self.pool.send(outgoing.envelope_from, outgoing.to, data)

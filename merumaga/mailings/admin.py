@@ -488,6 +488,7 @@ class MailingAdmin(admin.ModelAdmin):
             "recipient_count": count,
             "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
             "content_problems": content_problems(mailing) if editable else [],
+            "pause_reason": self._pause_reason(mailing),
             **self._jis_context(mailing),
             "jis_check_url": reverse("admin:mailings_mailing_jis_check"),
         }
@@ -598,6 +599,14 @@ class MailingAdmin(admin.ModelAdmin):
             **self._jis_context(mailing),
         }
         return TemplateResponse(request, "admin/mailings/mailing/preview.html", context)
+
+    @staticmethod
+    def _pause_reason(mailing: Mailing) -> str:
+        """Why a paused mailing stopped (an editor's note, too many errors, a failure)."""
+        if mailing.status != Status.PAUSED:
+            return ""
+        change = mailing.status_changes.filter(to_status=Status.PAUSED).last()
+        return change.note if change else ""
 
     @staticmethod
     def _jis_context(mailing: Mailing) -> dict:

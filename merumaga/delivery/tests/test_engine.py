@@ -227,3 +227,138 @@ def test_iso_2022_jp_readers_who_get_utf8_are_counted_in_the_log(relay, weekly, 
 
     [line] = [r.getMessage() for r in caplog.records if "got UTF-8" in r.getMessage()]
     assert f"mailing {weekly.pk}: 3 readers who chose ISO-2022-JP got UTF-8, because of 髙" in line
+
+
+# One bad mailing is set aside; everything else goes on.
+
+
+def custom_mailing(subject: str) -> Mailing:
+    from merumaga.subscribers.models import Topic
+
+    return Mailing.objects.create(
+        kind=Mailing.Kind.CUSTOM, topic=Topic.objects.get(key="weekly"), subject=subject
+    )
+
+
+def test_a_mailing_whose_template_raises_is_paused_and_the_next_one_still_goes(
+    relay, weekly, monkeypatch
+):
+    from merumaga.mailings import rendering
+
+    for n in range(30):
+        make_subscriber(f"reader{n}@example.jp")
+    broken = custom_mailing("壊れたテンプレート")
+    services.start(broken)  # started first: claimed first
+    services.start(weekly)
+    compile_mailing = rendering.compile_mailing
+
+    def failing_for_one(mailing, language, **kwargs):
+        if mailing.pk == broken.pk:
+            raise RuntimeError("TemplateSyntaxError in custom_body.html line 3")
+        return compile_mailing(mailing, language, **kwargs)
+
+    monkeypatch.setattr(rendering, "compile_mailing", failing_for_one)
+
+    run_until_idle(**fast_options())
+
+    weekly.refresh_from_db()
+    broken.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT and relay.handler.count == 30
+    assert broken.status == Mailing.Status.PAUSED
+    note = broken.status_changes.last().note
+    assert "一時停止しました" in note and "TemplateSyntaxError in custom_body.html" in note
+    # Its rows were given back, not left leased: resumed, they go at once.
+    rows = Delivery.objects.filter(mailing=broken)
+    assert rows.count() == 30 and set(rows.values_list("status", flat=True)) == {Status.QUEUED}
+    assert set(rows.values_list("attempts", flat=True)) == {0}
+
+    monkeypatch.setattr(rendering, "compile_mailing", compile_mailing)
+    services.resume(broken)
+    run_until_idle(**fast_options())
+    broken.refresh_from_db()
+    assert broken.status == Mailing.Status.SENT and relay.handler.count == 60
+
+
+def test_addresses_that_cannot_be_built_fail_one_by_one_and_do_not_pause_the_mailing(relay, weekly):
+    from merumaga.subscribers.models import Subscriber
+
+    for n in range(250):  # stored before such addresses were refused at the door
+        make_subscriber(f"読者{n}@example.jp")
+    for n in range(10):
+        make_subscriber(f"ok{n}@example.jp")
+    services.start(weekly)
+
+    run_until_idle(**fast_options(batch_size=100))
+
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT and relay.handler.count == 10
+    failed = Delivery.objects.filter(mailing=weekly, status=Status.FAILED)
+    assert failed.count() == 250
+    assert "non-ASCII" in failed.first().reply
+    assert Subscriber.objects.count() == 260
+
+
+def test_a_failed_record_is_tried_again_and_nothing_is_sent_twice(relay, weekly, monkeypatch):
+    from django.db import OperationalError
+
+    for n in range(20):
+        make_subscriber(f"reader{n}@example.jp")
+    services.start(weekly)
+    record = queue.record
+    calls = []
+
+    def stumbling(results, worker):
+        calls.append(len(results))
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return record(results, worker)
+
+    monkeypatch.setattr(queue, "record", stumbling)
+
+    run_until_idle(**fast_options(idle_sleep=0))
+
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT and len(calls) == 2
+    assert set(relay.handler.per_recipient.values()) == {1}
+
+
+def test_the_worker_outlives_a_database_that_fails_for_a_while(relay, weekly, monkeypatch):
+    from django.db import OperationalError
+
+    from merumaga.delivery.worker import Worker
+
+    make_subscriber("reader@example.jp")
+    services.start(weekly)
+    claim_next = Worker._claim_next
+    failures = iter([OperationalError("server closed the connection")] * 2)
+
+    def flaky(self):
+        error = next(failures, None)
+        if error:
+            raise error
+        return claim_next(self)
+
+    monkeypatch.setattr(Worker, "_claim_next", flaky)
+
+    run_until_idle(**fast_options(idle_sleep=0))
+
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT and relay.handler.count == 1
+
+
+def test_a_sent_mailing_whose_archive_copy_fails_says_so_and_stays_sent(relay, weekly, monkeypatch):
+    from merumaga.delivery import worker
+
+    make_subscriber("reader@example.jp")
+    services.start(weekly)
+
+    def broken_archive(mailing):
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(worker, "archive", broken_archive)
+
+    run_until_idle(**fast_options())
+
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT
+    assert "archive copy failed" in weekly.status_changes.last().note

@@ -505,3 +505,11 @@ def test_saving_says_which_characters_iso_2022_jp_readers_cannot_receive(admin_c
     response = admin_client.post(url("change", custom), form, follow=True)
     assert "ISO-2022-JP の読者に送れない文字があります" in page(response)
     assert "「髙」(件名 → 高)" in page(response)
+
+
+def test_a_paused_mailing_says_why_on_its_page(admin_client, custom):
+    make_subscriber()
+    services.start(custom)
+    services.pause(custom, note="配信中にエラーが起きたため一時停止しました: RuntimeError: boom")
+    html = page(admin_client.get(url("change", custom)))
+    assert "一時停止の理由" in html and "RuntimeError: boom" in html

@@ -2,15 +2,90 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+# A child that ran this long before it died is started again at once; one that dies sooner waits
+# 1, 2, 4 … seconds (at most MAX_DELAY) before each new start, so a crash loop costs little.
+STEADY_SECONDS = 60.0
+MAX_DELAY = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_deaths: int = 0  # in a row
+    start_at: float | None = None  # when to start it again, after it died
+
+
+class Supervisor:
+    """Keeps each process of the platform running: one that dies is logged and started again
+    after a delay that doubles while it keeps dying quickly. Nothing else is stopped."""
+
+    def __init__(
+        self,
+        commands: dict[str, list[str]],
+        *,
+        spawn: Callable[[list[str]], subprocess.Popen] = subprocess.Popen,
+        clock: Callable[[], float] = time.monotonic,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.children = {name: Child(name, argv) for name, argv in commands.items()}
+        self.spawn, self.clock, self.log = spawn, clock, log
+
+    def start_all(self) -> None:
+        for child in self.children.values():
+            self._start(child)
+
+    def _start(self, child: Child) -> None:
+        child.process = self.spawn(child.argv)
+        child.started_at = self.clock()
+        child.start_at = None
+
+    def tick(self) -> None:
+        """Notice the children that died and start those whose delay is over."""
+        now = self.clock()
+        for child in self.children.values():
+            if child.start_at is None and child.process is not None:
+                code = child.process.poll()
+                if code is None:
+                    continue
+                ran = now - child.started_at
+                child.quick_deaths = 0 if ran >= STEADY_SECONDS else child.quick_deaths + 1
+                delay = min(MAX_DELAY, 2.0 ** (child.quick_deaths - 1)) if child.quick_deaths else 0
+                child.start_at = now + delay
+                self.log(
+                    f"{child.name} stopped (exit {code}) after {ran:.0f} s; "
+                    f"starting it again in {delay:.0f} s"
+                )
+            if child.start_at is not None and now >= child.start_at:
+                self._start(child)
+                self.log(f"{child.name} started again")
+
+    def stop_all(self, timeout: float = 15.0) -> None:
+        running = [c.process for c in self.children.values() if c.process is not None]
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 class Command(BaseCommand):
     help = (
         "Run the whole platform in the foreground: web server, background tasks (Huey), one "
-        "delivery worker and, unless SMTP_URL is set, the mail catcher. Ctrl-C stops everything."
+        "delivery worker and, unless SMTP_URL is set, the mail catcher. A process that dies is "
+        "started again (after a growing delay if it keeps dying). Ctrl-C stops everything."
     )
 
     def handle(self, *args, **options):
@@ -39,7 +114,8 @@ class Command(BaseCommand):
         }
         if not settings.SMTP_URL:
             commands["mailcatcher"] = [*merumaga, "mailcatcher"]
-        children = {name: subprocess.Popen(argv) for name, argv in commands.items()}
+        supervisor = Supervisor(commands, log=lambda line: self.stderr.write(line))
+        supervisor.start_all()
 
         self.stdout.write(
             self.style.SUCCESS(
@@ -48,7 +124,7 @@ class Command(BaseCommand):
                 f"  admin:        {settings.SITE_URL}/admin/\n"
                 + (
                     f"  mail viewer:  {settings.SITE_URL}/admin/mail/\n"
-                    if "mailcatcher" in children
+                    if "mailcatcher" in commands
                     else f"  mail goes to: {settings.SMTP_URL.split('@')[-1]}\n"
                 )
             )
@@ -62,22 +138,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
         while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(f"{name} stopped (exit {child.returncode}): stopping all")
-                    exit_code = child.returncode or 1
-                    stopping = True
+            supervisor.tick()
             time.sleep(0.5)
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if exit_code:
-            sys.exit(exit_code)
+        supervisor.stop_all()
