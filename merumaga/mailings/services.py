@@ -5,6 +5,7 @@ StatusChange with who and when; so two editors pressing "send" at once send once
 """
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +17,8 @@ from merumaga.institute.services import weekly_schedule
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
 from merumaga.publishing.models import Article, Event, Report, Status
 from merumaga.subscribers.models import Topic
+
+logger = logging.getLogger(__name__)
 
 # Only the first weekly report looks back this far; later ones take everything not yet sent.
 FIRST_WEEKLY_LOOKBACK = timedelta(days=7)
@@ -348,9 +351,13 @@ def start_due(now: datetime | None = None) -> int:
     for mailing in due:
         try:
             start(mailing, note="scheduled")
-        except MailingError as error:
-            # No longer passes its checks (edited, or what it announces was taken back): back to
-            # draft with the reason in its history, rather than "scheduled" for ever.
+        except Exception as error:
+            # No longer passes its checks (edited, or what it announces was taken back), or its
+            # checks themselves failed (a template error): back to draft with the reason in its
+            # history, rather than "scheduled" for ever; the other due mailings still start.
+            if not isinstance(error, MailingError):
+                logger.exception("scheduled mailing %s could not start", mailing.pk)
+                error = f"{type(error).__name__}: {error}"
             with contextlib.suppress(MailingError):  # an editor changed it meanwhile
                 _transition(
                     mailing,

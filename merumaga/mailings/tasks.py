@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 from django.utils import timezone
@@ -8,6 +9,8 @@ from merumaga.institute.services import weekly_schedule
 from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
 from merumaga.publishing.models import Event
+
+logger = logging.getLogger(__name__)
 
 
 @db_periodic_task(crontab(minute="*"))
@@ -41,7 +44,12 @@ def send_event_reminders() -> int:
             mailing = services.compose_event_reminder(event)
             try:
                 services.start(mailing, note="reminder")
-            except services.MailingError:
-                continue  # e.g. nobody attends yet: the draft stays for the editor to see
+            except Exception as error:
+                # e.g. nobody attends yet: the draft stays, with the reason, for the editor to
+                # see; the other events get theirs.
+                if not isinstance(error, services.MailingError):
+                    logger.exception("reminder for event %s could not start", event.pk)
+                services.record_note(mailing, str(error)[:300])
+                continue
             started += 1
     return started

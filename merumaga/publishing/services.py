@@ -1,5 +1,6 @@
 """Publishing state changes: each editor action on content goes through one function here."""
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
@@ -9,6 +10,8 @@ from django.utils.translation import gettext as _
 
 from merumaga.publishing import caching, markdown, signals
 from merumaga.publishing.models import Article, Event, Report, Status
+
+logger = logging.getLogger(__name__)
 
 
 class PublishingError(ValueError):
@@ -94,17 +97,30 @@ def unpublish(item) -> None:
 
 
 def publish_due() -> int:
-    """Publish what was scheduled for now or earlier; returns how many. Run every minute."""
-    count = 0
+    """Publish what was scheduled for now or earlier; returns how many. Run every minute.
+
+    One item that fails (logged with its error) stays scheduled and is tried again next minute;
+    the others are published all the same.
+    """
     now = timezone.now()
-    for model, signal in ((Article, signals.article_published), (Report, signals.report_published)):
-        for item in model.objects.filter(status=Status.SCHEDULED, published_at__lte=now):
-            _publish(item, None, signal)
-            count += 1
-    for event in Event.objects.filter(status=Event.EventStatus.SCHEDULED, published_at__lte=now):
-        publish_event(event)
+    due = [
+        *((a, lambda a: _publish(a, None, signals.article_published)) for a in _due(Article, now)),
+        *((r, lambda r: _publish(r, None, signals.report_published)) for r in _due(Report, now)),
+        *((e, publish_event) for e in _due(Event, now)),
+    ]
+    count = 0
+    for item, publish in due:
+        try:
+            publish(item)
+        except Exception:
+            logger.exception("%s %s could not be published", type(item).__name__, item.pk)
+            continue
         count += 1
     return count
+
+
+def _due(model, now: datetime):
+    return model.objects.filter(status=Status.SCHEDULED, published_at__lte=now)
 
 
 def publish_event(event: Event, at: datetime | None = None) -> Event:

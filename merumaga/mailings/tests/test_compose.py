@@ -258,3 +258,38 @@ def test_a_due_mailing_that_fails_its_checks_goes_back_to_draft_with_the_reason(
     mailing.refresh_from_db()
     assert mailing.status == Mailing.Status.DRAFT
     assert "購読者がいません" in mailing.status_changes.last().note
+
+
+def test_a_scheduled_mailing_that_raises_goes_back_to_draft_and_the_others_start(monkeypatch):
+    from django.utils import timezone
+
+    from merumaga.mailings import checks
+    from merumaga.subscribers.models import Topic
+    from merumaga.subscribers.tests.factories import make_subscriber
+
+    make_subscriber()
+    topic = Topic.objects.get(key="weekly")
+    broken, healthy = (
+        Mailing.objects.create(
+            kind="custom",
+            topic=topic,
+            subject=subject,
+            status=Mailing.Status.SCHEDULED,
+            scheduled_at=timezone.now() - timedelta(minutes=1),
+        )
+        for subject in ("壊れた", "健全")
+    )
+    content_problems = checks.content_problems
+
+    def raising_for_one(mailing):
+        if mailing.pk == broken.pk:
+            raise RuntimeError("template error")
+        return content_problems(mailing)
+
+    monkeypatch.setattr(checks, "content_problems", raising_for_one)
+    assert services.start_due() == 1
+    broken.refresh_from_db()
+    healthy.refresh_from_db()
+    assert healthy.status == Mailing.Status.SENDING
+    assert broken.status == Mailing.Status.DRAFT
+    assert "RuntimeError: template error" in broken.status_changes.last().note

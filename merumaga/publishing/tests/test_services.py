@@ -65,3 +65,26 @@ def test_a_scheduled_article_is_not_on_the_site_before_its_time(client):
     article = make_article(published=False)
     services.publish_article(article, at=timezone.now() + timedelta(days=1))
     assert client.get(article.get_absolute_url()).status_code == 404
+
+
+def test_one_scheduled_item_that_fails_does_not_keep_the_others_unpublished(monkeypatch):
+    from merumaga.publishing.models import Article
+
+    first = make_article("先", published=False)
+    second = make_article("後", published=False)
+    earlier = timezone.now() - timedelta(minutes=1)
+    Article.objects.filter(pk__in=[first.pk, second.pk]).update(
+        status=Status.SCHEDULED, published_at=earlier
+    )
+    publish = services._publish
+
+    def failing_for_first(item, at, signal):
+        if item.pk == first.pk:
+            raise RuntimeError("disk full")
+        return publish(item, at, signal)
+
+    monkeypatch.setattr(services, "_publish", failing_for_first)
+    assert services.publish_due() == 1
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.status == Status.PUBLISHED and first.status == Status.SCHEDULED
