@@ -265,6 +265,10 @@ BOUNCE_STALE_DAYS = env_int("MERUMAGA_BOUNCE_STALE_DAYS", 7, minimum=1)
 # Inbound messages are kept (for the admin and for reprocessing) up to this size each.
 BOUNCE_KEEP_KB = env_int("MERUMAGA_BOUNCE_KEEP_KB", 1024, minimum=16)
 BOUNCE_RECEIVER_BIND = env_str("MERUMAGA_BOUNCE_RECEIVER_BIND", "127.0.0.1:2526")
+# Sessions the receiver serves at once; one more is answered 421 (the MTA retries later).
+BOUNCE_RECEIVER_MAX_CONNECTIONS = env_int(
+    "MERUMAGA_BOUNCE_RECEIVER_MAX_CONNECTIONS", 16, minimum=1, maximum=1000
+)
 # A mailbox the bounces land in, polled every BOUNCE_POLL_MINUTES: pop3s://user:pass@host[:port]
 # or imaps://user:pass@host[:port]/FOLDER (pop3:// and imap:// only for tests on loopback).
 BOUNCE_MAILBOX_URL = env_url("MERUMAGA_BOUNCE_MAILBOX_URL", "", ("pop3s", "imaps", "pop3", "imap"))

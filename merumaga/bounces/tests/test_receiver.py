@@ -123,3 +123,90 @@ def test_the_catcher_bounces_nosuchuser_back_through_the_pipeline(settings, tmp_
     assert message.source == "catcher" and message.kind == "hard"
     assert message.subscriber == reader
     assert Suppression.objects.filter(address_hash=reader.address_hash).exists()
+
+
+# Memory stays bounded whatever arrives.
+
+
+def big_dsn(reader, original_bytes: int) -> bytes:
+    """A DSN returning the whole original, as many servers do, with a big attachment in it."""
+    attachment = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n"
+    head = (
+        "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n'
+        "--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {reader.email}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--r\r\nContent-Type: message/rfc822\r\n\r\nSubject: report\r\n\r\n"
+        ".a line the sender escaped with a dot\r\n"
+    ).encode()
+    return head + attachment * (original_bytes // len(attachment)) + b"--r--\r\n"
+
+
+def test_a_huge_bounce_is_read_from_its_beginning_and_its_full_size_recorded(
+    receiver_port, settings
+):
+    from merumaga.bounces import receiver
+
+    reader = make_subscriber("gone@example.jp")
+    dsn = big_dsn(reader, 3 * receiver.SPOOL_IN_MEMORY + receiver.READ_BYTES)
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        assert client.sendmail("", [verp(reader.pk)], dsn) == {}
+    message = InboundMessage.objects.get()
+    assert message.kind == "hard" and message.subscriber == reader
+    assert message.size == len(dsn)
+    assert len(bytes(message.raw)) == settings.BOUNCE_KEEP_KB * 1024  # the rest counted
+    assert b"\r\n.a line the sender escaped" in bytes(message.raw)  # its dot, not ours
+    assert Suppression.objects.filter(address_hash=address_hash("gone@example.jp")).exists()
+
+
+def test_one_session_over_the_limit_is_told_to_try_again_later(receiver_port, settings):
+    settings.BOUNCE_RECEIVER_MAX_CONNECTIONS = 1
+    with smtplib.SMTP("127.0.0.1", receiver_port) as first:
+        first.ehlo()
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP("127.0.0.1", receiver_port, timeout=10)
+        assert refused.value.smtp_code == 421
+        assert first.noop()[0] == 250  # the first goes on
+    reader = make_subscriber("gone@example.jp")
+    dsn = unknown_user_dsn(verp(reader.pk), [reader.email], b"Subject: x")
+    with smtplib.SMTP("127.0.0.1", receiver_port, timeout=10) as later:  # its place is free
+        assert later.sendmail("", [verp(reader.pk)], dsn) == {}
+
+
+def test_a_spool_that_cannot_be_written_answers_452_and_keeps_nothing(receiver_port, monkeypatch):
+    import errno
+    import tempfile
+
+    class FullDisk(tempfile.SpooledTemporaryFile):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("merumaga.bounces.receiver.tempfile.SpooledTemporaryFile", FullDisk)
+    reader = make_subscriber("gone@example.jp")
+    dsn = unknown_user_dsn(verp(reader.pk), [reader.email], b"Subject: x")
+    with smtplib.SMTP("127.0.0.1", receiver_port) as client:
+        client.ehlo()
+        client.mail("<>")
+        client.rcpt(verp(reader.pk))
+        code, reply = client.data(dsn)
+    assert code == 452 and b"try again later" in reply
+    assert not InboundMessage.objects.exists()
+
+
+def test_a_message_over_the_size_limit_is_refused_whole(settings, monkeypatch):
+    from merumaga.bounces import receiver
+
+    settings.BOUNCE_DOMAIN = "bounces.example.jp"
+    monkeypatch.setattr(receiver, "MAX_MESSAGE_SIZE", 200_000)
+    port = free_port()
+    controller = receiver.start_receiver("127.0.0.1", port)
+    try:
+        reader = make_subscriber("gone@example.jp")
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo()
+            client.mail("<>")
+            client.rcpt(verp(reader.pk))
+            code, _reply = client.data(big_dsn(reader, 300_000))
+    finally:
+        receiver.stop_receiver(controller)
+    assert code == 552 and not InboundMessage.objects.exists()
