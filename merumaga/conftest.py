@@ -136,3 +136,10 @@ def mail_catcher(settings, tmp_path):
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     yield directory
     controller.stop()
+
+
+@pytest.fixture
+def inside_one_rate_window(time_machine):
+    """The clock a few seconds into an hour, running: a test counting against an hourly rate
+    limit stays inside one window however slow the run."""
+    time_machine.move_to("2026-12-07 10:00:05 +09:00", tick=True)

@@ -39,6 +39,7 @@ import re
 import socket
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,14 +89,20 @@ class Pacer:
     (no burst): a relay or a carrier sees a steady stream, never a spike after a pause.
     """
 
-    def __init__(self, per_second: float | None = None, per_minute: int | None = None) -> None:
+    def __init__(
+        self,
+        per_second: float | None = None,
+        per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
         self.interval = 1 / per_second if per_second else 0.0
         self.next_turn = -math.inf
         # The turns of the last `per_minute` events: a new one comes 60 s after the oldest.
         self.recent: deque[float] | None = deque(maxlen=per_minute) if per_minute else None
 
     def reserve(self) -> float:
-        now = time.monotonic()
+        now = self.clock()
         turn = max(now, self.next_turn)
         if self.recent is not None:
             if len(self.recent) == self.recent.maxlen:

@@ -1,8 +1,11 @@
 """The admin: kept messages, events, lifting a suppression with a reason, the rates page."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
+from django.utils import timezone
 
 from merumaga.bounces import services
 from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
@@ -72,7 +75,8 @@ def test_the_rates_page_warns_when_complaints_near_the_limit(admin_client):
         topic=topic,
         subject="週報 第1号",
         status="sent",
-        started_at="2026-11-01T09:00Z",
+        # Yesterday, not a fixed date: the per-domain rates look back 30 days from now.
+        started_at=timezone.now() - timedelta(days=1),
     )
     readers = [make_subscriber(f"r{n}@example.jp") for n in range(10)]
     Delivery.objects.bulk_create(
@@ -105,6 +109,7 @@ def test_the_rates_page_warns_when_complaints_near_the_limit(admin_client):
     page = admin_client.get(url).content.decode()
     assert "rates-danger" in page  # 1 in 10 is far above 0.1%
     assert "10.000%" in page and "0.1%" in page
+    assert page.count('class="rates-danger"') == 2  # the mailing's row and example.jp's
 
 
 def test_staff_who_may_only_view_cannot_lift_or_re_read(client):

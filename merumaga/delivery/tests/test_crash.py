@@ -60,10 +60,12 @@ def worker_env(relay_url: str, data_dir) -> dict[str, str]:
         "SMTP_RELAYS": relay_url,
         "MERUMAGA_DATA_DIR": str(data_dir),
         "MERUMAGA_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",  # its "waiting for mailings" line arrives at once
     }
 
 
-def start_worker(env) -> subprocess.Popen:
+def start_worker(env, lease_seconds: int = 1) -> subprocess.Popen:
+    """A worker process; it prints one line once it waits for mailings."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -75,12 +77,25 @@ def start_worker(env) -> subprocess.Popen:
             "--loops",
             str(LOOPS),
             "--lease-seconds",
-            "1",
+            str(lease_seconds),
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll: however slow the machine, the test waits for the state, not for a guess of time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen in {timeout:.0f} s"
+        time.sleep(0.05)
+
+
+def has_claimed(worker: subprocess.Popen) -> bool:
+    return Delivery.objects.filter(worker__endswith=f":{worker.pid}").exists()
 
 
 @pytest.fixture
@@ -100,11 +115,21 @@ def test_killed_workers_lose_nothing_and_resend_at_most_their_batches_in_flight(
     kills = 0
     for _ in range(20):  # 20 kill points, spread over the mailing
         worker = start_worker(env)
-        time.sleep(0.9 + rng.uniform(0, 0.5))  # start-up (~0.8 s), then a random moment
+        # Once it has taken rows (whenever its start-up ends), at a random moment of its work.
+        wait_until(lambda worker=worker: has_claimed(worker), "the worker's first claim")
+        time.sleep(rng.uniform(0, 0.5))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         kills += 1
-    time.sleep(1.1)  # the last leases run out
+    # The last leases run out (their end is on the rows: no guessing).
+    wait_until(
+        lambda: (
+            not Delivery.objects.filter(
+                mailing=mailing, status=Delivery.Status.SENDING, available_at__gt=timezone.now()
+            ).exists()
+        ),
+        "the end of the last leases",
+    )
     run_until_idle(batch_size=BATCH, lease=timedelta(seconds=1))
 
     counts = queue.counts(mailing.pk)
@@ -121,14 +146,16 @@ def test_killed_workers_lose_nothing_and_resend_at_most_their_batches_in_flight(
 
 def test_two_workers_share_one_mailing_and_send_no_row_twice(slow_relay, mailing, tmp_path):
     server, relay_url = slow_relay
-    readers(1500)  # about 2 s of sending per worker: long enough for both to start
+    readers(1500)  # about 2 s of sending per worker
+    env = worker_env(relay_url, tmp_path)
+    # A lease far longer than any batch: a slow run must not let a lease end mid-batch (that
+    # resend is the crash test's bound, not this test's subject).
+    workers = [start_worker(env, lease_seconds=60), start_worker(env, lease_seconds=60)]
+    for worker in workers:  # both up before there is anything to send
+        assert "waiting for mailings" in worker.stdout.readline()
     services.start(mailing)
     queue.freeze_audience(mailing)
-    env = worker_env(relay_url, tmp_path)
-    workers = [start_worker(env), start_worker(env)]
-    deadline = time.monotonic() + 60
-    while not queue.is_done(mailing.pk) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: queue.is_done(mailing.pk), "the end of the mailing")
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:

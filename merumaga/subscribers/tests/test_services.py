@@ -139,7 +139,7 @@ def test_confirming_with_no_mailing_is_refused_and_changes_nothing():
     assert reader.status == Subscriber.Status.PENDING and subscribed_keys(reader) == {"weekly"}
 
 
-def test_rate_limit_per_address(settings):
+def test_rate_limit_per_address(settings, inside_one_rate_window):
     settings.SIGNUP_LIMIT_PER_ADDRESS = 2
     subscribe()
     subscribe()
@@ -147,7 +147,7 @@ def test_rate_limit_per_address(settings):
         subscribe()
 
 
-def test_rate_limit_per_ip_counts_across_addresses(settings):
+def test_rate_limit_per_ip_counts_across_addresses(settings, inside_one_rate_window):
     settings.SIGNUP_LIMIT_PER_IP = 3
     for n in range(3):
         subscribe(f"reader{n}@example.jp")
@@ -159,7 +159,7 @@ def test_rate_limit_per_ip_counts_across_addresses(settings):
     )
 
 
-def test_rate_limit_per_domain(settings):
+def test_rate_limit_per_domain(settings, inside_one_rate_window):
     settings.SIGNUP_LIMIT_PER_DOMAIN = 2
     subscribe("a@flood.example")
     subscribe("b@flood.example")
