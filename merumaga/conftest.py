@@ -143,3 +143,16 @@ def inside_one_rate_window(time_machine):
     """The clock a few seconds into an hour, running: a test counting against an hourly rate
     limit stays inside one window however slow the run."""
     time_machine.move_to("2026-12-07 10:00:05 +09:00", tick=True)
+
+
+@pytest.fixture(autouse=True)
+def site_language():
+    """Each test starts in the site's language. A request in English leaves English active in
+    the thread (LocaleMiddleware activates, nothing deactivates), which would otherwise leak
+    into the next test's mails and messages, depending on the order tests run in."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
