@@ -322,7 +322,7 @@ class MailingAdmin(admin.ModelAdmin):
     search_fields = ("subject",)
 
     class Media:
-        js = ["merumaga/jis-check.js"]
+        js = ["merumaga/post-for-html.js", "merumaga/jis-check.js"]
 
     # Fields.
 

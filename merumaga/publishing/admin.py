@@ -35,6 +35,7 @@ class MarkdownPreviewMixin:
 
     class Media:
         js = [
+            "merumaga/post-for-html.js",
             "publishing/markdown-preview.js",
             "publishing/publish-confirm.js",
             "merumaga/jis-check.js",

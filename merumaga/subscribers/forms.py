@@ -23,44 +23,15 @@ def active_topics():
     return Topic.objects.filter(is_active=True)
 
 
-class SubscribeForm(forms.Form):
-    email = forms.CharField(
-        label=_("メールアドレス"),
-        max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}),
-    )
+class ReaderForm(forms.Form):
+    """The name a reader goes by, checked as every form of ours checks it."""
+
     name = forms.CharField(
         label=_("お名前 (任意)"),
         required=False,
         max_length=services.NAME_MAX_LENGTH,
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
-    topics = TopicChoiceField(
-        label=_("受け取るメールマガジン"),
-        queryset=active_topics(),
-        to_field_name="key",
-        error_messages={"required": _("受け取るメールマガジンを一つ以上選んでください。")},
-    )
-    # Bots fill every field; people never see this one (hidden by the style sheet).
-    website = forms.CharField(
-        label=_("空欄のままにしてください"),
-        required=False,
-        widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
-    )
-    # A signed, one-use stamp of the page that was shown: a post must come from a page we served.
-    stamp = forms.CharField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            self.fields["topics"].initial = [t.key for t in self.fields["topics"].queryset]
-            self.fields["stamp"].initial = new_stamp()
-
-    def clean_email(self) -> str:
-        try:
-            return services.normalise_email(self.cleaned_data["email"])
-        except services.InvalidInput as error:
-            raise forms.ValidationError(str(error)) from None
 
     def clean_name(self) -> str:
         try:
@@ -69,6 +40,55 @@ class SubscribeForm(forms.Form):
             )
         except services.InvalidInput as error:
             raise forms.ValidationError(str(error)) from None
+
+
+class AddressForm(forms.Form):
+    """An address typed by a person: checked and normalised by services, so that the message
+    they see is the one every other form shows."""
+
+    email = forms.CharField(
+        label=_("メールアドレス"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}),
+        error_messages={"required": _("メールアドレスを入力してください。")},
+    )
+
+    def clean_email(self) -> str:
+        try:
+            return services.normalise_email(self.cleaned_data["email"])
+        except services.InvalidInput as error:
+            raise forms.ValidationError(str(error)) from None
+
+
+class ConfirmForm(ReaderForm):
+    """The request as its owner confirms it: they may change the mailings and the name, which
+    whoever filled in the sign-up form typed."""
+
+    topics = TopicChoiceField(
+        label=_("受け取るメールマガジン"),
+        queryset=active_topics(),
+        to_field_name="key",
+        error_messages={"required": _("受け取るメールマガジンを一つ以上選んでください。")},
+    )
+    field_order = ["topics", "name"]
+
+
+class SubscribeForm(AddressForm, ConfirmForm):
+    # Bots fill every field; people never see this one (hidden by the style sheet).
+    website = forms.CharField(
+        label=_("空欄のままにしてください"),
+        required=False,
+        widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
+    )
+    # A signed, one-use stamp of the page that was shown: a post must come from a page we served.
+    stamp = forms.CharField(widget=forms.HiddenInput, required=False)
+    field_order = ["email", "name", "topics", "website", "stamp"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["topics"].initial = [t.key for t in self.fields["topics"].queryset]
+            self.fields["stamp"].initial = new_stamp()
 
     def needs_another_press(self) -> str | None:
         """Why this post cannot be taken as it is, as a next step for a person; None if it can.
@@ -117,31 +137,7 @@ def read_stamp(stamp: str) -> tuple[str, datetime] | None:
         return None
 
 
-class ConfirmForm(forms.Form):
-    """The request as its owner confirms it: they may change the mailings and the name, which
-    whoever filled in the sign-up form typed."""
-
-    topics = TopicChoiceField(
-        label=_("受け取るメールマガジン"),
-        queryset=active_topics(),
-        to_field_name="key",
-        error_messages={"required": _("受け取るメールマガジンを一つ以上選んでください。")},
-    )
-    name = forms.CharField(
-        label=_("お名前 (任意)"),
-        required=False,
-        max_length=services.NAME_MAX_LENGTH,
-        widget=forms.TextInput(attrs={"autocomplete": "name"}),
-    )
-
-
-class PreferencesForm(forms.Form):
-    name = forms.CharField(
-        label=_("お名前 (任意)"),
-        required=False,
-        max_length=services.NAME_MAX_LENGTH,
-        widget=forms.TextInput(attrs={"autocomplete": "name"}),
-    )
+class PreferencesForm(ReaderForm):
     topics = TopicChoiceField(
         label=_("受け取るメールマガジン"),
         queryset=active_topics(),
@@ -154,21 +150,3 @@ class PreferencesForm(forms.Form):
         choices=Subscriber.Charset.choices,
         help_text=_("携帯電話のメールで文字化けする場合は ISO-2022-JP を選んでください。"),
     )
-
-
-class AddressForm(forms.Form):
-    """An address typed by a person: checked and normalised by services, so that the message
-    they see is the one every other form shows."""
-
-    email = forms.CharField(
-        label=_("メールアドレス"),
-        max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}),
-        error_messages={"required": _("メールアドレスを入力してください。")},
-    )
-
-    def clean_email(self) -> str:
-        try:
-            return services.normalise_email(self.cleaned_data["email"])
-        except services.InvalidInput as error:
-            raise forms.ValidationError(str(error)) from None

@@ -37,6 +37,24 @@ def evidence(request: HttpRequest, source: str) -> services.Evidence:
     )
 
 
+def redirect_with_note(url: str, purpose: str, value) -> HttpResponse:
+    """A redirect after a POST to a page that must know what was done (the address mailed):
+    `value` rides along signed, so that no one can make that page show text of their choosing.
+    """
+    note = signing.dumps(value, salt=f"merumaga.note.{purpose}")
+    return redirect(f"{url}?{urlencode({'r': note})}")
+
+
+def read_note(request: HttpRequest, purpose: str):
+    """The value `redirect_with_note` sent, or None (missing, forged, over an hour old)."""
+    try:
+        return signing.loads(
+            request.GET.get("r", ""), salt=f"merumaga.note.{purpose}", max_age=3600
+        )
+    except signing.BadSignature:
+        return None
+
+
 def invalid_link(request: HttpRequest) -> HttpResponse:
     # One answer for bad, tampered, expired and revoked links alike.
     return render(request, "subscribers/invalid_link.html", status=404)
@@ -87,11 +105,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     # The same page for a new, pending or confirmed address (each got a mail); a different one
     # only when no mail went out, because one did within the last day.
     sent = outcome != services.SignupOutcome.MAIL_WITHHELD
-    note = signing.dumps([email, sent], salt=_DONE_SALT)
-    return redirect(f"{reverse('subscribe_done')}?{urlencode({'r': note})}")
-
-
-_DONE_SALT = "merumaga.subscribers.check-your-mail"
+    return redirect_with_note(reverse("subscribe_done"), "check-your-mail", [email, sent])
 
 
 def subscribe_done(request: HttpRequest) -> HttpResponse:
@@ -99,10 +113,7 @@ def subscribe_done(request: HttpRequest) -> HttpResponse:
 
     The address comes signed from the sign-up that just happened, so that no one can make this
     page show text of their choosing."""
-    try:
-        email, sent = signing.loads(request.GET.get("r", ""), salt=_DONE_SALT, max_age=3600)
-    except (signing.BadSignature, ValueError, TypeError):
-        email, sent = None, True
+    email, sent = read_note(request, "check-your-mail") or (None, True)
     sender = sender_identity().from_email
     return render(
         request,
@@ -346,9 +357,6 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "subscribers/unsubscribe.html", context)
 
 
-_STOP_SENT_SALT = "merumaga.subscribers.stop-link-sent"
-
-
 @require_http_methods(["GET", "POST"])
 def stop_by_address(request: HttpRequest) -> HttpResponse:
     """For a reader whose link is broken or expired: type the address, get a stop link by mail.
@@ -369,14 +377,10 @@ def stop_by_address(request: HttpRequest) -> HttpResponse:
                 )
                 status = 429
             else:
-                note = signing.dumps(email, salt=_STOP_SENT_SALT)
-                return redirect(f"{reverse('stop_link_sent')}?{urlencode({'r': note})}")
+                return redirect_with_note(reverse("stop_link_sent"), "stop-link-sent", email)
     return render(request, "subscribers/stop_by_address.html", {"form": form}, status=status)
 
 
 def stop_link_sent(request: HttpRequest) -> HttpResponse:
-    try:
-        email = signing.loads(request.GET.get("r", ""), salt=_STOP_SENT_SALT, max_age=3600)
-    except signing.BadSignature:
-        email = None
+    email = read_note(request, "stop-link-sent")
     return render(request, "subscribers/stop_link_sent.html", {"email": email})

@@ -100,3 +100,16 @@ def test_publishing_a_report_shows_the_count_then_notifies_that_many(
     report.refresh_from_db()
     mailing = Mailing.objects.get()  # the draft previewed is the one that went
     assert report.status == "published" and mailing.status in ("sending", "sent")
+
+
+def test_characters_iso_2022_jp_readers_cannot_receive_are_listed_as_the_editor_types(
+    live_server, editor
+):
+    page = editor
+    page.goto(f"{live_server.url}/admin/publishing/article/add/")
+    page.get_by_label("タイトル").fill("深圳の新工場、①期目の生産開始")
+    box = page.locator(".jis-check")
+    expect(box).to_contain_text("深セン")  # the suggestion for 圳
+    expect(box).to_contain_text("(1)")  # ① is replaced by itself
+    page.get_by_label("本文 (Markdown)").fill("**太字**")
+    expect(page.locator(".markdown-preview strong")).to_have_text("太字")  # the preview too

@@ -4,11 +4,8 @@ Not page-cached like the other public pages: they show seats left, which change 
 answer, and carry a CSRF token, which must not be served to someone else.
 """
 
-from urllib.parse import urlencode
-
 from django import forms
 from django.conf import settings
-from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,7 +18,13 @@ from merumaga.publishing.models import Event, Rsvp
 from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.models import ConsentRecord
 from merumaga.subscribers.services import InvalidInput
-from merumaga.subscribers.views import client_ip, evidence, invalid_link
+from merumaga.subscribers.views import (
+    client_ip,
+    evidence,
+    invalid_link,
+    read_note,
+    redirect_with_note,
+)
 
 # Past events listed below the upcoming ones; older ones stay reachable by their own URL.
 PAST_EVENTS_SHOWN = 30
@@ -130,20 +133,14 @@ def rsvp_form(request: HttpRequest, slug: str) -> HttpResponse:
     except (InvalidInput, rsvp.RsvpError) as error:
         form.add_error(None, str(error))
         return _detail_page(request, event, form, status=400)
-    note = signing.dumps(email, salt=_SENT_SALT)
-    return redirect(f"{reverse('rsvp_request_sent', args=[event.slug])}?{urlencode({'r': note})}")
-
-
-_SENT_SALT = "merumaga.publishing.rsvp-request-sent"
+    url = reverse("rsvp_request_sent", args=[event.slug])
+    return redirect_with_note(url, "rsvp-request-sent", email)
 
 
 @require_safe
 def rsvp_request_sent(request: HttpRequest, slug: str) -> HttpResponse:
     event = _public_event(slug)
-    try:
-        email = signing.loads(request.GET.get("r", ""), salt=_SENT_SALT, max_age=3600)
-    except signing.BadSignature:
-        email = None
+    email = read_note(request, "rsvp-request-sent")
     return render(request, "publishing/rsvp_request_sent.html", {"event": event, "email": email})
 
 

@@ -17,15 +17,9 @@
           body.append(field.name, field.value);
         }
       });
-      var csrf = form.querySelector("input[name=csrfmiddlewaretoken]");
-      fetch(url, {
-        method: "POST",
-        body: body,
-        headers: { "X-CSRFToken": csrf ? csrf.value : "" },
-        credentials: "same-origin",
-      })
-        .then(function (response) { return response.ok ? response.text() : ""; })
-        .then(function (html) { box.innerHTML = html; });
+      window.merumagaPostForHtml(form, url, body).then(function (html) {
+        box.innerHTML = html;
+      });
     }
     form.addEventListener("input", function () {
       clearTimeout(timer);

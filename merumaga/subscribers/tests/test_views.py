@@ -180,7 +180,7 @@ def test_a_stamp_is_good_for_one_sign_up(client):
     "overrides,message",
     [
         ({"email": "broken@"}, "形式が正しくありません"),
-        ({"email": ""}, "このフィールドは必須です"),
+        ({"email": ""}, "メールアドレスを入力してください"),
         ({"email": "テスト@example.jp"}, "半角英数字"),
         ({"topics": []}, "一つ以上選んでください"),
         ({"topics": ["weekly", "nonsense"]}, "nonsense"),

@@ -4,7 +4,6 @@
   "use strict";
   function attach(textarea) {
     var url = textarea.form.getAttribute("data-preview-url") || "preview/";
-    var csrf = textarea.form.querySelector("input[name=csrfmiddlewaretoken]");
     var box = document.createElement("div");
     box.className = "markdown-preview";
     box.setAttribute("aria-live", "polite");
@@ -13,14 +12,9 @@
     var timer = null;
     function refresh() {
       var body = new URLSearchParams({ text: textarea.value });
-      fetch(url, {
-        method: "POST",
-        body: body,
-        headers: { "X-CSRFToken": csrf ? csrf.value : "" },
-        credentials: "same-origin",
-      })
-        .then(function (response) { return response.ok ? response.text() : ""; })
-        .then(function (html) { box.innerHTML = html; });
+      window.merumagaPostForHtml(textarea.form, url, body).then(function (html) {
+        box.innerHTML = html;
+      });
     }
     textarea.addEventListener("input", function () {
       clearTimeout(timer);
