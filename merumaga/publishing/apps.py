@@ -11,6 +11,8 @@ class PublishingConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
+        from merumaga.publishing import receivers  # noqa: F401 (connects the signal listeners)
+
         post_migrate.connect(_ensure_search_index, sender=self)
 
 

@@ -43,7 +43,10 @@ def build_reader_mail(
     """The reader mail of `kind`, to the reader's address or to `to` (a new or former address
     of theirs)."""
     identity = sender_identity()
-    links = reader_links(subscriber)
+    # The reader's own links only go to the reader's own address: mail to a new address not yet
+    # confirmed, or to a former one, must not let whoever reads it act for the reader.
+    own_address = to is None or to == subscriber.email
+    links = reader_links(subscriber) if own_address else {}
     full_context = {**(context or {}), **links, "subscriber": subscriber, "institute": identity}
     with translation.override(subscriber.language):
         subject = render_to_string(f"subscribers/mail/{kind}_subject.txt", full_context)
@@ -56,8 +59,14 @@ def build_reader_mail(
         to=[to or subscriber.email],
         headers={
             "Message-ID": make_msgid(domain=identity.from_email.rsplit("@", 1)[-1]),
-            "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            **(
+                {
+                    "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                }
+                if links
+                else {}
+            ),
         },
     )
     message.attach_alternative(html, "text/html")

@@ -29,7 +29,7 @@ from merumaga.subscribers.models import (
     address_hash,
     new_nonce,
 )
-from merumaga.subscribers.signals import reader_erased
+from merumaga.subscribers.signals import address_changed, reader_erased
 
 CONSENT_WORDING_VERSION = "2026-11.1"
 NAME_MAX_LENGTH = Subscriber._meta.get_field("name").max_length
@@ -391,6 +391,7 @@ def request_address_change(subscriber: Subscriber, new_email: str, evidence: Evi
     keys = [f"address-change:{subscriber.pk}", f"address-change-to:{address_hash(new_email)}"]
     if not all([throttle.allow(key, ADDRESS_CHANGES_PER_HOUR) for key in keys]):
         raise TooManyRequests
+    Subscriber.objects.filter(pk=subscriber.pk).update(pending_email=new_email)
     transaction.on_commit(lambda: tasks.send_address_confirmation_mail(subscriber.pk, new_email))
     return new_email
 
@@ -402,8 +403,9 @@ def address_change_wording(old: str, new: str) -> str:
 def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -> Subscriber:
     """The owner of the new address confirmed it: from now on the reader's mail goes there.
 
-    The old address is told, so that a change nobody asked for does not go unnoticed. Links in
-    mails already sent keep working (unsubscribing from an old mail must always work).
+    Only the latest request counts (InvalidInput for an older one). Every link in mails sent so
+    far stops working (a new nonce): whoever reads the old mailbox now must not act for the
+    reader; the old address is told of the change, with no link to act on.
     """
     new_email = normalise_email(new_email)
     with transaction.atomic():
@@ -411,6 +413,13 @@ def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -
         old_email = subscriber.email
         if old_email == new_email:
             return subscriber
+        if subscriber.pending_email != new_email:
+            raise InvalidInput(
+                _(
+                    "このリンクは、その後のメールアドレス変更の申請で無効になりました。"
+                    "最新のメールのリンクをお使いください。"
+                )
+            )
         if Subscriber.objects.filter(email=new_email).exclude(pk=subscriber.pk).exists():
             raise InvalidInput(
                 _(
@@ -419,9 +428,11 @@ def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -
                 )
             )
         subscriber.email = new_email
+        subscriber.pending_email = ""
+        subscriber.nonce = new_nonce()
         try:
             with transaction.atomic():
-                subscriber.save(update_fields=["email"])
+                subscriber.save(update_fields=["email", "pending_email", "nonce"])
         except IntegrityError:  # taken by a sign-up a moment ago
             raise InvalidInput(_("このメールアドレスは別の登録で使われています。")) from None
         _record(
@@ -430,6 +441,7 @@ def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -
             evidence,
             wording=address_change_wording(old_email, new_email),
         )
+        address_changed.send(change_address, subscriber=subscriber, old_email=old_email)
         transaction.on_commit(lambda: tasks.send_address_changed_mail(subscriber.pk, old_email))
     return subscriber
 

@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent inside erase()'s transaction: subscriber=the reader, already without personal data. Apps
 # holding copies of what the reader's mail contained (bounces) forget them in the same commit.
 reader_erased = Signal()
+
+# Sent inside change_address()'s transaction: subscriber=the reader at the new address,
+# old_email=the address they left. Apps keyed by address (RSVPs) follow them.
+address_changed = Signal()

@@ -274,22 +274,19 @@ def confirm_address(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, new_email = tokens.read_token(token, tokens.ADDRESS)
     except tokens.InvalidToken:
         return invalid_link(request)
-    preferences_token = tokens.make_token(subscriber, tokens.PREFERENCES)
-    if subscriber.email == new_email:
-        messages.success(request, _("メールアドレスを変更しました。"))
-        return redirect("preferences", token=preferences_token)
     wording = services.address_change_wording(subscriber.email, new_email)
     error = None
     if request.method == "POST":
         try:
-            services.change_address(
+            subscriber = services.change_address(
                 subscriber, new_email, evidence(request, ConsentRecord.Source.EMAIL_LINK)
             )
         except services.InvalidInput as problem:
             error = str(problem)
         else:
             messages.success(request, _("メールアドレスを変更しました。"))
-            return redirect("preferences", token=preferences_token)
+            # A new preferences link: the change revoked every link made before it.
+            return redirect("preferences", token=tokens.make_token(subscriber, tokens.PREFERENCES))
     context = {"wording": wording, "error": error, "new_email": new_email}
     return render(
         request, "subscribers/confirm_address.html", context, status=400 if error else 200

@@ -366,6 +366,9 @@ def test_an_address_change_takes_effect_only_once_the_new_address_confirms_it(
     assert reader.email == "old@example.jp"
     [confirmation] = mailoutbox
     assert confirmation.to == ["new@example.jp"]
+    # The new address has not proven it is the reader's: nothing in it acts for the reader.
+    assert "/preferences/WzE" not in confirmation.body and "/unsubscribe/" not in confirmation.body
+    assert "List-Unsubscribe" not in confirmation.message().as_string()
     link = re.search(r"http://\S+/preferences/address/\S+/", confirmation.body).group(0)
     page = client.get(link)
     assert "old@example.jp から new@example.jp に変更します" in page.content.decode()
@@ -382,10 +385,46 @@ def test_an_address_change_takes_effect_only_once_the_new_address_confirms_it(
     assert "old@example.jp から new@example.jp" in record.wording
     notice = mailoutbox[-1]
     assert notice.to == ["old@example.jp"] and "new@example.jp" in notice.body
+    assert "/preferences/" not in notice.body and "/unsubscribe/" not in notice.body
+    # Links in mails sent before the change no longer act for the reader.
+    assert client.get(preferences_url).status_code == 404
+
+
+def test_only_the_latest_change_of_address_can_be_confirmed(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    reader = make_subscriber("me@example.jp")
+    with django_capture_on_commit_callbacks(execute=True):
+        change_address(client, reader, "typo@exmaple.jp")
+        change_address(client, reader, "right@example.jp")
+    typo_link, right_link = (
+        re.search(r"http://\S+/preferences/address/\S+/", mail.body).group(0) for mail in mailoutbox
+    )
+    response = client.post(typo_link)
+    assert response.status_code == 400 and "無効になりました" in response.content.decode()
+    reader.refresh_from_db()
+    assert reader.email == "me@example.jp" and reader.pending_email == "right@example.jp"
+    client.post(right_link)
+    reader.refresh_from_db()
+    assert reader.email == "right@example.jp" and reader.pending_email == ""
+
+
+def test_a_readers_event_answers_follow_them_to_the_new_address(client):
+    from merumaga.publishing import rsvp
+    from merumaga.publishing.models import Rsvp
+    from merumaga.publishing.tests.test_rsvp import make_event
+
+    reader = make_subscriber("old@example.jp")
+    rsvp.answer(make_event(), "old@example.jp", rsvp.ATTEND, subscriber=reader)
+    Subscriber.objects.filter(pk=reader.pk).update(pending_email="new@example.jp")
+    token = tokens.make_token(reader, tokens.ADDRESS, "new@example.jp")
+    client.post(reverse("confirm_address", args=[token]))
+    answer = Rsvp.objects.get()
+    assert answer.email == "new@example.jp" and answer.subscriber == reader
 
 
 def test_an_address_used_by_another_reader_is_refused_at_confirmation(client):
-    reader = make_subscriber("me@example.jp")
+    reader = make_subscriber("me@example.jp", pending_email="taken@example.jp")
     make_subscriber("taken@example.jp")
     token = tokens.make_token(reader, tokens.ADDRESS, "taken@example.jp")
     response = client.post(reverse("confirm_address", args=[token]))
