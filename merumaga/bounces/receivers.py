@@ -1,5 +1,7 @@
 """Listeners for what the delivery engine reports: relay refusals and caught mail."""
 
+import contextlib
+
 from django.conf import settings
 from django.db.models import Q
 from django.dispatch import receiver
@@ -7,7 +9,7 @@ from django.dispatch import receiver
 from merumaga.bounces import services
 from merumaga.bounces.models import BounceEvent, InboundMessage, Source
 from merumaga.delivery.signals import deliveries_failed, mail_caught
-from merumaga.subscribers.signals import reader_erased
+from merumaga.subscribers.signals import address_confirmed, reader_erased
 
 
 @receiver(deliveries_failed)
@@ -42,3 +44,16 @@ def on_reader_erased(sender, subscriber, **kwargs) -> None:
     named = Q(subscriber=subscriber) | Q(events__subscriber=subscriber)  # second-named too
     InboundMessage.objects.filter(named).update(**services.ERASED_COPY)
     BounceEvent.objects.filter(subscriber=subscriber).update(diagnostic="", domain="")
+
+
+@receiver(address_confirmed)
+def on_address_confirmed(sender, subscriber, **kwargs) -> None:
+    """Its owner has just opened a link mailed to the address: it receives our mail, and they
+    asked for it. A bounce or complaint suppression of it would otherwise stop their mail with
+    no one the wiser."""
+    with contextlib.suppress(services.CannotLift):  # not suppressed, or not by us
+        services.lift_suppression(
+            subscriber.address_hash,
+            "the address's owner confirmed it from a link mailed to it",
+            user=None,
+        )

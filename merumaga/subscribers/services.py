@@ -29,7 +29,7 @@ from merumaga.subscribers.models import (
     address_hash,
     new_nonce,
 )
-from merumaga.subscribers.signals import address_changed, reader_erased
+from merumaga.subscribers.signals import address_changed, address_confirmed, reader_erased
 
 CONSENT_WORDING_VERSION = "2026-11.1"
 NAME_MAX_LENGTH = Subscriber._meta.get_field("name").max_length
@@ -175,11 +175,18 @@ def request_subscription(
     name: str = "",
     language: str = Subscriber.Language.JA,
 ) -> SignupOutcome:
-    """A sign-up from the form or the API: stored as pending until the reader confirms by mail.
+    """A sign-up from the form or the API: nothing is received until the owner of the address
+    confirms by mail.
 
-    The caller answers the same whatever this returns, so the form never tells whether an
-    address is known. An address that is already confirmed keeps its settings (whoever typed
-    it may not own it) and gets its preferences link instead.
+    Whoever typed the address may not own it, so what is already there is not changed:
+    - a new address is stored as pending, with the request (mailings, name);
+    - a pending request whose link still works is not rewritten (the link is sent again);
+    - a reader who unsubscribed keeps their settings and their preferences link; the mail
+      carries the requested mailings in its link, and the owner chooses on the confirmation page;
+    - a confirmed reader keeps their settings and gets their preferences link instead.
+    The form says the same for all of these; it says so only when no mail went out, because
+    one went to this address within the last 24 hours (whoever asked, so it tells no one
+    whether the address is a reader's).
     """
     email = normalise_email(email)
     name = clean_text(name, NAME_MAX_LENGTH, _("お名前"))
@@ -204,16 +211,12 @@ def request_subscription(
             email=email,
             defaults={"name": name, "language": language, "charset": default_charset(email)},
         )
-        # A request waiting for its owner is not rewritten by the next one: whoever sent the
-        # next one may not own the address. The owner sees and can change the request on the
-        # confirmation page before it takes effect. Once its link has expired it is replaced.
-        if subscriber.status != Subscriber.Status.CONFIRMED and not (
-            not created and _request_open(subscriber, now)
+        if subscriber.status == Subscriber.Status.PENDING and (
+            created or not _request_open(subscriber, now)
         ):
-            if not created:
+            if not created:  # its link has expired: this request replaces it
                 subscriber.name = name
                 subscriber.language = language
-            subscriber.status = Subscriber.Status.PENDING
             _set_subscriptions(subscriber, keys)
         _record(subscriber, ConsentRecord.Action.SUBSCRIBE, evidence, keys, wording)
 
@@ -229,9 +232,20 @@ def request_subscription(
                 transaction.on_commit(lambda: tasks.send_already_subscribed_mail(subscriber.pk))
             else:
                 outcome = SignupOutcome.CONFIRMATION_SENT
-                transaction.on_commit(lambda: tasks.send_confirmation_mail(subscriber.pk))
+                asked = sorted(keys)
+                transaction.on_commit(lambda: tasks.send_confirmation_mail(subscriber.pk, asked))
         subscriber.save()
     return outcome
+
+
+def _owner_confirmed(subscriber: Subscriber) -> None:
+    """The owner of the reader's address has just proven it receives our mail (a link mailed to
+    it): coming back after erasing one's data is a fresh consent, and the bounces app lifts a
+    bounce or complaint suppression of the address, on its own audit trail."""
+    Suppression.objects.filter(
+        address_hash=address_hash(subscriber.email), reason=Suppression.Reason.ERASED
+    ).delete()
+    address_confirmed.send(_owner_confirmed, subscriber=subscriber)
 
 
 def _request_open(subscriber: Subscriber, now) -> bool:
@@ -244,6 +258,9 @@ def _request_open(subscriber: Subscriber, now) -> bool:
     )
 
 
+CONFIRMABLE = (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED)
+
+
 def confirm(
     subscriber: Subscriber,
     evidence: Evidence,
@@ -251,10 +268,13 @@ def confirm(
     topic_keys=None,
     name: str | None = None,
 ) -> bool:
-    """The reader pressed the confirm button. True if this confirmed them, False if already.
+    """The owner pressed the confirm button: a new reader, or one who had left coming back.
+    True if this confirmed them, False if they were confirmed already.
 
     The confirmation page shows the request as it was made (possibly by someone else) and lets
-    its owner change the mailings and the name: what they confirm is what is stored.
+    its owner change the mailings and the name: what they confirm is what is stored. The owner
+    has shown the address receives our mail, so a suppression of it is lifted (bounces keeps
+    the record: subscribers.signals.address_confirmed).
     """
     keys = None
     if topic_keys is not None:
@@ -265,7 +285,7 @@ def confirm(
         name = clean_text(name, NAME_MAX_LENGTH, _("お名前"))
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-        if subscriber.status != Subscriber.Status.PENDING:
+        if subscriber.status not in CONFIRMABLE:
             return False
         if keys is not None:
             _set_subscriptions(subscriber, keys)
@@ -273,11 +293,9 @@ def confirm(
             subscriber.name = name
         subscriber.status = Subscriber.Status.CONFIRMED
         subscriber.confirmed_at = timezone.now()
-        subscriber.save(update_fields=["status", "confirmed_at", "name"])
-        # Coming back after erasing one's data is a fresh, proven consent.
-        Suppression.objects.filter(
-            address_hash=address_hash(subscriber.email), reason=Suppression.Reason.ERASED
-        ).delete()
+        subscriber.unsubscribed_at = None
+        subscriber.save(update_fields=["status", "confirmed_at", "unsubscribed_at", "name"])
+        _owner_confirmed(subscriber)
         _record(subscriber, ConsentRecord.Action.CONFIRM, evidence, wording=wording)
         transaction.on_commit(lambda: tasks.send_welcome_mail(subscriber.pk))
     return True
@@ -441,6 +459,7 @@ def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -
             evidence,
             wording=address_change_wording(old_email, new_email),
         )
+        _owner_confirmed(subscriber)
         address_changed.send(change_address, subscriber=subscriber, old_email=old_email)
         transaction.on_commit(lambda: tasks.send_address_changed_mail(subscriber.pk, old_email))
     return subscriber

@@ -9,3 +9,7 @@ reader_erased = Signal()
 # Sent inside change_address()'s transaction: subscriber=the reader at the new address,
 # old_email=the address they left. Apps keyed by address (RSVPs) follow them.
 address_changed = Signal()
+
+# Sent inside confirm() and change_address(): subscriber=the reader whose address's owner just
+# opened a link mailed to it. Apps that stopped mail to the address (bounces) may take it back.
+address_confirmed = Signal()

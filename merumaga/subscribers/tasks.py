@@ -15,11 +15,17 @@ def _reader(subscriber_id: int) -> Subscriber | None:
 
 
 @db_task(retries=3, retry_delay=60)
-def send_confirmation_mail(subscriber_id: int) -> None:
+def send_confirmation_mail(subscriber_id: int, topic_keys: list[str] | None = None) -> None:
+    """The link to confirm; it carries the mailings asked for, which the confirmation page
+    offers (a reader who left keeps their own settings until they confirm)."""
     subscriber = _reader(subscriber_id)
-    if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+    if subscriber is None or subscriber.status not in (
+        Subscriber.Status.PENDING,
+        Subscriber.Status.UNSUBSCRIBED,
+    ):
         return
-    token = tokens.make_token(subscriber, tokens.CONFIRM)
+    scope = ",".join(topic_keys) if topic_keys else tokens.ALL_TOPICS
+    token = tokens.make_token(subscriber, tokens.CONFIRM, scope)
     send_reader_mail(
         subscriber, "confirm", {"confirm_url": absolute_url(reverse("confirm", args=[token]))}
     )

@@ -13,13 +13,13 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from merumaga.subscribers.models import Subscriber
 
-CONFIRM = "confirm"
+CONFIRM = "confirm"  # scope: the topic keys asked for, comma-separated, or ALL_TOPICS
 PREFERENCES = "preferences"
 UNSUBSCRIBE = "unsubscribe"  # scope: a topic key, or ALL_TOPICS
 RSVP = "rsvp"  # scope: an event id
 ADDRESS = "address"  # scope: the new address the reader asked to move to
 ALL_TOPICS = "*"
-_SCOPED = (UNSUBSCRIBE, RSVP, ADDRESS)
+_SCOPED = (CONFIRM, UNSUBSCRIBE, RSVP, ADDRESS)
 _EXPIRING = (CONFIRM, ADDRESS)  # valid CONFIRMATION_MAX_AGE_DAYS; the others for good
 
 
@@ -36,7 +36,8 @@ def make_token(subscriber: Subscriber, purpose: str, scope: str = ALL_TOPICS) ->
 
 
 def read_token(token: str, purpose: str) -> tuple[Subscriber, str]:
-    """The subscriber and scope (for unsubscribe and RSVP) a token names, or InvalidToken."""
+    """The subscriber and scope (what a confirmation, unsubscribe, RSVP or address link acts on;
+    ALL_TOPICS for a token made without one) a token names, or InvalidToken."""
     max_age = None
     if purpose in _EXPIRING:
         max_age = timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS)

@@ -136,21 +136,19 @@ def _confirm_wording() -> str:
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     # Only the POST confirms: mail scanners fetch every link in a mail with GET.
     try:
-        subscriber, _topic = tokens.read_token(token, tokens.CONFIRM)
+        subscriber, asked = tokens.read_token(token, tokens.CONFIRM)
     except tokens.InvalidToken:
         return invalid_link(request)
     if subscriber.status == Subscriber.Status.CONFIRMED:
         context = {"preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES)}
         return render(request, "subscribers/confirmed.html", context)
-    if subscriber.status != Subscriber.Status.PENDING:
+    if subscriber.status not in services.CONFIRMABLE:
         return invalid_link(request)
-    form = ConfirmForm(
-        request.POST or None,
-        initial={
-            "topics": [t.key for t in _subscribed_topics(subscriber)],
-            "name": subscriber.name,
-        },
-    )
+    if asked == tokens.ALL_TOPICS:
+        topics = [t.key for t in _subscribed_topics(subscriber)]
+    else:
+        topics = asked.split(",")
+    form = ConfirmForm(request.POST or None, initial={"topics": topics, "name": subscriber.name})
     status = 200
     if request.method == "POST":
         if form.is_valid():

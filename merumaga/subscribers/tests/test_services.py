@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -57,12 +58,44 @@ def test_sign_up_of_a_confirmed_address_changes_nothing_and_mails_the_owner(
     assert "すでにご登録" in mailoutbox[0].subject
 
 
-def test_unsubscribed_reader_signing_up_again_must_confirm_again():
-    reader = make_subscriber("back@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[])
-    subscribe("back@example.jp", ["articles"])
+def test_a_sign_up_for_a_reader_who_left_changes_nothing_until_they_confirm(
+    mailoutbox, django_capture_on_commit_callbacks
+):
+    reader = make_subscriber(
+        "back@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[], name="本人"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = subscribe("back@example.jp", ["articles"], name="だれか")
     reader.refresh_from_db()
-    assert reader.status == Subscriber.Status.PENDING
+    assert outcome is services.SignupOutcome.CONFIRMATION_SENT
+    # Whoever typed the address may not own it: the reader keeps their name, settings and
+    # preferences page; the link in the mail offers what was asked for.
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED and reader.name == "本人"
+    assert subscribed_keys(reader) == set()
+    token = re.search(r"/confirm/(\S+)/", mailoutbox[0].body).group(1)
+    assert tokens.read_token(token, tokens.CONFIRM) == (reader, "articles")
+    services.update_preferences(reader, ["weekly"], FORM)  # not locked out
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+
+
+def test_a_reader_who_left_comes_back_by_confirming():
+    reader = make_subscriber("back@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[])
+    assert services.confirm(reader, FORM, topic_keys=["articles"], name="本人")
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED and reader.unsubscribed_at is None
     assert subscribed_keys(reader) == {"articles"}
+
+
+def test_confirming_lifts_a_bounce_or_complaint_suppression_on_the_audit_trail():
+    from merumaga.bounces.models import SuppressionChange
+
+    reader = make_subscriber("once-bounced@example.jp", status=Subscriber.Status.PENDING)
+    Suppression.objects.create(address_hash=reader.address_hash, reason="hard_bounce")
+    services.confirm(reader, FORM, topic_keys=["weekly"])
+    assert not Suppression.objects.filter(address_hash=reader.address_hash).exists()
+    change = SuppressionChange.objects.get()
+    assert change.action == "lifted" and "owner confirmed" in change.reason
 
 
 @pytest.mark.parametrize(

@@ -545,3 +545,14 @@ def test_download_my_data_and_erase(client):
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.ERASED
     assert client.get(reverse("preferences", args=[token])).status_code == 404
+
+
+def test_the_confirm_link_of_a_reader_who_left_offers_what_was_asked_for(client):
+    reader = make_subscriber("back@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[])
+    url = reverse("confirm", args=[tokens.make_token(reader, tokens.CONFIRM, "reports,events")])
+    page = client.get(url).content.decode()
+    assert re.search(r'value="reports"[^>]*checked', page)
+    assert not re.search(r'value="weekly"[^>]*checked', page)
+    client.post(url, {"topics": ["reports"], "name": ""})
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED and subscribed_keys(reader) == {"reports"}
