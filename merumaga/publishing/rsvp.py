@@ -20,7 +20,13 @@ from merumaga.publishing.models import Event, Rsvp
 from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.mail import absolute_url
 from merumaga.subscribers.models import Subscriber, address_hash
-from merumaga.subscribers.services import Evidence, InvalidInput, clean_text, normalise_email
+from merumaga.subscribers.services import (
+    Evidence,
+    InvalidInput,
+    clean_text,
+    normalise_email,
+    within_daily_mail_budget,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +248,8 @@ def request_seat(
     reason = closed_reason(event, ATTEND)
     if reason:
         raise RsvpError(reason)
-    if not throttle.allow(f"rsvp-request:{event.pk}:{address_hash(email)}", REQUESTS_PER_ADDRESS):
+    hourly = throttle.allow(f"rsvp-request:{event.pk}:{address_hash(email)}", REQUESTS_PER_ADDRESS)
+    if not hourly or not within_daily_mail_budget(email):
         raise RsvpError(
             _("このアドレスには確認メールを続けてお送りしています。届いたメールをご確認ください。")
         )

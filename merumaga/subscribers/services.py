@@ -370,6 +370,18 @@ def unsubscribe(subscriber: Subscriber, topic_key: str | None, evidence: Evidenc
 
 
 STOP_LINKS_PER_ADDRESS = 3  # per hour: a stranger cannot fill someone's mailbox with them
+# Mails that anyone can make us send to an address (a stop link, a change-of-address link, an
+# event's confirmation link): at most this many a day to one address, whatever the purpose,
+# above each purpose's own hourly limit.
+UNASKED_MAILS_PER_DAY = 6
+
+
+def within_daily_mail_budget(email: str) -> bool:
+    """Count one mail to `email` that its owner did not ask for themselves; False when the
+    address has had its day's share."""
+    return throttle.allow(
+        f"unasked-mail:{address_hash(email)}", UNASKED_MAILS_PER_DAY, throttle.ONE_USE_WINDOW
+    )
 
 
 def request_stop_link(email: str, evidence: Evidence) -> bool:
@@ -385,7 +397,8 @@ def request_stop_link(email: str, evidence: Evidence) -> bool:
         f"stop-link-ip:{evidence.ip_address}", settings.SIGNUP_LIMIT_PER_IP
     ):
         raise TooManyRequests
-    if not throttle.allow(f"stop-link-address:{address_hash(email)}", STOP_LINKS_PER_ADDRESS):
+    hourly = throttle.allow(f"stop-link-address:{address_hash(email)}", STOP_LINKS_PER_ADDRESS)
+    if not hourly or not within_daily_mail_budget(email):
         return False
     reader = Subscriber.objects.filter(email=email, status=Subscriber.Status.CONFIRMED).first()
     if reader is None:
@@ -408,6 +421,8 @@ def request_address_change(subscriber: Subscriber, new_email: str, evidence: Evi
         raise InvalidInput(_("現在と同じメールアドレスです。"))
     keys = [f"address-change:{subscriber.pk}", f"address-change-to:{address_hash(new_email)}"]
     if not all([throttle.allow(key, ADDRESS_CHANGES_PER_HOUR) for key in keys]):
+        raise TooManyRequests
+    if not within_daily_mail_budget(new_email):
         raise TooManyRequests
     Subscriber.objects.filter(pk=subscriber.pk).update(pending_email=new_email)
     transaction.on_commit(lambda: tasks.send_address_confirmation_mail(subscriber.pk, new_email))

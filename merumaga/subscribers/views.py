@@ -1,11 +1,8 @@
 """Reader-facing pages: sign-up, confirm, preferences, one-click unsubscribe. No login anywhere:
 each page that changes a reader's state is reached through a signed link."""
 
-from urllib.parse import urlencode
-
 from django.conf import settings
 from django.contrib import messages
-from django.core import signing
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -37,22 +34,17 @@ def evidence(request: HttpRequest, source: str) -> services.Evidence:
     )
 
 
-def redirect_with_note(url: str, purpose: str, value) -> HttpResponse:
-    """A redirect after a POST to a page that must know what was done (the address mailed):
-    `value` rides along signed, so that no one can make that page show text of their choosing.
-    """
-    note = signing.dumps(value, salt=f"merumaga.note.{purpose}")
-    return redirect(f"{url}?{urlencode({'r': note})}")
+def redirect_with_note(request: HttpRequest, url: str, purpose: str, value) -> HttpResponse:
+    """A redirect after a POST to a page that must know what was done (the address mailed).
+    The value waits in the visitor's session, not in the URL: no one can make that page show
+    text of their choosing, and no access log keeps the address."""
+    request.session[f"note:{purpose}"] = value
+    return redirect(url)
 
 
 def read_note(request: HttpRequest, purpose: str):
-    """The value `redirect_with_note` sent, or None (missing, forged, over an hour old)."""
-    try:
-        return signing.loads(
-            request.GET.get("r", ""), salt=f"merumaga.note.{purpose}", max_age=3600
-        )
-    except signing.BadSignature:
-        return None
+    """The value `redirect_with_note` left for this page, once; None after (or without one)."""
+    return request.session.pop(f"note:{purpose}", None)
 
 
 def invalid_link(request: HttpRequest) -> HttpResponse:
@@ -105,14 +97,11 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     # The same page for a new, pending or confirmed address (each got a mail); a different one
     # only when no mail went out, because one did within the last day.
     sent = outcome != services.SignupOutcome.MAIL_WITHHELD
-    return redirect_with_note(reverse("subscribe_done"), "check-your-mail", [email, sent])
+    return redirect_with_note(request, reverse("subscribe_done"), "check-your-mail", [email, sent])
 
 
 def subscribe_done(request: HttpRequest) -> HttpResponse:
-    """Which address was mailed, whether a mail went out now, and what to do if none arrives.
-
-    The address comes signed from the sign-up that just happened, so that no one can make this
-    page show text of their choosing."""
+    """Which address was mailed, whether a mail went out now, and what to do if none arrives."""
     email, sent = read_note(request, "check-your-mail") or (None, True)
     sender = sender_identity().from_email
     return render(
@@ -372,7 +361,8 @@ def stop_by_address(request: HttpRequest) -> HttpResponse:
                 )
                 status = 429
             else:
-                return redirect_with_note(reverse("stop_link_sent"), "stop-link-sent", email)
+                url = reverse("stop_link_sent")
+                return redirect_with_note(request, url, "stop-link-sent", email)
     return render(request, "subscribers/stop_by_address.html", {"form": form}, status=status)
 
 

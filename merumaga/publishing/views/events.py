@@ -134,13 +134,13 @@ def rsvp_form(request: HttpRequest, slug: str) -> HttpResponse:
         form.add_error(None, str(error))
         return _detail_page(request, event, form, status=400)
     url = reverse("rsvp_request_sent", args=[event.slug])
-    return redirect_with_note(url, "rsvp-request-sent", email)
+    return redirect_with_note(request, url, f"rsvp-request-sent:{event.pk}", email)
 
 
 @require_safe
 def rsvp_request_sent(request: HttpRequest, slug: str) -> HttpResponse:
     event = _public_event(slug)
-    email = read_note(request, "rsvp-request-sent")
+    email = read_note(request, f"rsvp-request-sent:{event.pk}")
     return render(request, "publishing/rsvp_request_sent.html", {"event": event, "email": email})
 
 

@@ -67,7 +67,7 @@ def test_a_sign_up_at_once_after_the_page_loads_is_taken_and_says_where_the_mail
     with django_capture_on_commit_callbacks(execute=True):
         response = sign_up(client, email="quick@example.jp")
     url, status = response.redirect_chain[0]
-    assert status == 302 and url.startswith(reverse("subscribe_done"))
+    assert status == 302 and url == reverse("subscribe_done")
     page = response.content.decode()
     assert "quick@example.jp" in page and "宛にメールをお送りしました" in page
     assert "迷惑メールフォルダ" in page
@@ -96,6 +96,15 @@ def test_the_page_tells_the_truth_when_no_mail_went_out(client, mailoutbox):
 def test_the_check_your_mail_page_shows_no_address_it_was_not_given(client):
     page = client.get(reverse("subscribe_done"), {"r": "forged<b>evil@example.jp</b>"})
     assert page.status_code == 200 and b"evil@example.jp" not in page.content
+
+
+def test_the_address_rides_in_the_session_never_in_a_url(client):
+    response = sign_up(client, email="private@example.jp")
+    url, _status = response.redirect_chain[0]
+    assert url == reverse("subscribe_done")  # nothing an access log would keep
+    assert b"private@example.jp" in response.content
+    again = client.get(reverse("subscribe_done"))
+    assert b"private@example.jp" not in again.content  # said once
 
 
 def test_the_answer_does_not_tell_whether_an_address_is_known(client):
@@ -556,3 +565,28 @@ def test_the_confirm_link_of_a_reader_who_left_offers_what_was_asked_for(client)
     client.post(url, {"topics": ["reports"], "name": ""})
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.CONFIRMED and subscribed_keys(reader) == {"reports"}
+
+
+def test_one_address_gets_few_unasked_mails_a_day_whatever_the_form(
+    client, mailoutbox, inside_one_rate_window, django_capture_on_commit_callbacks, time_machine
+):
+    """Stop links, change-of-address links and event confirmations share one daily budget per
+    address, so that the hourly limits of each cannot add up to a flood."""
+    from merumaga.publishing import rsvp
+    from merumaga.publishing.tests.test_rsvp import make_event
+    from merumaga.subscribers import services
+
+    target = make_subscriber("target@example.jp")
+    someone = make_subscriber("someone@example.jp")
+    events = [make_event(slug=f"event-{n}") for n in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for event in events:  # three events, each within its own hourly limit
+            rsvp.request_seat(event, "target@example.jp", name="x")
+        for _ in range(3):
+            client.post(reverse("stop_by_address"), {"email": "target@example.jp"})
+        time_machine.shift(timedelta(hours=1))  # the hourly limits start again; the day's not
+        for _ in range(2):
+            client.post(reverse("stop_by_address"), {"email": "target@example.jp"})
+        with pytest.raises(services.TooManyRequests):
+            services.request_address_change(someone, "target@example.jp", services.Evidence("x"))
+    assert sum(mail.to == [target.email] for mail in mailoutbox) == services.UNASKED_MAILS_PER_DAY
