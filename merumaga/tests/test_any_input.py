@@ -95,3 +95,63 @@ def test_hostile_form_fields_never_answer_5xx(content, value):
         if response.status_code >= 500:
             failures.append(f"POST {path} → {response.status_code}")
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"HTTP_COOKIE": 'sessionid="abcdefgh\\000x"'},
+        {"HTTP_COOKIE": "csrftoken=\x00"},
+        {"HTTP_USER_AGENT": "Mozilla\x00/5.0"},
+        {"HTTP_ACCEPT_LANGUAGE": "ja\x00"},
+        {"HTTP_X_FORWARDED_FOR": "1.2.3.4\x00"},
+    ],
+)
+def test_hostile_cookies_and_headers_never_answer_5xx(content, header):
+    client = Client(raise_request_exception=False, **header)
+    failures = []
+    for route in public_routes():
+        path = fill(route, "event")
+        for method in ("get", "post"):
+            response = getattr(client, method)(path)
+            if response.status_code >= 500:
+                failures.append(f"{method.upper()} {path} → {response.status_code}")
+    assert failures == []
+
+
+def token_pages(reader, event) -> list[str]:
+    """Pages behind a valid link: the hostile input reaches their forms, not the 404."""
+    from django.urls import reverse
+
+    from merumaga.publishing import rsvp
+    from merumaga.subscribers import tokens
+
+    reader.pending_email = "new@example.jp"
+    reader.save()
+    answer = rsvp.answer(event, "someone@example.jp", rsvp.ATTEND)
+    return [
+        reverse("confirm", args=[tokens.make_token(reader, tokens.CONFIRM, "weekly,events")]),
+        reverse("preferences", args=[tokens.make_token(reader, tokens.PREFERENCES)]),
+        reverse("preferences_address", args=[tokens.make_token(reader, tokens.PREFERENCES)]),
+        reverse("erase", args=[tokens.make_token(reader, tokens.PREFERENCES)]),
+        reverse("confirm_address", args=[tokens.make_token(reader, tokens.ADDRESS, "new@x.jp")]),
+        reverse("unsubscribe", args=[tokens.make_token(reader, tokens.UNSUBSCRIBE, "weekly")]),
+        reverse("rsvp_link", args=[tokens.make_token(reader, tokens.RSVP, str(event.pk))]),
+        reverse("rsvp_answer_link", args=[rsvp.answer_token(answer)]),
+    ]
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\x00", "x" * 5000, "\ufffd\u202e", ""])
+def test_hostile_form_fields_behind_valid_links_never_answer_5xx(value):
+    from merumaga.subscribers.models import Subscriber
+
+    reader = make_subscriber("reader@example.jp", status=Subscriber.Status.PENDING)
+    event = make_event(slug="event")
+    failures = []
+    fields = [*FORM_FIELDS, "language", "charset", "stop_all", "List-Unsubscribe"]
+    for path in token_pages(reader, event):
+        client = Client(raise_request_exception=False)
+        response = client.post(path, {field: value for field in fields})
+        if response.status_code >= 500:
+            failures.append(f"POST {path[:60]}… → {response.status_code}")
+    assert failures == []
