@@ -31,7 +31,6 @@ from merumaga.mailings import rendering, sending, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
-from merumaga.publishing.models import Article, Event, Report
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput, normalise_email
 from merumaga.views import jis_check, warn_about_jis
@@ -422,7 +421,11 @@ class MailingAdmin(admin.ModelAdmin):
         if not change:
             services.compose_custom(obj, by=request.user)
         elif form.changed_data:
-            obj.save(update_fields=[*form.changed_data, "updated_at"])
+            fields = [*form.changed_data, "updated_at"]
+            if {"subject", "preheader"} & set(form.changed_data):
+                obj.wording_edited = True
+                fields.append("wording_edited")
+            obj.save(update_fields=fields)
         warn_about_jis(request, obj)
 
     def has_delete_permission(self, request, obj=None):
@@ -446,7 +449,6 @@ class MailingAdmin(admin.ModelAdmin):
         return [
             url("compose-weekly/", self.compose_weekly_view, "compose_weekly"),
             url("jis-check/", lambda request: jis_check(request, Mailing), "jis_check"),
-            url("announce/<str:kind>/<int:item_id>/", self.announce_view, "announce"),
             url("<path:object_id>/preview/", self.preview_view, "preview"),
             url("<path:object_id>/preview/html/", self.preview_html_view, "preview_html"),
             url("<path:object_id>/test-send/", self.test_send_view, "test_send"),
@@ -556,19 +558,6 @@ class MailingAdmin(admin.ModelAdmin):
         else:
             messages.info(request, run.note)
         return HttpResponseRedirect(self._change_url(composed.mailing))
-
-    def announce_view(self, request: HttpRequest, kind: str, item_id: int):
-        """From an article, report or event not yet published: its announcement mailing (the
-        draft it will send when published, made now if needed), opened on its preview page for
-        a look and a test send. Asking twice gives the same draft."""
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        model = {"article": Article, "report": Report, "event": Event}.get(kind)
-        item = model.objects.filter(pk=item_id).first() if model else None
-        if item is None:
-            raise Http404(_("お知らせする対象が見つかりません。"))
-        mailing = services.announcement_for(item, by=request.user)
-        return HttpResponseRedirect(reverse("admin:mailings_mailing_preview", args=[mailing.pk]))
 
     def preview_view(self, request: HttpRequest, object_id: str):
         mailing = self._mailing(request, object_id, "view")

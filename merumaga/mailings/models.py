@@ -62,6 +62,9 @@ class Mailing(models.Model):
     articles = models.ManyToManyField(
         Article, through="MailingArticle", related_name="weekly_mailings", blank=True
     )
+    # An editor wrote the subject or preheader: an announcement draft then keeps them, rather
+    # than following its item's title and date.
+    wording_edited = models.BooleanField(default=False, editable=False)
     # Set by the delivery worker that snapshots the audience, in the same transaction.
     audience_frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
     recipients = models.PositiveIntegerField(_("配信数"), default=0)

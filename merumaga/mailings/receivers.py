@@ -3,6 +3,7 @@
 import logging
 
 from django.dispatch import receiver
+from django.urls import reverse
 
 from merumaga.mailings import services
 from merumaga.publishing import signals
@@ -11,16 +12,38 @@ logger = logging.getLogger(__name__)
 
 
 def _announce(item) -> None:
-    """Send the announcement of `item` if its editor asked for one when publishing."""
+    """Send the announcement of `item` if its editor asked for one when publishing.
+
+    This runs after the publishing commit: whatever goes wrong here must not look like a failed
+    publish, and must not be lost. A mailing that cannot start stays a draft in the admin's
+    list with the reason in its history; anything else is logged with the item.
+    """
     if not item.notify_subscribers:
         return
-    mailing = services.announcement_for(item)
+    mailing = None
     try:
+        mailing = services.announcement_for(item)
         services.start(mailing, note="published")
-    except services.MailingError as error:
-        # Left as a draft in the admin's list, with the reason in its history.
-        services.record_note(mailing, str(error)[:300])
-        logger.warning("mailing %s left as draft: %s", mailing.pk, error)
+    except Exception as error:
+        logger.log(
+            logging.WARNING if isinstance(error, services.MailingError) else logging.ERROR,
+            "%s %s published, its announcement not sent: %s",
+            type(item).__name__,
+            item.pk,
+            error,
+            exc_info=not isinstance(error, services.MailingError),
+        )
+        if mailing is not None:
+            reason = str(error) if isinstance(error, services.MailingError) else repr(error)
+            services.record_note(mailing, reason[:300])
+
+
+@receiver(signals.announcement_preview_requested)
+def preview_announcement(sender, instance, by=None, **kwargs) -> str:
+    """The announcement draft of an item not yet published, for its editor to look at and
+    test-send: the preview's URL."""
+    mailing = services.announcement_for(instance, by=by)
+    return reverse("admin:mailings_mailing_preview", args=[mailing.pk])
 
 
 @receiver(signals.article_published)

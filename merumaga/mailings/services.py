@@ -237,9 +237,8 @@ def compose_for_article(article: Article, by=None) -> Mailing:
         by=by,
         kind=Mailing.Kind.ARTICLE,
         topic=Topic.objects.get(key="articles"),
-        subject=article.title,
-        preheader=article.digest[:100],
         article=article,
+        **announcement_wording(article),
     )
 
 
@@ -248,10 +247,9 @@ def compose_for_report(report: Report, by=None) -> Mailing:
         by=by,
         kind=Mailing.Kind.REPORT,
         topic=Topic.objects.get(key="reports"),
-        subject=_("研究レポート: %(title)s") % {"title": report.title},
-        preheader=report.summary[:100],
         report=report,
         attach_pdf=False,
+        **announcement_wording(report),
     )
 
 
@@ -260,10 +258,24 @@ def compose_event_invitation(event: Event, by=None) -> Mailing:
         by=by,
         kind=Mailing.Kind.EVENT_INVITATION,
         topic=Topic.objects.get(key="events"),
-        subject=_("ご招待: %(title)s") % {"title": event.title},
-        preheader=f"{timezone.localtime(event.starts_at):%Y年%-m月%-d日 %H:%M}",
         event=event,
+        **announcement_wording(event),
     )
+
+
+def announcement_wording(item: Article | Report | Event) -> dict[str, str]:
+    """The subject and preheader an announcement of `item` starts with, from the item as it is."""
+    if isinstance(item, Article):
+        return {"subject": item.title, "preheader": item.digest[:100]}
+    if isinstance(item, Report):
+        return {
+            "subject": _("研究レポート: %(title)s") % {"title": item.title},
+            "preheader": item.summary[:100],
+        }
+    return {
+        "subject": _("ご招待: %(title)s") % {"title": item.title},
+        "preheader": f"{timezone.localtime(item.starts_at):%Y年%-m月%-d日 %H:%M}",
+    }
 
 
 def compose_event_reminder(event: Event, by=None) -> Mailing:
@@ -278,8 +290,9 @@ def compose_event_reminder(event: Event, by=None) -> Mailing:
 
 
 def announcement_for(item: Article | Report | Event, by=None) -> Mailing:
-    """The mailing that announces `item`: the draft an editor previewed (and perhaps edited)
-    before publishing, else a new one."""
+    """The mailing that announces `item`: the draft an editor previewed before publishing, else
+    a new one. A draft's subject and preheader follow the item (its title or date may have
+    changed since the preview) unless an editor wrote them."""
     kind, field, compose = {
         Article: (Mailing.Kind.ARTICLE, "article", compose_for_article),
         Report: (Mailing.Kind.REPORT, "report", compose_for_report),
@@ -290,7 +303,14 @@ def announcement_for(item: Article | Report | Event, by=None) -> Mailing:
         .order_by("-created_at", "-id")
         .first()
     )
-    return draft or compose(item, by=by)
+    if draft is None:
+        return compose(item, by=by)
+    if not draft.wording_edited:
+        wording = announcement_wording(item)
+        for name, value in wording.items():
+            setattr(draft, name, value)
+        draft.save(update_fields=[*wording, "updated_at"])
+    return draft
 
 
 def record_note(mailing: Mailing, note: str, by=None) -> None:

@@ -513,3 +513,19 @@ def test_a_paused_mailing_says_why_on_its_page(admin_client, custom):
     services.pause(custom, note="配信中にエラーが起きたため一時停止しました: RuntimeError: boom")
     html = page(admin_client.get(url("change", custom)))
     assert "一時停止の理由" in html and "RuntimeError: boom" in html
+
+
+def test_a_subject_the_editor_wrote_is_kept_when_the_item_changes(admin_client):
+    article = make_article("元のタイトル", published=False, notify_subscribers=True)
+    draft = services.announcement_for(article)
+    form = {
+        "subject": "編集部が書いた件名",
+        "preheader": draft.preheader,
+        "intro": "",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+    }
+    assert admin_client.post(url("change", draft), form).status_code == 302
+    type(article).objects.filter(pk=article.pk).update(title="新しいタイトル")
+    article.refresh_from_db()
+    assert services.announcement_for(article).subject == "編集部が書いた件名"

@@ -105,6 +105,47 @@ def test_a_scheduled_event_cancelled_before_it_is_published_never_shows(client):
     assert not public_events().filter(pk=event.pk).exists()
 
 
+def test_a_previewed_draft_follows_the_items_new_title_and_date(
+    django_capture_on_commit_callbacks,
+):
+    from merumaga.mailings import services
+
+    make_subscriber(topics=["events"])
+    event = make_event(notify_subscribers=True)
+    draft = services.announcement_for(event)
+    later = event.starts_at + timedelta(days=7)
+    Event.objects.filter(pk=event.pk).update(
+        title="説明会 (日程変更)", starts_at=later, ends_at=later + timedelta(hours=1)
+    )
+    event.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        publishing.publish_event(event)
+    sent = Mailing.objects.get()
+    assert sent == draft and "日程変更" in sent.subject
+    assert sent.preheader == f"{timezone.localtime(later):%Y年%-m月%-d日 %H:%M}"
+
+
+def test_an_announcement_that_raises_after_the_publish_is_logged_not_lost(
+    django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    from merumaga.mailings import services
+
+    make_subscriber(topics=["articles"])
+    article = make_article("記事", published=False, notify_subscribers=True)
+
+    def broken_start(mailing, **kwargs):
+        raise RuntimeError("template error")
+
+    monkeypatch.setattr(services, "start", broken_start)
+    with django_capture_on_commit_callbacks(execute=True):
+        publishing.publish_article(article)  # no exception: the article is out
+    article.refresh_from_db()
+    assert article.status == "published"
+    mailing = Mailing.objects.get()
+    assert mailing.status == "draft" and "template error" in mailing.status_changes.last().note
+    assert "its announcement not sent" in caplog.text
+
+
 def test_the_draft_an_editor_previewed_is_the_one_sent(django_capture_on_commit_callbacks):
     from merumaga.mailings import services
 
@@ -113,7 +154,7 @@ def test_the_draft_an_editor_previewed_is_the_one_sent(django_capture_on_commit_
     type(report).objects.filter(pk=report.pk).update(notify_subscribers=True)
     report.refresh_from_db()
     draft = services.announcement_for(report)
-    Mailing.objects.filter(pk=draft.pk).update(subject="編集部が直した件名")
+    Mailing.objects.filter(pk=draft.pk).update(subject="編集部が直した件名", wording_edited=True)
     assert services.announcement_for(report) == draft  # asking again: the same draft
     with django_capture_on_commit_callbacks(execute=True):
         publishing.publish_report(report)
