@@ -6,8 +6,9 @@ to a thread), so a claim or a record never blocks sending. Two batch loops run a
 batch is on the wire, the next is claimed and rendered.
 
 One mailing that fails (a template that raises, data that cannot be read, a database error
-while claiming or recording it) is set aside: paused, with the reason in its history, its unsent
-rows given back; the worker goes on with the other mailings. Trouble with the database itself
+while claiming or recording it) gives its unsent rows back and is tried again after a delay; when
+it fails three times in a row it is set aside: paused, with the reason in its history. The worker
+goes on with the other mailings all the while. Trouble with the database itself
 makes the worker wait, longer each time, and try again; it does not exit.
 
 Duplicates are bounded: a row is marked sent in the batch commit that follows its 250 reply. A
@@ -61,6 +62,11 @@ class Options:
     error_threshold: float = 0.5  # auto-pause when half of the last 200 sends failed or deferred
     record_attempts: int = 3  # a batch's results are written this many times before giving up
     give_up_after: int = 3  # failed steps in a row that end `run_until_idle` (tests, --once)
+    # A mailing that fails is tried again after trouble_delay seconds, doubling, and set aside
+    # (paused, with the reason) when it fails this many times in a row: a database that
+    # stumbles once must not stop a mailing until someone resumes it.
+    set_aside_after: int = 3
+    trouble_delay: float = 5.0
 
 
 @dataclass
@@ -81,6 +87,8 @@ class Worker:
         self.database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merumaga-db")
         self.stopping = asyncio.Event()
         self.mailings: dict[int, MailingState] = {}
+        # mailing id -> (failures in a row, monotonic time before which it is not tried again)
+        self.troubles: dict[int, tuple[int, float]] = {}
         self.sent = 0
         self.signer = configured_signer()
 
@@ -149,7 +157,7 @@ class Worker:
             jobs = self._render_all(state, to_send, readers)
         except Exception as error:  # nothing of this batch has been sent yet: all of it goes back
             ids = [c.delivery_id for c in claimed]
-            await self.db(self._set_aside, state.mailing, error, ids)
+            await self.db(self._trouble, state.mailing, error, ids)
             return True
         results += await asyncio.gather(*jobs)
         await self._record(state, results)
@@ -169,12 +177,13 @@ class Worker:
         for attempt in range(1, self.options.record_attempts + 1):
             try:
                 await self.db(queue.record, results, self.name)
+                self.troubles.pop(state.mailing.pk, None)  # it works again
                 return
             except DatabaseError as error:
                 if attempt == self.options.record_attempts:
                     # The rows stay leased; they come back after the lease (resent: the
-                    # documented bound on duplicates). The mailing waits for a person.
-                    await self.db(self._set_aside, state.mailing, error, [])
+                    # documented bound on duplicates).
+                    await self.db(self._trouble, state.mailing, error, [])
                     return
                 logger.warning("mailing %s: recording failed (%s); again", state.mailing.pk, error)
                 await asyncio.sleep(self.options.idle_sleep * attempt)
@@ -195,6 +204,8 @@ class Worker:
             .order_by("started_at", "id")
         )
         for mailing in sending:
+            if self.troubles.get(mailing.pk, (0, 0.0))[1] > time.monotonic():
+                continue  # failed a moment ago: tried again once its delay is over
             try:
                 if mailing.audience_frozen_at is None and queue.freeze_audience(mailing):
                     logger.info("mailing %s: audience frozen", mailing.pk)
@@ -202,10 +213,10 @@ class Worker:
             except DatabaseError as error:
                 if not connections["default"].is_usable():
                     raise  # the database, not this mailing: the loop waits and tries again
-                self._set_aside(mailing, error, [])
+                self._trouble(mailing, error, [])
                 continue
             except Exception as error:
-                self._set_aside(mailing, error, [])
+                self._trouble(mailing, error, [])
                 continue
             if batch is not None:
                 return batch
@@ -220,7 +231,7 @@ class Worker:
         try:
             state, readers = self._prepare(mailing, claimed)
         except Exception as error:
-            self._set_aside(mailing, error, [c.delivery_id for c in claimed])
+            self._trouble(mailing, error, [c.delivery_id for c in claimed])
             return None
         return state, claimed, readers
 
@@ -241,6 +252,27 @@ class Worker:
                 state.templates[language] = FastTemplate(compiled)
                 state.message_id_domain = compiled.sender.from_email.rsplit("@", 1)[-1]
         return state, readers
+
+    def _trouble(self, mailing: Mailing, error: Exception, delivery_ids: list[int]) -> None:
+        """One mailing failed (not one message): its unsent rows go back at once; it is tried
+        again after a delay, and set aside when it keeps failing."""
+        failures = self.troubles.get(mailing.pk, (0, 0.0))[0] + 1
+        if failures >= self.options.set_aside_after:
+            self.troubles.pop(mailing.pk, None)
+            self._set_aside(mailing, error, delivery_ids)
+            return
+        if delivery_ids:
+            queue.release(delivery_ids, self.name)
+        delay = self.options.trouble_delay * 2 ** (failures - 1)
+        self.troubles[mailing.pk] = (failures, time.monotonic() + delay)
+        logger.warning(
+            "mailing %s failed (%d of %d before it is set aside), again in %.0f s: %r",
+            mailing.pk,
+            failures,
+            self.options.set_aside_after,
+            delay,
+            error,
+        )
 
     def _set_aside(self, mailing: Mailing, error: Exception, delivery_ids: list[int]) -> None:
         """One mailing failed (not one message): pause it with the reason on its page, give its

@@ -48,7 +48,12 @@ def weekly():
 
 
 def fast_options(**overrides):
-    return {"batch_size": 50, "first_retry": timedelta(seconds=0), **overrides}
+    return {
+        "batch_size": 50,
+        "first_retry": timedelta(seconds=0),
+        "trouble_delay": 0.0,
+        **overrides,
+    }
 
 
 def test_every_subscribed_reader_gets_it_once_and_the_counts_add_up(relay, weekly):
@@ -362,3 +367,27 @@ def test_a_sent_mailing_whose_archive_copy_fails_says_so_and_stays_sent(relay, w
     weekly.refresh_from_db()
     assert weekly.status == Mailing.Status.SENT
     assert "archive copy failed" in weekly.status_changes.last().note
+
+
+def test_a_mailing_that_stumbles_once_on_the_database_is_not_paused(relay, weekly, monkeypatch):
+    from django.db import OperationalError
+
+    for n in range(10):
+        make_subscriber(f"reader{n}@example.jp")
+    services.start(weekly)
+    claim = queue.claim
+    calls = []
+
+    def locked_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "claim", locked_once)
+
+    run_until_idle(**fast_options())
+
+    weekly.refresh_from_db()
+    assert weekly.status == Mailing.Status.SENT and relay.handler.count == 10
+    assert not weekly.status_changes.filter(to_status=Mailing.Status.PAUSED).exists()
