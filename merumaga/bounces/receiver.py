@@ -4,9 +4,9 @@ The operator's MTA forwards the bounce domain here (docs/operations.md has a Pos
 example). Each message is kept and read by services.receive before the reply, so a 250 means it is
 stored; if storing fails the reply is 451 and the MTA tries again later: nothing is lost.
 
-Memory stays bounded whatever arrives: a message is spooled as it comes in (to a temporary file
-beyond SPOOL_IN_MEMORY), only its first READ_BYTES are read (every report part of a DSN or an ARF
-comes before the original it returns; the full size is recorded), and at most
+Memory stays bounded whatever arrives: a message (up to 200 MB) is spooled as it comes in (to a
+temporary file beyond SPOOL_IN_MEMORY), only its first READ_BYTES are read (every report part of a
+DSN or an ARF comes before the original it returns; the full size is recorded), and at most
 BOUNCE_RECEIVER_MAX_CONNECTIONS sessions run at once: one more is answered 421, a spool that
 cannot be written 452, both "try again later". Eight parallel 46 MB bounces took the receiver to
 1.5 GB when it held each message whole (bench/bounce_receiver_memory.py).
@@ -27,7 +27,7 @@ from django.db import close_old_connections, connections
 from merumaga.bounces import services
 from merumaga.bounces.models import Source
 from merumaga.bounces.receivers import is_inbound_address
-from merumaga.delivery.catcher import MAX_MESSAGE_SIZE, start_controller
+from merumaga.delivery.catcher import start_controller
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class BounceHandler:
 
 # A message beyond this is spooled to a temporary file as it arrives, not kept in memory.
 SPOOL_IN_MEMORY = 1024 * 1024
+# Spooled, a large bounce costs disk, not memory: refusing it (552) would lose it for good.
+MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 # What is read of one message: DSN and ARF reports come before the original they return.
 READ_BYTES = 4 * 1024 * 1024
 
@@ -128,8 +130,9 @@ class _Bounded:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             problem = await self._spool_data(spool)
             if problem:
+                recipients = len(self.envelope.rcpt_tos) if isinstance(self, LMTP) else 1
                 self._set_post_data_state()
-                await self.push(problem)
+                await self.push("\r\n".join([problem] * recipients))  # LMTP: one per recipient
                 return
             self.envelope.full_size = spool.tell()
             spool.seek(0)

@@ -210,3 +210,35 @@ def test_a_message_over_the_size_limit_is_refused_whole(settings, monkeypatch):
     finally:
         receiver.stop_receiver(controller)
     assert code == 552 and not InboundMessage.objects.exists()
+
+
+def test_lmtp_answers_every_recipient_when_it_refuses_a_message(settings, monkeypatch):
+    from merumaga.bounces import receiver
+
+    settings.BOUNCE_DOMAIN = "bounces.example.jp"
+    monkeypatch.setattr(receiver, "MAX_MESSAGE_SIZE", 200_000)
+    port = free_port()
+    controller = receiver.start_receiver("127.0.0.1", port, lmtp=True)
+    first, second = make_subscriber("a@example.jp"), make_subscriber("b@example.jp")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as lmtp:
+            replies = lmtp.makefile("rb")
+
+            def say(line: bytes) -> bytes:
+                lmtp.sendall(line + b"\r\n")
+                return replies.readline()
+
+            replies.readline()  # greeting
+            say(b"LHLO test.example.jp")
+            while not replies.readline().startswith(b"250 "):
+                pass
+            assert say(b"MAIL FROM:<>").startswith(b"250")
+            assert say(f"RCPT TO:<{verp(first.pk)}>".encode()).startswith(b"250")
+            assert say(f"RCPT TO:<{verp(second.pk)}>".encode()).startswith(b"250")
+            assert say(b"DATA").startswith(b"354")
+            lmtp.sendall(big_dsn(first, 300_000) + b".\r\n")
+            answers = [replies.readline(), replies.readline()]  # one per recipient
+    finally:
+        receiver.stop_receiver(controller)
+    assert all(answer.startswith(b"552") for answer in answers), answers
+    assert not InboundMessage.objects.exists()
