@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -56,10 +57,17 @@ def _create(by=None, **fields) -> Mailing:
 # Composing.
 
 
-# A weekly report "uses" its articles once it has gone out, wholly or in part; until then (a
-# draft or scheduled report) it only holds them. Cancelled or deleted, it gives them back.
-WEEKLY_GONE_OUT = (Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT)
+# A weekly report "uses" its articles once it has gone out, wholly or in part (cancelled once a
+# worker had begun sending it included: some readers have them); until then, a draft or scheduled
+# report only holds them. Cancelled before sending, or deleted, it gives them back.
 WEEKLY_UNSENT = (Mailing.Status.DRAFT, Mailing.Status.SCHEDULED)
+
+
+def weekly_gone_out():
+    return Mailing.objects.filter(kind=Mailing.Kind.WEEKLY).filter(
+        Q(status__in=(Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT))
+        | Q(status=Mailing.Status.CANCELLED, audience_frozen_at__isnull=False)
+    )
 
 
 def weekly_candidates(until: datetime) -> list[Article]:
@@ -70,7 +78,7 @@ def weekly_candidates(until: datetime) -> list[Article]:
     no lower bound after the first report is what keeps a late or back-dated one from being
     missed.
     """
-    gone_out = Mailing.objects.filter(kind=Mailing.Kind.WEEKLY, status__in=WEEKLY_GONE_OUT)
+    gone_out = weekly_gone_out()
     articles = Article.objects.published().filter(published_at__lte=until)
     if not gone_out.exists():
         articles = articles.filter(published_at__gt=until - FIRST_WEEKLY_LOOKBACK)
@@ -97,9 +105,11 @@ def compose_weekly(now: datetime | None = None, by=None) -> WeeklyComposed:
     """The weekly report: every article not yet sent, with upcoming events and new reports.
 
     There is at most one weekly report not yet sent. Composing again (the schedule, an editor's
-    「週報を今すぐ作成」, `merumaga compose-weekly`) refreshes it: articles published since are
-    added at the top, articles taken back are dropped, the editor's order of the rest is kept.
-    Nothing new and no report waiting means no mail. Every run is recorded, with what it did.
+    「週報を今すぐ作成」, `merumaga compose-weekly`) refreshes a draft: articles published since
+    are added at the top, articles taken back are dropped, the editor's order of the rest is
+    kept. A scheduled report was approved as it is: it is left alone, and what is new goes in
+    the next one. Nothing new and no report waiting means no mail. Every run is recorded, with
+    what it did.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -111,7 +121,9 @@ def compose_weekly(now: datetime | None = None, by=None) -> WeeklyComposed:
             .first()
         )
         candidates = weekly_candidates(now)
-        if waiting is not None:
+        if waiting is not None and waiting.status == Mailing.Status.SCHEDULED:
+            result = WeeklyComposed(waiting)
+        elif waiting is not None:
             result = _refresh_weekly(waiting, candidates, now)
         elif candidates:
             result = _new_weekly(topic, candidates, now, by)
@@ -143,9 +155,9 @@ def _refresh_weekly(mailing: Mailing, candidates: list[Article], now: datetime) 
     held = list(MailingArticle.objects.filter(mailing=mailing).select_related("article"))
     published = set(Article.objects.published().values_list("pk", flat=True))
     used = set(
-        MailingArticle.objects.filter(
-            mailing__kind=Mailing.Kind.WEEKLY, mailing__status__in=WEEKLY_GONE_OUT
-        ).values_list("article_id", flat=True)
+        MailingArticle.objects.filter(mailing__in=weekly_gone_out()).values_list(
+            "article_id", flat=True
+        )
     )
     leaving = [row for row in held if row.article_id not in published or row.article_id in used]
     staying = sorted((row for row in held if row not in leaving), key=lambda row: row.position)
@@ -184,6 +196,12 @@ def _weekly_note(result: WeeklyComposed) -> str:
     if result.created:
         return _("週報を作成しました (記事 %(count)d本)。") % {"count": result.added}
     values = {"count": result.articles, "added": result.added, "removed": result.removed}
+    if result.mailing.status == Mailing.Status.SCHEDULED:
+        at = timezone.localtime(result.mailing.scheduled_at)
+        return _(
+            "予約済みの週報 (%(at)s 配信、記事 %(count)d本) は承認された内容のまま変えていません。"
+            "新しい記事は次の週報に入ります。"
+        ) % {**values, "at": f"{at:%Y-%m-%d %H:%M}"}
     if result.added or result.removed:
         return (
             _(
@@ -202,9 +220,8 @@ def weekly_extras(mailing: Mailing) -> dict:
     """The reports and events a weekly report lists after its articles."""
     until = mailing.covers_until or timezone.now()
     previous = (
-        Mailing.objects.filter(
-            kind=Mailing.Kind.WEEKLY, status__in=WEEKLY_GONE_OUT, covers_until__lt=until
-        )
+        weekly_gone_out()
+        .filter(covers_until__lt=until)
         .order_by("-covers_until")
         .values_list("covers_until", flat=True)
         .first()

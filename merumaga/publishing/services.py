@@ -4,6 +4,7 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -120,7 +121,10 @@ def publish_due() -> int:
 
 
 def _due(model, now: datetime):
-    return model.objects.filter(status=Status.SCHEDULED, published_at__lte=now)
+    # A scheduled item whose date an editor cleared is due now ("blank: publish now").
+    return model.objects.filter(status=Status.SCHEDULED).filter(
+        Q(published_at__lte=now) | Q(published_at__isnull=True)
+    )
 
 
 def publish_event(event: Event, at: datetime | None = None) -> Event:

@@ -126,14 +126,33 @@ def test_a_refresh_keeps_the_editors_order_and_drops_what_was_taken_back():
     assert (composed.added, composed.removed) == (1, 1)
 
 
-def test_a_scheduled_report_is_refreshed_and_stays_scheduled():
+def test_a_scheduled_report_was_approved_as_it_is_and_is_left_alone():
+    from django.utils import timezone
+
     published("記事1", MONDAY - timedelta(days=1))
     draft = compose(MONDAY)
-    Mailing.objects.filter(pk=draft.pk).update(status=Mailing.Status.SCHEDULED)
+    Mailing.objects.filter(pk=draft.pk).update(
+        status=Mailing.Status.SCHEDULED, scheduled_at=timezone.now() + timedelta(hours=1)
+    )
     published("記事2", MONDAY + timedelta(hours=2))
     assert compose(MONDAY + timedelta(hours=3)) == draft
     draft.refresh_from_db()
-    assert draft.status == "scheduled" and titles(draft) == ["記事2", "記事1"]
+    assert draft.status == "scheduled" and titles(draft) == ["記事1"]
+    note = WeeklyRun.objects.first().note
+    assert "承認された内容のまま" in note and "次の週報" in note
+    went_out(draft)
+    assert titles(compose(MONDAY + timedelta(days=7))) == ["記事2"]  # not stranded
+
+
+def test_a_weekly_cancelled_while_it_was_going_out_keeps_its_articles_used():
+    from django.utils import timezone
+
+    published("途中まで送った記事", MONDAY - timedelta(days=1))
+    sending = compose(MONDAY)
+    Mailing.objects.filter(pk=sending.pk).update(
+        status=Mailing.Status.CANCELLED, audience_frozen_at=timezone.now()
+    )
+    assert compose(MONDAY + timedelta(hours=1)) is None  # some readers have it already
 
 
 def test_at_most_one_weekly_report_waits_to_be_sent():

@@ -88,3 +88,11 @@ def test_one_scheduled_item_that_fails_does_not_keep_the_others_unpublished(monk
     first.refresh_from_db()
     second.refresh_from_db()
     assert second.status == Status.PUBLISHED and first.status == Status.SCHEDULED
+
+
+def test_a_scheduled_item_whose_date_was_cleared_is_published_not_forgotten():
+    article = make_article("日付を消した記事", published=False)
+    Article.objects.filter(pk=article.pk).update(status=Status.SCHEDULED, published_at=None)
+    assert services.publish_due() == 1
+    article.refresh_from_db()
+    assert article.status == Status.PUBLISHED and article.published_at is not None
