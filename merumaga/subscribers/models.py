@@ -89,7 +89,9 @@ class Subscriber(models.Model):
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     # The address the reader asked to move to, until its owner confirms it: only the link for
     # the latest request works (a corrected typo leaves the first link useless).
-    pending_email = models.CharField(_("確認待ちの新しいアドレス"), max_length=254, blank=True)
+    pending_email = models.CharField(
+        _("確認待ちの新しいアドレス"), max_length=254, blank=True, default="", db_default=""
+    )
     # The key of Suppression, kept beside the address so that the audience of a mailing can be
     # selected in one query (no per-reader hashing in Python). Empty once the reader is erased.
     address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
