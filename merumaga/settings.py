@@ -262,6 +262,9 @@ MAIL_HTML_MAX_KB = env_int("MERUMAGA_MAIL_HTML_MAX_KB", 100, minimum=10)
 BOUNCE_HARD_LIMIT = env_int("MERUMAGA_BOUNCE_HARD_LIMIT", 1, minimum=1)
 BOUNCE_SCORE_LIMIT = env_float("MERUMAGA_BOUNCE_SCORE_LIMIT", 5.0, minimum=0.5)
 BOUNCE_STALE_DAYS = env_int("MERUMAGA_BOUNCE_STALE_DAYS", 7, minimum=1)
+# A mailbox reported suspended (disabled, inactive) is scored at first, and counts as gone once
+# it has stayed so this long.
+BOUNCE_SUSPENDED_GRACE_DAYS = env_int("MERUMAGA_BOUNCE_SUSPENDED_GRACE_DAYS", 14, minimum=0)
 # Inbound messages are kept (for the admin and for reprocessing) up to this size each.
 BOUNCE_KEEP_KB = env_int("MERUMAGA_BOUNCE_KEEP_KB", 1024, minimum=16)
 BOUNCE_RECEIVER_BIND = env_str("MERUMAGA_BOUNCE_RECEIVER_BIND", "127.0.0.1:2526")

@@ -32,6 +32,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
     list_display = (
         "received_at",
         "kind",
+        "reason",
         "rule",
         "source",
         "subject",
@@ -40,7 +41,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
         "times_received",
         "reviewed_at",
     )
-    list_filter = ("kind", "source", ReviewedFilter)
+    list_filter = ("kind", "reason", "source", ReviewedFilter)
     search_fields = ("subject", "rule", "envelope_to")
     date_hierarchy = "received_at"
     list_select_related = ("subscriber", "mailing")
@@ -48,6 +49,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
         "received_at",
         "source",
         "kind",
+        "reason",
         "rule",
         "status",
         "addresses",
@@ -121,16 +123,18 @@ class BounceEventAdmin(admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
+        "reason",
         "outcome",
         "subscriber",
         "mailing",
         "domain",
+        "relay",
         "status",
         "rule",
         "source",
         "score",
     )
-    list_filter = ("kind", "outcome", "source")
+    list_filter = ("kind", "reason", "outcome", "source")
     search_fields = ("domain", "status", "rule", "subscriber__email")
     date_hierarchy = "created_at"
     list_select_related = ("subscriber", "mailing")

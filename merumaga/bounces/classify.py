@@ -17,25 +17,31 @@ Order of reading; the first step that decides ends the reading:
 2. RFC 3464 delivery status notifications: a message/delivery-status or
    message/global-delivery-status part. Each per-recipient block gives a recipient, by its
    Original-Recipient (the address we sent to) or else its Final-Recipient (which may be an alias
-   or a forwarding target): "failed" is hard with a 5.x.x status (or none) and soft with 4.x.x;
-   "delayed" is soft; other actions are ignored. Japanese mobile carriers answer unknown users in
-   ways that can look temporary, so an unknown-user diagnostic (or, for a single recipient, the
-   human-readable part) from one of them makes it hard ("dsn:carrier-unknown-user"). A DSN naming
-   recipients but none failing is "unrecognised" ("dsn:no-failure").
-3. ARF complaints (RFC 5965): a message/feedback-report part is a complaint ("arf:<type>").
-   This comes right after the DSN and before flufl.bounce because both are unambiguous content
-   types, while flufl.bounce's heuristics could read the quoted original of a complaint as a
-   bounce. Recipients come from Original-Rcpt-To and Removal-Recipient. Large providers redact
-   the recipient, so our own tokens are recovered from the Original-Mail-From field and the
-   embedded original's Return-Path and List-Unsubscribe.
-4. flufl.bounce's detectors, for bounces that are not RFC 3464 ("flufl.bounce"): temporary
-   failures are soft, permanent ones hard.
-5. With no VERP token from step 1, a DSN or flufl.bounce verdict also takes the ids from a
-   valid token in the bounced original (its headers, or quoted headers in a plain-text bounce);
-   the rule then ends in "+embedded-token". A token failing the HMAC is ignored, never trusted.
-6. Auto-replies (RFC 3834 and common practice), by header, then by subject ("auto-reply:…").
-   They come after the bounce steps because DSNs often carry Auto-Submitted too.
+   or a forwarding target), and its reason from the Action, Status and Diagnostic-Code (words in
+   the Status field count as a diagnostic); for a single recipient whose block says nothing
+   recognisable, from the human-readable part (Japanese carriers put the reason there only).
+3. ARF complaints (RFC 5965): a message/feedback-report part is a complaint ("arf:<type>"),
+   reason "feedback". This comes right after the DSN and before flufl.bounce because both are
+   unambiguous content types, while flufl.bounce's heuristics could read the quoted original of
+   a complaint as a bounce. Recipients come from Original-Rcpt-To and Removal-Recipient. Large
+   providers redact the recipient, so our own tokens are recovered from the Original-Mail-From
+   field and the embedded original's Return-Path and List-Unsubscribe.
+4. flufl.bounce's detectors, for bounces that are not RFC 3464 ("flufl.bounce"): they find the
+   recipients; each one's reason is read from what the text says about it.
+4b. A bounce in words only that flufl.bounce does not know ("text"): from a MAILER-DAEMON or
+   postmaster, or with a bounce's subject; recipients are the addresses its text names before
+   the quoted original. A text that says delivery goes on being tried is a delay notice.
+5. With no VERP token from step 1, a bounce verdict also takes the ids from a valid token in the
+   bounced original (its headers, or quoted headers in a plain-text bounce); the rule then ends
+   in "+embedded-token". A token failing the HMAC is ignored, never trusted.
+6. Auto-replies (RFC 3834 and common practice), by header, then by subject ("auto-reply:…"),
+   reason "vacation". They come after the bounce steps because DSNs often carry Auto-Submitted.
 7. Anything else is "unrecognised" ("no-rule-matched").
+
+Each recipient's reason (reasons.py) gives its kind, which says what the platform does: "hard"
+(the reader is gone: suppressed), "soft" (temporarily unable: scored), "sender" (the problem is
+ours: counted against the receiving domain, never the reader), "notice" (delivered or delayed:
+recorded only). A verdict's kind is its weightiest recipient's, in that order.
 
 An exception in any step makes the verdict "quarantined" with the rule "error:<step>:<class>",
 for a person to look at. Attachments are never decoded and bounced originals are read for their
@@ -58,22 +64,35 @@ from email.utils import getaddresses
 
 import flufl.bounce
 
+from merumaga.bounces import reasons
 from merumaga.subscribers import tokens
-from merumaga.subscribers.carriers import is_carrier
 
-KINDS = ("hard", "soft", "complaint", "auto_reply", "unsubscribe", "unrecognised", "quarantined")
+KINDS = (
+    "hard",
+    "soft",
+    "sender",
+    "notice",
+    "complaint",
+    "auto_reply",
+    "unsubscribe",
+    "unrecognised",
+    "quarantined",
+)
+# What the platform does, by what kind a verdict is: "hard" suppresses the reader, "soft" scores
+# them, "sender" (the problem is ours: a block, a filter, SPF) never counts against them,
+# "notice" (delivered, delayed) is recorded and nothing more.
+_KIND_OF_GROUP = {
+    reasons.GONE: "hard",
+    reasons.TEMPORARY: "soft",
+    reasons.OURS: "sender",
+    reasons.NOTICE: "notice",
+    reasons.FEEDBACK: "complaint",
+}
+_KIND_ORDER = ("hard", "soft", "sender", "notice")
 
 VERP_PURPOSE = "bounce"
 MAILTO_PURPOSE = tokens.UNSUBSCRIBE
 
-UNKNOWN_USER_PHRASES = (
-    "unknown user",
-    "user unknown",
-    "no such user",
-    "does not exist",
-    "宛先不明",
-    "存在しません",
-)
 AUTO_REPLY_SUBJECTS = (
     "out of office",
     "automatic reply",
@@ -89,6 +108,24 @@ AUTO_REPLY_SUBJECTS = (
     "休暇",
     "abwesenheit",
 )
+# Who sends bounces, by the local part of From.
+BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon")
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status|failure|failed|notification|problem)|"
+    r"returned mail|mail delivery (?:failed|failure|subsystem)|failure notice|"
+    r"non-?deliver|could not be delivered|message not delivered|delivery has failed|"
+    r"配信(?:エラー|不能|できません|失敗)|不達|宛先不明|返送|送信(?:エラー|失敗)|エラーメール",
+    re.I,
+)
+_TEXT_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Where a text bounce starts quoting the original: the words MTAs use, or its first headers.
+_QUOTED_ORIGINAL = re.compile(
+    r"^(?:-+ ?(?:original message|this is a copy|below this line|message headers|"
+    r"returned message|undelivered message|the header of the original).*|"
+    r"(?:return-path|received|message-id|dkim-signature|list-unsubscribe): .*)$",
+    re.I | re.M,
+)
+_QUOTED_TO = re.compile(r"^to:[ \t]*(.+)$", re.I | re.M)
 ADDRESSED_TO_HEADERS = ("x-original-to", "delivered-to", "envelope-to", "x-envelope-to", "to")
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 EMBEDDED_TYPES = (
@@ -152,6 +189,40 @@ class Recipient:
     kind: str
     status: str = ""
     diagnostic: str = ""
+    reason: str = ""
+
+
+def kind_of(reason: str) -> str:
+    """What the platform does for a recipient with this reason. A suspended mailbox is scored
+    at first: the services suppress it once it has stayed suspended past a grace period."""
+    if reason == "suspended":
+        return "soft"
+    if reason == "vacation":
+        return "auto_reply"
+    return _KIND_OF_GROUP[reasons.group(reason)]
+
+
+def read_recipient(
+    address: str,
+    *,
+    status: str = "",
+    diagnostic: str = "",
+    action: str = "",
+    reply: str = "",
+    stage: str = "",
+) -> Recipient:
+    """One recipient as the reasons module reads it; the status filled in from the reason when
+    the message gave none."""
+    reason = reasons.reason(
+        status=status,
+        diagnostic=diagnostic,
+        action=action,
+        reply=reply,
+        address=address,
+        stage=stage,
+    )
+    status = reasons.more_specific(status, _status(diagnostic)) or reasons.default_status(reason)
+    return Recipient(address, kind_of(reason), status, _clip(diagnostic, DIAGNOSTIC_MAX), reason)
 
 
 @dataclass(frozen=True)
@@ -164,18 +235,29 @@ class Verdict:
     topic_id: int | None = None
     subject: str = ""
     message_id: str = ""
+    # For a verdict without recipients (an auto-reply, a complaint naming nobody).
+    general_reason: str = ""
 
     @property
     def addresses(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(recipient.address for recipient in self.recipients))
+        return tuple(dict.fromkeys(r.address for r in self.recipients if r.address))
 
     @property
     def status(self) -> str:
         return next((recipient.status for recipient in self.recipients if recipient.status), "")
 
+    @property
+    def reason(self) -> str:
+        """The reason of the recipient that decided the verdict's kind."""
+        for recipient in self.recipients:
+            if recipient.kind == self.kind and recipient.reason:
+                return recipient.reason
+        return self.general_reason
+
     def as_json(self, **extra) -> dict:
         data = {
             "kind": self.kind,
+            "reason": self.reason,
             "addresses": list(self.addresses),
             "status": self.status,
             "rule": self.rule,
@@ -271,6 +353,10 @@ class _Reader:
             # one fail), so the rest never ran: a plain auto-reply still reads as one, anything
             # else is quarantined with the detector's error as its rule.
             flufl_failed = failure
+        with _step("text-bounce"):
+            verdict = self._read_text_bounce()
+            if verdict:
+                return verdict
         with _step("auto-reply"):
             verdict = self._read_auto_reply()
             # DSNs carry Auto-Submitted too: after a failed detector, only an auto-reply's own
@@ -282,6 +368,8 @@ class _Reader:
         return self._verdict("unrecognised", "no-rule-matched")
 
     def _verdict(self, kind: str, rule: str, recipients: Sequence[Recipient] = (), **ids):
+        if kind == "auto_reply":
+            ids.setdefault("general_reason", "vacation")
         fields = {"mailing_id": self.mailing_id, "subscriber_id": self.subscriber_id, **ids}
         return Verdict(
             kind=kind,
@@ -332,49 +420,49 @@ class _Reader:
         reports = [part for part in self.parts if part.get_content_type() in DSN_TYPES]
         if not reports:
             return None
-        named = failing = 0
         recipients: dict[str, Recipient] = {}
-        carrier_rule = False
         blocks = [block for part in reports for block in _field_blocks(part)]
         per_recipient = [b for b in blocks if _field(b, "final-recipient", "original-recipient")]
+        human = self._human_readable_text()
         for fields in per_recipient:
-            named += 1
             action = _field(fields, "action").lower()
             diagnostic = _one_line(_DIAGNOSTIC_TYPE.sub("", _field(fields, "diagnostic-code")))
-            # Status is mandatory, but some MTAs leave it out and give the code in the diagnostic.
-            status = _status(_field(fields, "status")) or _status(diagnostic)
-            # "error" is what OpenSMTPD writes for "failed".
-            if action.startswith(("fail", "error")) or (not action and status.startswith("5")):
-                kind = "soft" if status.startswith("4") else "hard"
-            elif action.startswith("delayed"):
-                kind = "soft"
-            else:
-                continue
-            failing += 1
+            # Status is mandatory, but some MTAs leave it out and give the code in the diagnostic,
+            # or give words in it instead ("5.0.0 (recipient reached disk quota)", "553 …").
+            status_field = _one_line(_field(fields, "status"))
+            status = _status(status_field) or _status(diagnostic)
+            if not diagnostic and status_field != status:
+                diagnostic = status_field
+            if not action and not status:
+                continue  # a block that says nothing about a delivery
             # Original-Recipient is the address we gave the MTA, i.e. the subscriber's; the
             # Final-Recipient may be an alias or a forwarding target nobody subscribed.
             address = _dsn_address(_field(fields, "original-recipient"))
             address = address or _dsn_address(_field(fields, "final-recipient"))
             if not address:
                 continue
-            if kind == "soft" and is_carrier(address):
-                reason = diagnostic or (
-                    self._human_readable_text() if len(per_recipient) == 1 else ""
+            # The SMTP command refused, which only the human-readable part tells.
+            stage = reasons.stage_in(human, address)
+            recipient = read_recipient(
+                address, status=status, diagnostic=diagnostic, action=action, stage=stage
+            )
+            if recipient.reason == "undefined" and len(per_recipient) == 1:
+                # The words are often only in the human-readable part (Japanese carriers).
+                text = _clip(_one_line(human), 2000)
+                recipient = read_recipient(
+                    address, status=status, diagnostic=text, action=action, stage=stage
                 )
-                if _says_unknown_user(reason):
-                    kind = "hard"
-                    carrier_rule = True
+                if diagnostic:
+                    recipient = Recipient(
+                        address, recipient.kind, recipient.status, diagnostic, recipient.reason
+                    )
             previous = recipients.get(address)
-            if previous is None or (previous.kind == "soft" and kind == "hard"):
-                recipients[address] = Recipient(
-                    address, kind, status, _clip(diagnostic, DIAGNOSTIC_MAX)
-                )
+            if previous is None or _weighs_more(recipient, previous):
+                recipients[address] = recipient
         if recipients:
-            kind = "hard" if any(r.kind == "hard" for r in recipients.values()) else "soft"
-            rule = "dsn:carrier-unknown-user" if carrier_rule else "dsn"
-            return self._bounce_verdict(kind, rule, list(recipients.values()))
-        if named and not failing:
-            return self._verdict("unrecognised", "dsn:no-failure")
+            return self._bounce_verdict(
+                _verdict_kind(recipients.values()), "dsn", list(recipients.values())
+            )
         # Nothing readable (truncated, or failures without an address): let flufl.bounce try.
         return None
 
@@ -400,13 +488,18 @@ class _Reader:
             for address in _addresses(value):
                 # A redacted address names nobody, and would name the wrong reader if it did.
                 if not _REDACTED.match(address.rpartition("@")[0]):
-                    recipients.setdefault(address, Recipient(address, "complaint"))
+                    recipients.setdefault(
+                        address, Recipient(address, "complaint", reason="feedback")
+                    )
         if not self.has_verp_token:
             candidates = [v for n, v in fields if n == "original-mail-from"]
             candidates += self._embedded_header_values()
             self._take_embedded_token(candidates)
         return self._verdict(
-            "complaint", f"arf:{feedback_type or 'unknown'}", list(recipients.values())
+            "complaint",
+            f"arf:{feedback_type or 'unknown'}",
+            list(recipients.values()),
+            general_reason="feedback",
         )
 
     # Step 4.
@@ -419,13 +512,66 @@ class _Reader:
             if part.get_content_maintype() in ("application", "image", "audio", "video"):
                 part.set_payload("")
         temporary, permanent = flufl.bounce.all_failures(self.msg)
-        hard = {_flufl_address(address) for address in permanent} - {""}
-        soft = {_flufl_address(address) for address in temporary} - {""} - hard
-        recipients = [Recipient(a, "hard") for a in sorted(hard)]
-        recipients += [Recipient(a, "soft") for a in sorted(soft)]
-        if not recipients:
+        failed = {_flufl_address(a) for a in (*permanent, *temporary)} - {""}
+        if not failed:
             return None
-        return self._bounce_verdict("hard" if hard else "soft", "flufl.bounce", recipients)
+        text = _before_quoted_original(self._bounce_text())
+        recipients = _read_in_text(text, sorted(failed))
+        return self._bounce_verdict(_verdict_kind(recipients), "flufl.bounce", recipients)
+
+    def _bounce_text(self) -> str:
+        """The human-readable text of a bounce: its text parts, one paragraph or more each."""
+        return "\n\n".join(
+            _part_text(part)
+            for part in self.parts
+            if part.get_content_type() in ("text/plain", "text/html")
+        )[:TEXT_LIMIT]
+
+    # Step 4b.
+
+    def _read_text_bounce(self) -> Verdict | None:
+        """A bounce in words only, from an MTA flufl.bounce does not know (DragonFly, OpenSMTPD,
+        Lotus Notes, carriers' and ISPs' own): recognised by its sender (MAILER-DAEMON,
+        postmaster) or its subject, its recipients read from its words up to the quoted
+        original, and each one's reason from the words around it."""
+        sender = " ".join(_addresses(_header_text(_first_header(self.msg, "from"))))
+        local = sender.rpartition("@")[0]
+        if not (local.startswith(BOUNCE_SENDERS) or _BOUNCE_SUBJECT.search(self.subject)):
+            return None
+        text = _before_quoted_original(self._bounce_text())
+        own = set(_addresses(_header_text(_first_header(self.msg, "to")))) | {sender}
+        found = [
+            address
+            for address in dict.fromkeys(a.lower() for a in _TEXT_ADDRESS.findall(text))
+            if address not in own
+            and not _TOKEN_ADDRESS.search(address)
+            and not address.rpartition("@")[0].startswith(BOUNCE_SENDERS)
+        ]
+        recipients = _read_in_text(text, found[:20])
+        if not recipients:
+            # Our own mail names its reader in the token: one recipient, the token's.
+            if not (self.has_verp_token or self._take_embedded_token(self._body_texts())):
+                return None
+            address = self._original_recipient()
+            recipients = [read_recipient(address, diagnostic=_one_line(text[:2000]))]
+        return self._bounce_verdict(_verdict_kind(recipients), "text", recipients)
+
+    def _original_recipient(self) -> str:
+        """The one To: address of the bounced original, attached or quoted: our mail goes to one
+        reader each. "" when there is none, or more than one."""
+        found: list[str] = []
+        for part in self.parts:
+            if part.get_content_type() in EMBEDDED_TYPES:
+                headers = _embedded_headers(part)
+                if headers is not None:
+                    found = _addresses(_header_text(_first_header(headers, "to")))
+                    break
+        else:
+            text = self._bounce_text()
+            quoted = _QUOTED_ORIGINAL.search(text)
+            to = _QUOTED_TO.search(text, quoted.start()) if quoted else None
+            found = _addresses(to.group(1)) if to else []
+        return found[0].lower() if len(found) == 1 else ""
 
     # Step 5.
 
@@ -730,9 +876,60 @@ def _flufl_address(address: bytes) -> str:
     return text.strip().strip("<>").lower()
 
 
-def _says_unknown_user(text: str) -> bool:
-    text = text.casefold()
-    return any(phrase in text for phrase in UNKNOWN_USER_PHRASES)
+def _weighs_more(new: Recipient, old: Recipient) -> bool:
+    """Two blocks for one address (a DSN after forwarding): the one that decides more wins."""
+    return (
+        _KIND_ORDER.index(new.kind) < _KIND_ORDER.index(old.kind)
+        if (new.kind in _KIND_ORDER and old.kind in _KIND_ORDER)
+        else False
+    )
+
+
+def _verdict_kind(recipients: Iterable[Recipient]) -> str:
+    kinds = {recipient.kind for recipient in recipients}
+    return next((kind for kind in _KIND_ORDER if kind in kinds), "unrecognised")
+
+
+def _before_quoted_original(text: str) -> str:
+    match = _QUOTED_ORIGINAL.search(text)
+    return text[: match.start()] if match else text
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+
+
+def _read_in_text(text: str, addresses: Sequence[str]) -> list[Recipient]:
+    """Each recipient of a bounce in words, its reason read from what the text says about it:
+    the lines from its mention up to the next recipient's, else the text before the first
+    recipient (the "the following addresses were unknown:" heading), else the whole text (a
+    bounce that names one recipient and says why elsewhere). An address the text never says
+    anything about stays undefined, with the text as its diagnostic."""
+    folded = text.casefold()
+    action = "delayed" if reasons.is_delay_warning(folded) else ""
+    mentions = sorted((folded.find(a), a) for a in addresses)
+    starts = [at for at, _ in mentions if at >= 0]
+    preamble = text[: starts[0]][-600:] if starts else ""
+    recipients = []
+    for at, address in mentions:
+        if at < 0:
+            own = ""
+        else:
+            # Its paragraph and the next (the reason often follows on its own), no further: a
+            # disclaimer or a signature further down is not about this recipient.
+            end = min([start for start in starts if start > at] + [at + 600, len(text)])
+            breaks = [match.start() for match in _PARAGRAPH_BREAK.finditer(text, at, end)]
+            own = text[at : breaks[1] if len(breaks) > 1 else end]
+        stage = reasons.stage_in(text, address)
+        for words in (own, preamble, text[:2000]):
+            recipient = read_recipient(
+                address, diagnostic=_one_line(words), action=action, stage=stage
+            )
+            if recipient.reason != "undefined":
+                break
+        else:
+            recipient = read_recipient(address, diagnostic=_one_line(own or text[:2000]))
+        recipients.append(recipient)
+    return sorted(recipients, key=lambda recipient: recipient.address)
 
 
 def _is_out_of_office(subject: str) -> bool:

@@ -4,6 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from merumaga.bounces import reasons
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers.models import Subscriber
 
@@ -23,8 +24,12 @@ class Source(models.TextChoices):
 
 
 class Kind(models.TextChoices):
-    HARD = "hard", _("恒久的エラー")
+    """What a message or event is, which says what is done (classify's module docstring)."""
+
+    HARD = "hard", _("宛先なし (配信停止にする)")
     SOFT = "soft", _("一時的エラー")
+    SENDER = "sender", _("送信側の問題 (読者には数えない)")
+    NOTICE = "notice", _("配送通知 (配送完了・遅延)")
     COMPLAINT = "complaint", _("迷惑メール報告")
     AUTO_REPLY = "auto_reply", _("自動応答")
     UNSUBSCRIBE = "unsubscribe", _("配信停止メール")
@@ -50,6 +55,7 @@ class InboundMessage(models.Model):
     digest = models.CharField(max_length=64)  # SHA-256 of the bytes as received
     times_received = models.PositiveIntegerField(_("受信回数"), default=1)
     kind = models.CharField(_("種別"), max_length=12, choices=Kind.choices, db_index=True)
+    reason = models.CharField(_("理由"), max_length=24, choices=reasons.CHOICES, blank=True)
     rule = models.CharField(_("判定規則"), max_length=80, blank=True)
     status = models.CharField(_("ステータス"), max_length=12, blank=True)
     addresses = models.JSONField(_("検出したアドレス"), default=list)
@@ -89,6 +95,7 @@ class BounceEvent(models.Model):
         UNKNOWN_RECIPIENT = "unknown", _("該当する読者なし")
         ERASED = "erased", _("データ削除済みの読者")
         UNVERIFIED = "unverified", _("要確認 (トークンなし)")
+        NOT_COUNTED = "not_counted", _("読者には数えない (送信側の問題)")
 
     created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
     message = models.ForeignKey(
@@ -101,6 +108,7 @@ class BounceEvent(models.Model):
     )
     source = models.CharField(_("経路"), max_length=12, choices=Source.choices)
     kind = models.CharField(_("種別"), max_length=12, choices=Kind.choices)
+    reason = models.CharField(_("理由"), max_length=24, choices=reasons.CHOICES, blank=True)
     subscriber = models.ForeignKey(
         Subscriber,
         verbose_name=_("読者"),
@@ -118,6 +126,7 @@ class BounceEvent(models.Model):
     status = models.CharField(_("ステータス"), max_length=12, blank=True)
     diagnostic = models.CharField(_("詳細"), max_length=300, blank=True)
     rule = models.CharField(_("判定規則"), max_length=80, blank=True)
+    relay = models.CharField(_("送信リレー"), max_length=100, blank=True)
     score = models.FloatField(_("スコア"), default=0)
     outcome = models.CharField(_("処理"), max_length=12, choices=Outcome.choices)
 
@@ -125,7 +134,11 @@ class BounceEvent(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("不達・苦情")
         verbose_name_plural = pgettext_lazy("plural", "不達・苦情")
-        indexes = [models.Index(fields=["mailing", "kind"], name="bounce_event_mailing_kind")]
+        indexes = [
+            models.Index(fields=["mailing", "kind"], name="bounce_event_mailing_kind"),
+            # The problems that are ours, per receiving domain, recent first: the domain hold.
+            models.Index(fields=["domain", "kind", "created_at"], name="bounce_event_domain"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.get_kind_display()} {self.domain}"
@@ -141,6 +154,9 @@ class BounceScore(models.Model):
     score = models.FloatField(default=0)
     last_bounce_at = models.DateTimeField(null=True, blank=True)
     last_soft_on = models.DateField(null=True, blank=True)
+    # When the reader's mailbox was first reported suspended (and not since delivered to):
+    # past the grace period it counts as gone.
+    suspended_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("不達スコア")

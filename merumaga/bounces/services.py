@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from merumaga.bounces.classify import UNKNOWN_USER_PHRASES, Verdict, classify
+from merumaga.bounces import reasons
+from merumaga.bounces.classify import Verdict, classify, kind_of
 from merumaga.bounces.models import (
     BounceEvent,
     BounceScore,
@@ -34,22 +35,11 @@ from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, 
 logger = logging.getLogger(__name__)
 
 Outcome = BounceEvent.Outcome
-ACTED_KINDS = (Kind.HARD, Kind.SOFT, Kind.COMPLAINT, Kind.UNSUBSCRIBE)
+ACTED_KINDS = (Kind.HARD, Kind.SOFT, Kind.SENDER, Kind.COMPLAINT, Kind.UNSUBSCRIBE)
 SOFT_SCORE = 0.5  # Mailman's weight for a temporary failure; a hard bounce counts 1.0
 # The enhanced status code right after the reply code ("550 5.1.1 …", "550-5.1.1 …"), not any
 # dotted number in the text ("Client host 5.1.2.9 blocked").
 _REPLY_STATUS = re.compile(r"^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-MAILBOX_GONE_PHRASES = (
-    *UNKNOWN_USER_PHRASES,
-    "mailbox unavailable",
-    "mailbox not found",
-    "no mailbox",
-    "no such recipient",
-    "recipient not found",
-    "invalid recipient",
-    "recipient address rejected: access denied",  # Microsoft 365, for unknown recipients
-)
-_NO_ACCOUNT = re.compile(r"(?:doesn't|does not) have an? \S+ account")  # Yahoo
 
 
 def receive(
@@ -92,6 +82,7 @@ def receive_verdict(
         "envelope_to": _text(", ".join(envelope_to), 1000),
         "digest": digest,
         "kind": verdict.kind,
+        "reason": verdict.reason,
         "rule": _text(verdict.rule, 80),
         "status": _text(verdict.status, 12),
         "addresses": [_text(address, 254) for address in verdict.addresses],
@@ -155,9 +146,10 @@ def read_again(message: InboundMessage) -> bool:
         return False
     with transaction.atomic():
         message.kind, message.rule = verdict.kind, _text(verdict.rule, 80)
+        message.reason = verdict.reason
         message.status = _text(verdict.status, 12)
         message.addresses = [_text(address, 254) for address in verdict.addresses]
-        message.save(update_fields=["kind", "rule", "status", "addresses"])
+        message.save(update_fields=["kind", "reason", "rule", "status", "addresses"])
         act(message, verdict)
     return True
 
@@ -194,6 +186,8 @@ class Target:
     address: str
     status: str = ""
     diagnostic: str = ""
+    reason: str = ""
+    kind: str = ""  # the recipient's own kind (a DSN may say different things of each)
     subscriber: Subscriber | None = None
     erased: bool = False  # an address whose reader erased their data (known by its suppression)
     verified: bool = True
@@ -221,7 +215,8 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
         return []
     events = [
         record_event(
-            kind=verdict.kind,
+            kind=target.kind or verdict.kind,
+            reason=target.reason or verdict.reason,
             source=message.source,
             address=target.address,
             subscriber=target.subscriber,
@@ -265,10 +260,17 @@ def _targets(
                 address=token_reader.email or (first.address if first else ""),
                 status=first.status if first else "",
                 diagnostic=first.diagnostic if first else "",
+                reason=first.reason if first else "",
+                kind=first.kind if first and first.kind in ACTED_KINDS else "",
                 subscriber=token_reader,
             )
         ]
-    hashes = [address_hash(r.address) for r in verdict.recipients]
+    if verdict.kind in (Kind.HARD, Kind.SOFT, Kind.SENDER):
+        # A DSN may also report deliveries (notices): only the failures are acted on.
+        recipients = [r for r in verdict.recipients if r.kind in ACTED_KINDS and r.address]
+    else:
+        recipients = list(verdict.recipients)
+    hashes = [address_hash(r.address) for r in recipients]
     by_hash = {s.address_hash: s for s in Subscriber.objects.filter(address_hash__in=hashes)}
     erased = set(
         Suppression.objects.filter(
@@ -280,11 +282,13 @@ def _targets(
             address=recipient.address,
             status=recipient.status,
             diagnostic=recipient.diagnostic,
+            reason=recipient.reason,
+            kind=recipient.kind if recipient.kind in ACTED_KINDS else "",
             subscriber=by_hash.get(hashed),
             erased=hashed in erased,
             verified=trusted_source,
         )
-        for recipient, hashed in zip(verdict.recipients, hashes, strict=True)
+        for recipient, hashed in zip(recipients, hashes, strict=True)
     ]
 
 
@@ -293,11 +297,13 @@ def record_event(
     kind: str,
     source: str,
     address: str,
+    reason: str = "",
     subscriber: Subscriber | None = None,
     mailing: Mailing | None = None,
     status: str = "",
     diagnostic: str = "",
     rule: str = "",
+    relay: str = "",
     message: InboundMessage | None = None,
     topic_id: int | None = None,
     erased: bool = False,
@@ -305,15 +311,20 @@ def record_event(
 ) -> BounceEvent:
     """Record one bounce, complaint or mailed unsubscribe for one reader, and act on it:
 
-    hard → suppressed after BOUNCE_HARD_LIMIT of them; soft → +0.5 (once a day), suppressed at
-    BOUNCE_SCORE_LIMIT; complaint → unsubscribed from everything and suppressed at once;
-    unsubscribe → that topic stopped. Suppression takes effect on the next batch any worker
-    claims, so also for a mailing under way. Unverified (see _targets): recorded, nothing done.
+    hard (the reader is gone) → suppressed after BOUNCE_HARD_LIMIT of them; soft (temporarily
+    unable) → +0.5 (once a day), suppressed at BOUNCE_SCORE_LIMIT, and a mailbox reported
+    suspended for longer than BOUNCE_SUSPENDED_GRACE_DAYS counts as gone; sender (the problem is
+    ours: a block, a filter, SPF) → never counts against the reader; complaint → unsubscribed
+    from everything and suppressed at once; unsubscribe → that topic stopped. Suppression takes
+    effect on the next batch any worker claims, so also for a mailing under way. Unverified (see
+    _targets): recorded, nothing done.
     """
     address = _text(address or "", 254).strip().lower()
     event = BounceEvent(
         source=source,
         kind=kind,
+        reason=reason,
+        relay=_text(relay, 100),
         subscriber=subscriber,
         mailing=mailing,
         address_hash=address_hash(address) if address else "",
@@ -341,8 +352,10 @@ def record_event(
                 subscriber_services.Evidence(source=ConsentRecord.Source.COMPLAINT),
             )
             event.outcome = Outcome.SUPPRESSED
+        elif kind == Kind.SENDER:
+            event.outcome = Outcome.NOT_COUNTED
         else:
-            event.score, over_limit = _score(subscriber, kind)
+            event.score, over_limit, event.kind = _score(subscriber, kind, reason)
             event.outcome = Outcome.SUPPRESSED if over_limit else Outcome.SCORED
         event.save()
         if event.outcome == Outcome.SUPPRESSED and not _suppress(event):
@@ -358,15 +371,25 @@ def _unsubscribe(subscriber: Subscriber, topic_id: int | None, source: str) -> N
     subscriber_services.unsubscribe(subscriber, topic_key, subscriber_services.Evidence(source=by))
 
 
-def _score(subscriber: Subscriber, kind: str) -> tuple[float, bool]:
-    """Add a bounce to the reader's score; True when it is now past a limit."""
+def _score(subscriber: Subscriber, kind: str, reason: str = "") -> tuple[float, bool, str]:
+    """Add a bounce to the reader's score: (score, whether it is now past a limit, the kind it
+    counted as)."""
     now = timezone.now()
     BounceScore.objects.get_or_create(subscriber=subscriber)
     score = BounceScore.objects.select_for_update().get(subscriber=subscriber)
-    if score.last_bounce_at and now - score.last_bounce_at > timedelta(
-        days=settings.BOUNCE_STALE_DAYS
-    ):
+    since_last = now - score.last_bounce_at if score.last_bounce_at else timedelta(0)
+    if since_last > timedelta(days=settings.BOUNCE_STALE_DAYS):
         score.hard_bounces, score.score = 0, 0.0  # old bounces no longer count
+    if since_last > timedelta(days=settings.BOUNCE_SUSPENDED_GRACE_DAYS):
+        # Measured from the first report of a suspension that has not been lifted since: a
+        # weekly magazine hears of it once a week, further apart than the stale days.
+        score.suspended_since = None
+    if reason == "suspended":
+        # A disabled mailbox often comes back (an unpaid bill, a long leave): scored at first,
+        # gone once it has stayed suspended past the grace period.
+        score.suspended_since = score.suspended_since or now
+        if now - score.suspended_since >= timedelta(days=settings.BOUNCE_SUSPENDED_GRACE_DAYS):
+            kind = Kind.HARD
     if kind == Kind.HARD:
         score.hard_bounces += 1
         score.score += 1.0
@@ -380,7 +403,7 @@ def _score(subscriber: Subscriber, kind: str) -> tuple[float, bool]:
         score.hard_bounces >= settings.BOUNCE_HARD_LIMIT
         or score.score >= settings.BOUNCE_SCORE_LIMIT
     )
-    return score.score, over
+    return score.score, over, kind
 
 
 _SUPPRESSION_REASONS = {
@@ -393,7 +416,8 @@ _SUPPRESSION_REASONS = {
 def _suppress(event: BounceEvent) -> bool:
     """Suppress the event's address; False when it already was."""
     hashed = event.address_hash or address_hash(event.subscriber.email or "")
-    reason = " ".join(part for part in (event.kind, event.status, f"({event.rule})") if part)
+    parts = (event.kind, event.reason, event.status, f"({event.rule})")
+    reason = " ".join(part for part in parts if part)
     _, created = Suppression.objects.get_or_create(
         address_hash=hashed,
         defaults={"reason": _SUPPRESSION_REASONS[event.kind], "note": reason[:300]},
@@ -449,65 +473,65 @@ def lift_suppression(address_hash_: str, reason: str, user) -> SuppressionChange
         )
 
 
-def _reader_failure(failure: DeliveryFailure) -> str | None:
-    """The bounce kind a relay's refusal says about the reader, or None when it is not about them.
+def _read_failure(failure: DeliveryFailure, address: str) -> tuple[str, str, str] | None:
+    """(kind, reason, status) of a relay's answer about one reader, by the same reasons as a
+    bounce; None when it says nothing about them.
 
-    Only a refused recipient (RCPT, or DATA for our one-recipient mails) counts, and only with an
-    address or mailbox status (X.1.X, X.2.X) or, where the status says nothing particular (none,
-    X.0.X, X.4.X, X.5.X), words saying the mailbox does not exist: Microsoft answers 550 5.5.0
-    "mailbox unavailable", Yahoo a bare 554. Everything about us — our sender ("sender" in the
-    text, X.1.7, X.1.8), our IP or reputation (X.7.X), our message's size (X.2.3, X.3.4), a
-    content filter, a lost connection — would otherwise suppress a whole mailing's readers.
-    A full mailbox (X.2.2) is soft.
+    Only a refused recipient (RCPT, or DATA for our one-recipient mails) is about the reader: a
+    refusal at connection or MAIL FROM is about us or the relay, and a message we could not
+    build never reached anyone. A deferral (4xx, tried again later) counts only when it says
+    the problem is ours (a block shows as 4xx first), never against the reader: the last
+    refusal, when the retries end, does that.
     """
     reply = failure.reply
     if failure.stage not in ("RCPT", "DATA") or reply[:1] not in ("4", "5"):
         return None
-    kind = Kind.HARD if reply.startswith("5") else Kind.SOFT
-    text = reply.casefold()
-    if "sender" in text:
+    reason = reasons.reason(reply=reply, address=address, stage=failure.stage)
+    kind = kind_of(reason)
+    if not failure.final and kind != Kind.SENDER:
         return None
-    match = _REPLY_STATUS.match(reply)
-    if match:
-        subject, detail = match.group(2), match.group(3)
-        if (subject, detail) in (("1", "7"), ("1", "8"), ("2", "3"), ("2", "4")):
-            return None
-        if (subject, detail) == ("2", "2"):
-            return Kind.SOFT
-        if subject in ("1", "2"):
-            return kind
-        if subject not in ("0", "4", "5"):
-            return None
-    if any(phrase in text for phrase in MAILBOX_GONE_PHRASES) or _NO_ACCOUNT.search(text):
-        return kind
-    return None
+    if kind not in (Kind.HARD, Kind.SOFT, Kind.SENDER):
+        return None
+    status = _REPLY_STATUS.match(reply)
+    code = ".".join(status.groups()) if status else reasons.default_status(reason)
+    return kind, reason, code
 
 
 def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[BounceEvent]:
-    """The relay refused these readers at once (5xx: hard) or until the last retry (4xx: soft).
+    """What the relays said about readers while sending, read like any bounce: a reader who is
+    gone is suppressed, a temporary failure scored on the last retry, a refusal that is ours
+    (a block, SPF, a filter) recorded against the domain and relay, never the reader.
 
     Costs one query for the readers and one for the mailings, then record_event's few per
     failure: a batch rarely has more than a handful.
     """
-    failures = [(f, kind) for f in failures if (kind := _reader_failure(f))]
+    failures = [f for f in failures if f.stage in ("RCPT", "DATA")]
     if not failures:
         return []
-    readers = Subscriber.objects.in_bulk({f.subscriber_id for f, _ in failures})
-    mailings = Mailing.objects.in_bulk({f.mailing_id for f, _ in failures})
-    events = []
-    for failure, kind in failures:
+    readers = Subscriber.objects.in_bulk({f.subscriber_id for f in failures})
+    read = []
+    for failure in failures:
         subscriber = readers.get(failure.subscriber_id)
-        match = _REPLY_STATUS.match(failure.reply)
+        address = (subscriber.email or "") if subscriber else ""
+        if found := _read_failure(failure, address):
+            read.append((failure, subscriber, address, found))
+    if not read:
+        return []
+    mailings = Mailing.objects.in_bulk({f.mailing_id for f, *_ in read})
+    events = []
+    for failure, subscriber, address, (kind, reason, status) in read:
         events.append(
             record_event(
                 kind=kind,
+                reason=reason,
                 source=Source.SMTP_REPLY,
-                address=(subscriber.email or "") if subscriber else "",
+                address=address,
                 subscriber=subscriber,
                 mailing=mailings.get(failure.mailing_id),
-                status=".".join(match.groups()) if match else failure.reply[:3],
+                status=status,
                 diagnostic=failure.reply,
                 rule=f"smtp-reply:{failure.stage}",
+                relay=failure.relay,
             )
         )
     return events

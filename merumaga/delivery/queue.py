@@ -96,6 +96,7 @@ class Result:
     reply: str = ""
     retry_at: datetime | None = None
     stage: str = ""  # the SMTP command the reply answered (RCPT, DATA, MAIL, connect)
+    relay: str = ""  # which relay answered
 
 
 def record(results: list[Result], worker: str) -> None:

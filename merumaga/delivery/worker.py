@@ -162,9 +162,16 @@ class Worker:
         results += await asyncio.gather(*jobs)
         await self._record(state, results)
         failures = [
-            DeliveryFailure(state.mailing.pk, claim.subscriber_id, result.reply, result.stage)
+            DeliveryFailure(
+                state.mailing.pk,
+                claim.subscriber_id,
+                result.reply,
+                result.stage,
+                result.relay,
+                final=result.status == Status.FAILED,
+            )
             for claim, result in zip(to_send, results[len(skipped) :], strict=True)
-            if result.status == Status.FAILED
+            if result.status in (Status.FAILED, Status.DEFERRED)
         ]
         if failures:
             await self.db(self._report_failures, failures)
@@ -373,9 +380,16 @@ class Worker:
         if result.status == "deferred" and claim.attempts < self.options.max_attempts:
             delay = self.options.first_retry * (2 ** (claim.attempts - 1))
             return queue.Result(
-                claim.delivery_id, Status.DEFERRED, reply, retry_at=timezone.now() + delay
+                claim.delivery_id,
+                Status.DEFERRED,
+                reply,
+                retry_at=timezone.now() + delay,
+                stage=result.stage,
+                relay=result.relay,
             )
-        return queue.Result(claim.delivery_id, Status.FAILED, reply, stage=result.stage)
+        return queue.Result(
+            claim.delivery_id, Status.FAILED, reply, stage=result.stage, relay=result.relay
+        )
 
 
 async def _done(result):

@@ -24,8 +24,10 @@ def run(*args: str) -> list[dict]:
 
 def test_one_json_line_per_file():
     first, second = run(str(CORPUS / "dsn_01.txt"), str(SAMPLES / "vacation_en.eml"))
+    # The status is permanent, the words say a full mailbox: scored, not suppressed.
     assert first == {
-        "kind": "hard",
+        "kind": "soft",
+        "reason": "mailbox_full",
         "addresses": ["userx@example.com"],
         "status": "5.0.0",
         "rule": "dsn",
@@ -34,15 +36,17 @@ def test_one_json_line_per_file():
         "recipients": [
             {
                 "address": "userx@example.com",
-                "kind": "hard",
+                "kind": "soft",
                 "status": "5.0.0",
-                "diagnostic": first["recipients"][0]["diagnostic"],
+                "diagnostic": "5.0.0 (recipient reached disk quota)",
+                "reason": "mailbox_full",
             }
         ],
         "file": str(CORPUS / "dsn_01.txt"),
     }
-    assert (second["kind"], second["rule"], second["file"]) == (
+    assert (second["kind"], second["reason"], second["rule"], second["file"]) == (
         "auto_reply",
+        "vacation",
         "auto-reply:subject",
         str(SAMPLES / "vacation_en.eml"),
     )
@@ -67,7 +71,7 @@ def test_unreadable_files_are_reported_and_fail_at_the_end(tmp_path):
         )
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0] == {"file": missing, "error": "No such file or directory"}
-    assert lines[1]["kind"] == "hard"
+    assert lines[1]["kind"] == "soft"
     assert lines[2] == {"file": str(tmp_path), "error": "Is a directory"}
 
 
@@ -81,7 +85,8 @@ def test_merumaga_entry_point(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["merumaga", "bounces", "classify", path])
     cli.main()
     [line] = capsys.readouterr().out.splitlines()
-    assert json.loads(line)["kind"] == "soft"
+    # A delay notification: recorded, never a bounce.
+    assert (json.loads(line)["kind"], json.loads(line)["reason"]) == ("notice", "delayed")
 
 
 def test_merumaga_entry_point_exits_1_on_a_missing_file(monkeypatch, capsys, tmp_path):

@@ -1,5 +1,6 @@
 """Acting on what came back: scores, suppression, complaints, mailed unsubscribes, lifting."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -50,6 +51,101 @@ def test_a_hard_bounce_suppresses_the_reader_and_says_why():
     assert suppression.reason == Suppression.Reason.HARD_BOUNCE
     change = SuppressionChange.objects.get()
     assert change.event == event and change.user is None and "5.1.1" in change.reason
+
+
+def dsn_saying(subscriber: Subscriber, status: str, diagnostic: str, action: str = "failed"):
+    """A report about `subscriber` with the given Status, Diagnostic-Code and Action."""
+    raw = (
+        f"From: MAILER-DAEMON@mx.example.net\r\nMessage-ID: <{uuid.uuid4()}@mx.example.net>\r\n"
+        "Subject: Delivery Status Notification\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; '
+        'boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n'
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {subscriber.email}\r\nAction: {action}\r\n"
+        f"Status: {status}\r\nDiagnostic-Code: smtp; {diagnostic}\r\n--b--\r\n"
+    )
+    return services.receive(raw.encode(), "smtp", envelope_to=[verp(0, subscriber.pk)])
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason", "kind", "outcome"),
+    [
+        # The reader is gone: suppressed at once.
+        ("5.1.1", "550 5.1.1 User unknown", "user_unknown", "hard", "suppressed"),
+        ("5.1.2", "550 5.1.2 Host unknown", "host_unknown", "hard", "suppressed"),
+        ("5.1.6", "550 5.1.6 Recipient has moved", "has_moved", "hard", "suppressed"),
+        ("5.4.4", "Host or domain name not found", "host_unknown", "hard", "suppressed"),
+        # Temporarily unable: scored, whatever the first digit says.
+        ("5.2.2", "552 5.2.2 Mailbox full", "mailbox_full", "soft", "scored"),
+        ("5.2.1", "550 5.2.1 Account disabled", "suspended", "soft", "scored"),
+        ("4.4.7", "Retry timeout exceeded", "expired", "soft", "scored"),
+        ("5.4.1", "No answer from host", "network_error", "soft", "scored"),
+        ("4.7.0", "421 Too many concurrent connections", "too_many_connections", "soft", "scored"),
+        ("5.3.0", "Local configuration error", "system_error", "soft", "scored"),
+        ("5.0.0", "Delivery failed", "undefined", "soft", "scored"),
+        # Ours: on record, never against the reader.
+        ("5.7.1", "554 5.7.1 Client host blocked using zen.spamhaus.org", "blocked", "sender",
+         "not_counted"),
+        ("5.7.1", "550 5.7.1 Message rejected as spam", "spam_detected", "sender", "not_counted"),
+        ("5.7.1", "550 5.7.1 Rejected by the recipient's filter", "filtered", "sender",
+         "not_counted"),
+        ("5.7.1", "550 5.7.1 Relaying denied", "policy_violation", "sender", "not_counted"),
+        ("5.7.26", "550 5.7.26 DMARC policy of the sender domain", "auth_failure", "sender",
+         "not_counted"),
+        ("5.1.8", "553 5.1.8 Sender address rejected: Domain not found", "rejected", "sender",
+         "not_counted"),
+        ("5.6.0", "554 5.6.0 Malformed MIME header", "content_error", "sender", "not_counted"),
+    ],
+)  # fmt: skip
+def test_the_reason_decides_what_happens_to_the_reader(status, diagnostic, reason, kind, outcome):
+    reader = make_subscriber("reader@example.jp")
+    message = dsn_saying(reader, status, diagnostic)
+    event = message.events.get()
+    assert (message.reason, event.reason, event.kind, event.outcome) == (
+        reason,
+        reason,
+        kind,
+        outcome,
+    )
+    assert is_suppressed(reader.email) == (outcome == "suppressed")
+
+
+@pytest.mark.parametrize(("action", "reason"), [("delayed", "delayed"), ("delivered", "delivered")])
+def test_delay_and_delivery_notices_are_recorded_and_never_a_bounce(action, reason):
+    reader = make_subscriber("reader@example.jp")
+    message = dsn_saying(reader, "4.4.1", "No answer yet", action=action)
+    assert (message.kind, message.reason, message.subscriber) == ("notice", reason, reader)
+    assert not message.events.exists() and not BounceScore.objects.exists()
+
+
+def test_a_suspended_mailbox_is_gone_once_it_stays_suspended_past_the_grace(
+    settings, time_machine
+):
+    settings.BOUNCE_SUSPENDED_GRACE_DAYS = 14
+    reader = make_subscriber("dormant@example.jp")
+    time_machine.move_to(timezone.now(), tick=False)
+    # A weekly magazine hears of it once a week or so: further apart than the stale days (7).
+    events = []
+    for days in (0, 8, 5):
+        time_machine.shift(timedelta(days=days))
+        events.append(dsn_saying(reader, "5.2.1", "550 5.2.1 Account disabled").events.get())
+    assert [(e.kind, e.outcome) for e in events] == [("soft", "scored")] * 3  # day 13
+    assert not is_suppressed(reader.email)
+
+    time_machine.shift(timedelta(days=1))
+    last = dsn_saying(reader, "5.2.1", "550 5.2.1 Account disabled").events.get()
+    assert (last.kind, last.reason, last.outcome) == ("hard", "suspended", "suppressed")
+    assert "suspended" in SuppressionChange.objects.get(subscriber=reader).reason
+
+
+def test_a_suspension_heard_of_again_after_the_grace_starts_over(settings, time_machine):
+    settings.BOUNCE_SUSPENDED_GRACE_DAYS = 14
+    reader = make_subscriber("back-and-away@example.jp")
+    time_machine.move_to(timezone.now(), tick=False)
+    dsn_saying(reader, "5.2.1", "550 5.2.1 Account disabled")
+    time_machine.shift(timedelta(days=15))  # it came back in between, then went away again
+    event = dsn_saying(reader, "5.2.1", "550 5.2.1 Account disabled").events.get()
+    assert (event.kind, event.outcome) == ("soft", "scored")
 
 
 def test_the_hard_limit_is_configurable(settings):
@@ -321,31 +417,73 @@ def test_real_refusals_of_a_mailbox_are_read_as_such(reply, stage, kind):
 
 
 @pytest.mark.parametrize(
-    "reply, stage",
+    ("address", "reply", "stage", "kind", "reason"),
     [
-        ("553 5.1.8 <bounce+1@x.jp>: Sender address rejected: Domain not found", "RCPT"),
-        ("550 5.7.1 Your IP doesn't have a valid PTR record", "RCPT"),
-        ("554 5.7.1 Service unavailable: sender doesn't have a good reputation", "RCPT"),
-        ("550 5.7.1 The sender domain does not exist", "RCPT"),
-        ("550 Sender domain does not exist", "RCPT"),
-        ("552 5.2.3 Message size exceeds fixed maximum message size", "DATA"),
-        ("550 5.1.0 <bounce+1@x.jp>: Sender rejected", "RCPT"),
-        ("550 Your IP doesn't have a valid PTR record", "RCPT"),
-        ("550 Client host 5.1.2.9 blocked using a blocklist", "RCPT"),  # an IP, not a status
-        ("550 Blocked by policy", "RCPT"),
-        ("421 4.7.0 Try again later", "RCPT"),
-        ("550 5.7.1 Sender address rejected", "MAIL"),  # our return path: the relay's problem
-        ("554 5.7.1 Client host blocked using a blocklist", "RCPT"),  # our IP, not the reader
-        ("554 5.7.1 Message content rejected", "DATA"),  # the content, not the reader
-        ("552 5.3.4 Message too big", "DATA"),
-        ("421 4.3.2 Service shutting down", "connect"),
-        ("554 Transaction failed", "RCPT"),  # no status, no words about the mailbox
-        ("could not encode the subject", ""),  # never left: not a refusal
+        ("a@docomo.ne.jp", "550 Unknown user a@docomo.ne.jp", "RCPT", "hard", "user_unknown"),
+        # docomo says the same after DATA when the reader's reception filter refuses us.
+        ("a@docomo.ne.jp", "550 Unknown user a@docomo.ne.jp", "DATA", "sender", "filtered"),
+        ("a@ezweb.ne.jp", "550 <a@ezweb.ne.jp>: User unknown", "RCPT", "hard", "user_unknown"),
+        ("a@ezweb.ne.jp", "550 : User unknown", "DATA", "sender", "filtered"),  # au's filter
     ],
 )
-def test_refusals_that_are_not_about_the_reader_are_not_bounces(reply, stage):
+def test_a_japanese_carriers_filter_is_not_an_unknown_user(address, reply, stage, kind, reason):
+    reader = make_subscriber(address)
+    [event] = services.record_delivery_failures([DeliveryFailure(0, reader.pk, reply, stage)])
+    assert (event.kind, event.reason) == (kind, reason)
+    assert is_suppressed(address) == (kind == "hard")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, reason",
+    [
+        ("553 5.1.8 <bounce+1@x.jp>: Sender address rejected: Domain not found", "RCPT",
+         "rejected"),
+        ("550 5.7.1 Your IP doesn't have a valid PTR record", "RCPT", "blocked"),
+        ("554 5.7.1 Service unavailable: sender doesn't have a good reputation", "RCPT",
+         "blocked"),
+        ("550 5.7.1 The sender domain does not exist", "RCPT", "rejected"),
+        ("550 Sender domain does not exist", "RCPT", "rejected"),
+        ("552 5.2.3 Message size exceeds fixed maximum message size", "DATA",
+         "policy_violation"),
+        ("550 5.1.0 <bounce+1@x.jp>: Sender rejected", "RCPT", "rejected"),
+        ("550 Client host 5.1.2.9 blocked using a blocklist", "RCPT", "blocked"),
+        ("550 Blocked by policy", "RCPT", "policy_violation"),
+        ("554 5.7.1 Client host blocked using a blocklist", "RCPT", "blocked"),
+        ("554 5.7.1 Message content rejected", "DATA", "spam_detected"),
+        ("552 5.3.4 Message too big", "DATA", "policy_violation"),
+        ("550 5.7.26 Unauthenticated email from example.jp is not accepted due to domain's "
+         "DMARC policy", "DATA", "auth_failure"),
+        ("421 4.7.0 [TSS04] Messages temporarily deferred due to unexpected volume or user "
+         "complaints", "RCPT", "blocked"),
+    ],
+)  # fmt: skip
+def test_refusals_that_are_ours_are_recorded_and_never_count_against_the_reader(
+    reply, stage, reason
+):
     reader = make_subscriber("fine@example.jp")
-    assert services.record_delivery_failures([DeliveryFailure(0, reader.pk, reply, stage)]) == []
+    [event] = services.record_delivery_failures(
+        [DeliveryFailure(0, reader.pk, reply, stage, relay="relay-a")]
+    )
+    assert (event.kind, event.reason, event.outcome) == ("sender", reason, Outcome.NOT_COUNTED)
+    assert (event.domain, event.relay, event.subscriber) == ("example.jp", "relay-a", reader)
+    assert not is_suppressed(reader.email)
+    assert not BounceScore.objects.filter(subscriber=reader, score__gt=0).exists()
+
+
+@pytest.mark.parametrize(
+    "reply, stage",
+    [
+        ("550 5.7.1 Sender address rejected", "MAIL"),  # our return path: the relay's problem
+        ("421 4.3.2 Service shutting down", "connect"),
+        ("could not encode the subject", ""),  # never left: not a refusal
+        ("421 4.7.0 Try again later", "RCPT"),  # a deferral, tried again: not yet anything
+        ("452 4.2.2 Over quota", "RCPT"),  # the same, about the reader: counted if it stays
+    ],
+)
+def test_refusals_that_say_nothing_about_the_reader_yet_are_not_bounces(reply, stage):
+    reader = make_subscriber("fine@example.jp")
+    failure = DeliveryFailure(0, reader.pk, reply, stage, final=False)
+    assert services.record_delivery_failures([failure]) == []
     assert not BounceEvent.objects.exists() and not is_suppressed(reader.email)
 
 
