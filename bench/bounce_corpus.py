@@ -1,5 +1,6 @@
 """How well bounces.classify reads flufl.bounce's corpus of 117 real bounces and our own 136
-samples from some 30 MTAs. Prints two lines:
+samples from some 30 MTAs, and the held-out set written apart from the classifier. Prints three
+lines:
 
     .venv/bin/python bench/bounce_corpus.py
 
@@ -8,7 +9,8 @@ addresses; right_recipient: of those, how many we attribute to exactly those add
 empty_right: of the samples expected to name nobody, how many we attribute to nobody;
 right_reason: of the recipients labelled by hand (reasons.json), how many get that reason;
 kinds: our verdicts by kind; classify_us: mean time to read one sample.
-own: right_reason and right_status over the recipients of tests/mta/expected.json, by reason.
+mta, heldout: right_reason and right_status over the recipients of tests/<folder>/expected.json,
+by reason.
 """
 
 import json
@@ -20,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "merumaga" / "bounces" / "tests" / "corpus"
-MTA = ROOT / "merumaga" / "bounces" / "tests" / "mta"
+TESTS = ROOT / "merumaga" / "bounces" / "tests"
 
 
 def main() -> None:
@@ -63,18 +65,19 @@ def main() -> None:
         f"reason_share={right_reason / len(labelled):.1%} "
         f"kinds={dict(sorted(kinds.items()))} classify_us={elapsed / len(samples) * 1e6:.0f}"
     )
-    own_samples()
+    for folder in ("mta", "heldout"):
+        own_samples(folder)
 
 
-def own_samples() -> None:
+def own_samples(folder: str) -> None:
     from merumaga.bounces.classify import classify
     from merumaga.subscribers.tokens import address_token
 
-    expected = json.loads((MTA / "expected.json").read_text(encoding="utf-8"))
+    expected = json.loads((TESTS / folder / "expected.json").read_text(encoding="utf-8"))
     token = address_token("bounce", 1, 42).encode()
     total, right, status_right, misses = Counter(), Counter(), 0, []
     for name, sample in expected.items():
-        verdict = classify((MTA / name).read_bytes().replace(b"{{VERP}}", token))
+        verdict = classify((TESTS / folder / name).read_bytes().replace(b"{{VERP}}", token))
         found = {r.address: r for r in verdict.recipients}
         for want in sample["recipients"]:
             got = found.get(want["address"].lower())
@@ -86,7 +89,7 @@ def own_samples() -> None:
                 misses.append(f"{name}:{reason}")
     count = sum(total.values())
     print(
-        f"own: samples={len(expected)} mtas={len({s['mta'] for s in expected.values()})} "
+        f"{folder}: samples={len(expected)} mtas={len({s['mta'] for s in expected.values()})} "
         f"recipients={count} right_reason={sum(right.values())} "
         f"share={sum(right.values()) / count:.1%} right_status={status_right} "
         f"by_reason={ {k: f'{right[k]}/{total[k]}' for k in sorted(total)} } "

@@ -1,6 +1,7 @@
 """Django settings for merumaga. Every value comes from the environment; see README.md."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,6 +76,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "merumaga.institute.context_processors.institute",
+                "merumaga.delivery.context_processors.held_domains",
             ],
         },
     },
@@ -294,6 +296,27 @@ from merumaga.delivery.relays import (  # noqa: E402
 SMTP_RELAYS = env_str("SMTP_RELAYS")
 build_relays(SMTP_RELAYS, SMTP_URL, MAILCATCHER_PORT)
 DOMAIN_LIMITS = parse_domain_limits(env_str("MERUMAGA_DOMAIN_LIMITS", DEFAULT_DOMAIN_LIMITS))
+# A receiving domain that throttles us (421, "too many") is sent at half the rate, then climbs
+# back to its limit over this many seconds of quiet sending (delivery/pacing.py).
+PACE_RECOVERY_SECONDS = env_float("MERUMAGA_PACE_RECOVERY_SECONDS", 60.0, minimum=1.0)
+# A receiving domain is held (no mail sent to it) when, within DOMAIN_HOLD_WINDOW, it refused
+# DOMAIN_HOLD_COUNT messages for a reason that is ours (a block, SPF, spam...), or at least
+# DOMAIN_HOLD_MIN_REFUSALS that make DOMAIN_HOLD_PERCENT of what was sent to it. A probe goes
+# after DOMAIN_HOLD_BACKOFF_MINUTES, doubling up to DOMAIN_HOLD_MAX_BACKOFF_MINUTES. The
+# operator is mailed at OPERATOR_EMAIL (empty: not mailed; the log and the admin still say it).
+DOMAIN_HOLD_COUNT = env_int("MERUMAGA_DOMAIN_HOLD_COUNT", 20, minimum=1)
+DOMAIN_HOLD_WINDOW = timedelta(
+    minutes=env_int("MERUMAGA_DOMAIN_HOLD_WINDOW_MINUTES", 10, minimum=1)
+)
+DOMAIN_HOLD_PERCENT = env_float("MERUMAGA_DOMAIN_HOLD_PERCENT", 5.0, minimum=0.1)
+DOMAIN_HOLD_MIN_REFUSALS = env_int("MERUMAGA_DOMAIN_HOLD_MIN_REFUSALS", 5, minimum=1)
+DOMAIN_HOLD_BACKOFF = timedelta(
+    minutes=env_int("MERUMAGA_DOMAIN_HOLD_BACKOFF_MINUTES", 30, minimum=1)
+)
+DOMAIN_HOLD_MAX_BACKOFF = timedelta(
+    minutes=env_int("MERUMAGA_DOMAIN_HOLD_MAX_BACKOFF_MINUTES", 24 * 60, minimum=1)
+)
+OPERATOR_EMAIL = env_str("MERUMAGA_OPERATOR_EMAIL", CONTACT_EMAIL)
 # The name the pool gives in EHLO; empty: this machine's host name.
 SMTP_HELO_NAME = env_str("MERUMAGA_SMTP_HELO_NAME")
 

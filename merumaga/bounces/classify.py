@@ -64,7 +64,7 @@ from email.utils import getaddresses
 
 import flufl.bounce
 
-from merumaga.bounces import reasons
+from merumaga import reasons
 from merumaga.subscribers import tokens
 
 KINDS = (
@@ -175,7 +175,6 @@ _CODEC_ALIASES = {
 _UNLABELLED = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"}
 _ISO2022_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(I", b"\x1b(J", b"\x1b$(D")
 
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _TOKEN_ADDRESS = re.compile(r"(?<![\w.+-])(bounce|unsubscribe)\+([0-9a-z-]{1,100})@", re.I)
 _DIAGNOSTIC_TYPE = re.compile(r"^[A-Za-z][\w-]*\s*;\s*")
 _XTEXT_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
@@ -221,7 +220,8 @@ def read_recipient(
         address=address,
         stage=stage,
     )
-    status = reasons.more_specific(status, _status(diagnostic)) or reasons.default_status(reason)
+    status = reasons.more_specific(status, reasons.status_in(diagnostic))
+    status = status or reasons.default_status(reason)
     return Recipient(address, kind_of(reason), status, _clip(diagnostic, DIAGNOSTIC_MAX), reason)
 
 
@@ -430,7 +430,7 @@ class _Reader:
             # Status is mandatory, but some MTAs leave it out and give the code in the diagnostic,
             # or give words in it instead ("5.0.0 (recipient reached disk quota)", "553 …").
             status_field = _one_line(_field(fields, "status"))
-            status = _status(status_field) or _status(diagnostic)
+            status = reasons.status_in(status_field, field=True) or reasons.status_in(diagnostic)
             if not diagnostic and status_field != status:
                 diagnostic = status_field
             if not action and not status:
@@ -446,7 +446,10 @@ class _Reader:
             recipient = read_recipient(
                 address, status=status, diagnostic=diagnostic, action=action, stage=stage
             )
-            if recipient.reason == "undefined" and len(per_recipient) == 1:
+            said_nothing = (
+                reasons.reason(status=status, diagnostic=diagnostic, address=address) == "undefined"
+            )
+            if said_nothing and len(per_recipient) == 1:
                 # The words are often only in the human-readable part (Japanese carriers).
                 text = _clip(_one_line(human), 2000)
                 recipient = read_recipient(
@@ -832,11 +835,6 @@ def _clip(text: str, limit: int) -> str:
     return text[:limit]
 
 
-def _status(text: str) -> str:
-    match = _STATUS.search(text or "")
-    return ".".join(match.groups()) if match else ""
-
-
 def _addresses(value: str) -> list[str]:
     found = []
     for _name, address in getaddresses([value]):
@@ -928,6 +926,11 @@ def _read_in_text(text: str, addresses: Sequence[str]) -> list[Recipient]:
                 break
         else:
             recipient = read_recipient(address, diagnostic=_one_line(own or text[:2000]))
+        gave_up = reasons.expired_after_retries(recipient.reason, text)
+        if gave_up != recipient.reason:
+            stated = reasons.status_in(recipient.diagnostic)
+            status = stated or reasons.default_status(gave_up)
+            recipient = Recipient(address, kind_of(gave_up), status, recipient.diagnostic, gave_up)
         recipients.append(recipient)
     return sorted(recipients, key=lambda recipient: recipient.address)
 

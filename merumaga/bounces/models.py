@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from merumaga.bounces import reasons
+from merumaga import reasons
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers.models import Subscriber
 

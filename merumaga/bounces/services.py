@@ -14,10 +14,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from merumaga.bounces import reasons
+from merumaga import reasons
 from merumaga.bounces.classify import Verdict, classify, kind_of
 from merumaga.bounces.models import (
     BounceEvent,
@@ -27,6 +28,8 @@ from merumaga.bounces.models import (
     Source,
     SuppressionChange,
 )
+from merumaga.delivery import services as delivery_services
+from merumaga.delivery.models import Delivery, DomainHold
 from merumaga.delivery.signals import DeliveryFailure
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers import services as subscriber_services
@@ -361,7 +364,62 @@ def record_event(
         if event.outcome == Outcome.SUPPRESSED and not _suppress(event):
             event.outcome = Outcome.ALREADY_SUPPRESSED
             event.save(update_fields=["outcome"])
+    if event.outcome == Outcome.NOT_COUNTED:
+        watch_domain(event.domain)
     return event
+
+
+# A refusal by the reader's own reception filter (a carrier's ドメイン指定受信) is on record but
+# does not hold a domain: those readers refuse us each time, and the others still want the mail.
+_NOT_HOLDING = ("filtered",)
+
+
+def watch_domain(domain: str) -> DomainHold | None:
+    """Hold sending to `domain` when its refusals that are ours pass the threshold (settings:
+    DOMAIN_HOLD_*): so many readers refused in the window, or enough to be that share of what
+    was sent to it (over twice the window: reports come back after the mail). Counted since
+    the last hold of the domain ended. The hold if one was made.
+
+    One indexed count per refusal ((domain, kind, created_at)); the share, a count of the
+    deliveries of the mailings concerned, only between the two thresholds."""
+    if not domain or DomainHold.objects.filter(domain=domain, lifted_at__isnull=True).exists():
+        return None
+    now = timezone.now()
+    since = now - settings.DOMAIN_HOLD_WINDOW
+    last_lifted = DomainHold.objects.filter(domain=domain).aggregate(at=Max("lifted_at"))["at"]
+    refusals = BounceEvent.objects.filter(
+        domain=domain,
+        kind=Kind.SENDER,
+        outcome=Outcome.NOT_COUNTED,
+        created_at__gte=max(since, last_lifted) if last_lifted else since,
+    ).exclude(reason__in=_NOT_HOLDING)
+    # Readers, not messages: one reader refused at every retry is not a block of the domain.
+    count = refusals.values("address_hash").distinct().count()
+    minutes = int(settings.DOMAIN_HOLD_WINDOW.total_seconds() // 60)
+    if count >= settings.DOMAIN_HOLD_COUNT:
+        why = _("%(count)d 件の拒否 (%(minutes)d 分間)") % {"count": count, "minutes": minutes}
+    elif count >= settings.DOMAIN_HOLD_MIN_REFUSALS:
+        sent = Delivery.objects.filter(
+            mailing_id__in=refusals.exclude(mailing=None).values("mailing_id"),
+            status__in=(Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.DEFERRED),
+            updated_at__gte=now - 2 * settings.DOMAIN_HOLD_WINDOW,
+            subscriber__email__iendswith="@" + domain,
+        ).count()
+        if count * 100 < settings.DOMAIN_HOLD_PERCENT * max(sent, count):
+            return None
+        why = _("%(count)d 件の拒否 (%(minutes)d 分間、送信 %(sent)d 通の %(percent).0f%%)") % {
+            "count": count,
+            "minutes": minutes,
+            "sent": sent,
+            "percent": 100 * count / max(sent, count),
+        }
+    else:
+        return None
+    top = refusals.values("reason").annotate(n=Count("id")).order_by("-n").first()
+    example = refusals.filter(reason=top["reason"]).order_by("-created_at").first()
+    label = reasons.REASONS[top["reason"]].label if top["reason"] in reasons.REASONS else ""
+    reason = f"{why}: {label} — {example.diagnostic or example.status}"
+    return delivery_services.hold_domain(domain, reason)
 
 
 def _unsubscribe(subscriber: Subscriber, topic_id: int | None, source: str) -> None:

@@ -5,7 +5,8 @@ key without one matches every local part starting with it ("bounce" matches boun
 
     "accept"    take the message (the default)
     "NNN"       answer RCPT with that code: 421, 450, 451, 452, 550, 552 or 554
-    "data:NNN"  accept RCPT, then answer the end of DATA with that code
+    "blocked"   answer RCPT as a server that has our IP on a blocklist (554 5.7.1 … spamhaus)
+    "data:NNN"  accept RCPT, then answer the end of DATA with that code (or "data:blocked")
     "drop"      receive the whole message, then close the connection without a reply: the worst
                 case for a client, which cannot know whether the mail was taken
     "slow"      answer DATA after `delay` seconds, then accept the message (if the client is still
@@ -38,7 +39,7 @@ from merumaga.delivery.catcher import start_controller
 
 Rules = dict[str, str] | Callable[[str], str | None]
 
-CODES = ("421", "450", "451", "452", "550", "552", "554")
+CODES = ("421", "450", "451", "452", "550", "552", "554", "blocked")
 BEHAVIOURS = ("accept", "drop", "slow", *CODES, *(f"data:{code}" for code in CODES))
 REPLIES = {
     "421": "421 4.3.2 Service shutting down (fault server)",
@@ -48,6 +49,8 @@ REPLIES = {
     "550": "550 5.1.1 No such user here (fault server)",
     "552": "552 5.2.2 Mailbox full (fault server)",
     "554": "554 5.7.1 Message rejected (fault server)",
+    "blocked": "554 5.7.1 Service unavailable; client host [192.0.2.25] blocked using "
+    "zen.spamhaus.org (fault server)",
 }
 
 

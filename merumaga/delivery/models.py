@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -53,3 +54,68 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailing_id} → {self.subscriber_id}: {self.status}"
+
+
+class DomainHold(models.Model):
+    """Sending to one receiving domain stopped: it refuses our mail for a reason that is ours (a
+    blocklist, our reputation, SPF/DKIM/DMARC, a spam filter), so every mail sent to it now
+    would only deepen the block. The rows wait; a probe goes after the back-off, or an operator
+    lifts the hold. One active hold per domain; lifted ones stay as the record."""
+
+    domain = models.CharField(_("ドメイン"), max_length=255)
+    reason = models.CharField(_("理由"), max_length=300)
+    started_at = models.DateTimeField(_("開始"), default=timezone.now)
+    backoff = models.DurationField(_("待機時間"))
+    probe_at = models.DateTimeField(_("次の試行"))
+    probing_since = models.DateTimeField(null=True, blank=True)  # a worker's probe is out
+    probes = models.PositiveIntegerField(_("試行回数"), default=0)
+    lifted_at = models.DateTimeField(_("解除"), null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("解除した人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    lift_note = models.CharField(_("解除の理由"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("送信先ドメインの一時停止")
+        verbose_name_plural = pgettext_lazy("plural", "送信先ドメインの一時停止")
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="one_active_hold_per_domain",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def active(self) -> bool:
+        return self.lifted_at is None
+
+
+class DomainPace(models.Model):
+    """The rate one worker's pool sends to one receiving domain now (pacing.AdaptivePace), as
+    the worker last wrote it: for the progress page and `mailing status`."""
+
+    worker = models.CharField(max_length=64)
+    domain = models.CharField(max_length=255)
+    rate = models.FloatField(null=True)  # messages per second; null: not limited
+    ceiling = models.FloatField(null=True)
+    throttles = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "domain"], name="one_pace_per_worker_domain")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({self.worker}): {self.rate}/s"

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from merumaga.delivery import queue
+from merumaga.delivery import domains, queue
 from merumaga.delivery.models import Delivery
 from merumaga.mailings.models import Mailing
 
@@ -46,6 +46,17 @@ def progress(request: HttpRequest, mailing_id: int) -> HttpResponse:
         "rate": rate,
         "eta_seconds": round(pending / rate) if rate and pending else None,
         "errors": errors,
+        "holds": _holds(mailing.pk),
+        "paces": domains.current_paces(),
         "live": mailing.status in (Mailing.Status.SENDING, Mailing.Status.PAUSED),
     }
     return TemplateResponse(request, "delivery/progress.html", context)
+
+
+def _holds(mailing_id: int) -> list[dict]:
+    """Held domains, with how many of this mailing's rows wait for each."""
+    waiting = domains.waiting_for_holds(mailing_id)
+    return [
+        {"hold": hold, "waiting": waiting.get(domain, 0)}
+        for domain, hold in sorted(domains.active_holds().items())
+    ]

@@ -131,6 +131,20 @@ def release(delivery_ids: list[int], worker: str) -> int:
     )
 
 
+def postpone(delivery_ids: list[int], worker: str, until: datetime, reply: str) -> int:
+    """Give back rows this worker claimed for a domain it must not send to now: queued again
+    for `until`, the attempt the claim counted taken back, `reply` saying why they wait."""
+    return Delivery.objects.filter(
+        pk__in=delivery_ids, status=Status.SENDING, worker=worker
+    ).update(
+        status=Status.QUEUED,
+        available_at=until,
+        attempts=F("attempts") - 1,
+        reply=reply[:300],
+        updated_at=timezone.now(),
+    )
+
+
 def cancel_remaining(mailing: Mailing) -> int:
     return Delivery.objects.filter(mailing=mailing, status__in=CLAIMABLE).update(
         status=Status.CANCELLED, updated_at=timezone.now()

@@ -13,11 +13,12 @@ A 5xx to MAIL FROM is *deferred*, not failed: it speaks of our sender or our acc
 (530 authentication required, 550 sender not allowed), not of the reader, who must not be marked
 as a hard bounce because of our own configuration.
 
-How the waiting works, without ever polling: a recipient domain with a limit (DOMAIN_LIMITS)
-waits for its turn first, holding nothing; then a relay is chosen by weight among those not
-backing off; then the message waits for a free connection to that relay (an asyncio.Queue of
-connections), and, holding it, for the relay's own rate limits. Turns are reserved in advance
-(see Pacer), so each waiter sleeps exactly once, for exactly as long as needed.
+How the waiting works, without ever polling: a recipient domain that is paced (a limit in
+DOMAIN_LIMITS, or a rate learned from its throttling answers: pacing.AdaptivePace) waits for its
+turn first, holding nothing; then a relay is chosen by weight among those not backing off; then
+the message waits for a free connection to that relay (an asyncio.Queue of connections), and,
+holding it, for the relay's own rate limits. Turns are reserved in advance (see pacing.Pacer),
+so each waiter sleeps exactly once, for exactly as long as needed.
 
 aiosmtplib opens the connections (TLS, STARTTLS, AUTH, EHLO) and reads every reply; the pool
 sends MAIL, RCPT and DATA itself through SMTP.execute_command, which spares the address parsing
@@ -38,8 +39,7 @@ import math
 import re
 import socket
 import time
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +47,8 @@ import aiosmtplib
 from aiosmtplib import SMTPNotSupported, SMTPServerDisconnected
 from django.conf import settings
 
+from merumaga import reasons
+from merumaga.delivery.pacing import AdaptivePace, Pacer, PaceState
 from merumaga.delivery.relays import Relay
 
 logger = logging.getLogger(__name__)
@@ -81,40 +83,18 @@ def classify(code: int, reply: str, relay: str = "", stage: str = "") -> SendRes
     return SendResult(status, code, reply, relay, stage)
 
 
-class Pacer:
-    """At most `per_second` events, evenly spaced, and at most `per_minute` in any 60 s.
-
-    `reserve()` books the next free turn at once and returns how long to wait for it, so that
-    concurrent callers queue in the order they asked and each sleeps once. The spacing is strict
-    (no burst): a relay or a carrier sees a steady stream, never a spike after a pause.
-    """
-
-    def __init__(
-        self,
-        per_second: float | None = None,
-        per_minute: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.clock = clock
-        self.interval = 1 / per_second if per_second else 0.0
-        self.next_turn = -math.inf
-        # The turns of the last `per_minute` events: a new one comes 60 s after the oldest.
-        self.recent: deque[float] | None = deque(maxlen=per_minute) if per_minute else None
-
-    def reserve(self) -> float:
-        now = self.clock()
-        turn = max(now, self.next_turn)
-        if self.recent is not None:
-            if len(self.recent) == self.recent.maxlen:
-                turn = max(turn, self.recent[0] + 60)
-            self.recent.append(turn)
-        self.next_turn = turn + self.interval
-        return turn - now
-
-    async def wait(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
+def _is_throttling(result: SendResult) -> bool:
+    """A receiving domain asking us to slow down: a 4xx to RCPT or DATA that says "too many"
+    (or a bare 421), or that it is deferring us for volume. Not a reader's full mailbox: that is
+    about one reader, not about our pace."""
+    if result.status != "deferred" or result.stage not in ("RCPT", "DATA"):
+        return False
+    if not 400 <= result.code < 500:
+        return False
+    reason = reasons.reason(reply=f"{result.code} {result.reply}")
+    return reason in ("too_many_connections", "blocked") or (
+        result.code == 421 and reason in ("system_error", "undefined")
+    )
 
 
 class _Connection:
@@ -309,10 +289,13 @@ class Pool:
         domain_limits: dict[str, float] | None = None,
         helo_name: str | None = None,
         backoff: float = 5.0,
+        pace_recovery: float | None = None,
     ) -> None:
         """`domain_limits` (domain → messages per second) defaults to settings.DOMAIN_LIMITS;
         `helo_name` to settings.SMTP_HELO_NAME, else this machine's host name; `backoff` is the
-        first pause, in seconds, of a relay whose connections keep failing."""
+        first pause, in seconds, of a relay whose connections keep failing; `pace_recovery` (to
+        settings.PACE_RECOVERY_SECONDS) how long a throttled domain takes to climb back from
+        half its ceiling."""
         if not relays:
             raise ValueError("Pool needs at least one relay")
         if helo_name is None:
@@ -321,7 +304,10 @@ class Pool:
         if domain_limits is None:
             domain_limits = getattr(settings, "DOMAIN_LIMITS", {})
         self._domain_limits = {domain.lower(): rate for domain, rate in domain_limits.items()}
-        self._domain_pacers: dict[str, Pacer] = {}
+        if pace_recovery is None:
+            pace_recovery = settings.PACE_RECOVERY_SECONDS
+        self._pace_recovery = pace_recovery
+        self._paces: dict[str, AdaptivePace] = {}
         self._backoff = backoff
         # Outcomes decided before any relay: bad addresses, every relay backing off.
         self._unrouted: Counter[str] = Counter()
@@ -337,7 +323,8 @@ class Pool:
         if refused := _refuse_address(envelope_from, recipient):
             self._unrouted["failed"] += 1
             return refused
-        await self._wait_for_domain(recipient)
+        pace = self._pace(recipient)
+        await pace.wait()
         state = self._choose_relay()
         if state is None:
             self._unrouted["deferred"] += 1
@@ -353,6 +340,10 @@ class Pool:
         finally:
             state.idle.put_nowait(connection)
         state.counts[result.status] += 1
+        if result.status == "sent":
+            pace.delivered()
+        elif _is_throttling(result):
+            pace.throttled()
         return result
 
     async def close(self) -> None:
@@ -373,15 +364,18 @@ class Pool:
             stats["(no relay)"] = {key: self._unrouted[key] for key in ("deferred", "failed")}
         return stats
 
-    async def _wait_for_domain(self, recipient: str) -> None:
+    def paces(self) -> list[PaceState]:
+        """The domains being paced (a limit, or a rate learned from throttling), as they are."""
+        return [pace.state() for pace in self._paces.values() if pace.rate is not None]
+
+    def _pace(self, recipient: str) -> AdaptivePace:
+        # One dict lookup per message; a domain's pace is made on its first message.
         domain = recipient.rpartition("@")[2].lower().rstrip(".")
-        rate = self._domain_limits.get(domain)
-        if rate is None:
-            return
-        pacer = self._domain_pacers.get(domain)
-        if pacer is None:
-            pacer = self._domain_pacers[domain] = Pacer(per_second=rate)
-        await pacer.wait()
+        pace = self._paces.get(domain)
+        if pace is None:
+            ceiling = self._domain_limits.get(domain)
+            pace = self._paces[domain] = AdaptivePace(domain, ceiling, self._pace_recovery)
+        return pace
 
     def _choose_relay(self) -> _RelayState | None:
         """Smooth weighted round-robin (as nginx does) over the relays not backing off: a 3:1

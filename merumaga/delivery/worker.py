@@ -33,9 +33,11 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from merumaga.delivery import queue
+from merumaga import reasons
+from merumaga.delivery import domains, queue
+from merumaga.delivery import services as delivery_services
 from merumaga.delivery.fastrender import FastTemplate, Reader
-from merumaga.delivery.models import Delivery
+from merumaga.delivery.models import Delivery, DomainHold, DomainPace
 from merumaga.delivery.relays import configured_relays
 from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
 from merumaga.delivery.signing import configured_signer
@@ -48,6 +50,7 @@ from merumaga.mailings.models import Mailing
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
 RENDER = "render"  # the stage of a message that could not be built
+PACES_EVERY = 2.0  # seconds between writes of the domains' paces
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Worker:
         self.troubles: dict[int, tuple[int, float]] = {}
         self.sent = 0
         self.signer = configured_signer()
+        self.paces_due = 0.0  # when the domains' paces are next written for the progress page
 
     async def db(self, function, *args):
         loop = asyncio.get_running_loop()
@@ -149,7 +153,7 @@ class Worker:
         batch = await self.db(self._claim_next)
         if batch is None:
             return False
-        state, claimed, readers = batch
+        state, claimed, readers, probes = batch
         skipped = [c for c in claimed if c.subscriber_id not in readers]
         results = [queue.Result(c.delivery_id, Status.SKIPPED, "opted out") for c in skipped]
         to_send = [c for c in claimed if c.subscriber_id in readers]
@@ -175,7 +179,12 @@ class Worker:
         ]
         if failures:
             await self.db(self._report_failures, failures)
+        if probes:
+            await self.db(self._probes_answered, probes, results)
         await self.db(self._after_batch, state, results)
+        if time.monotonic() >= self.paces_due:
+            self.paces_due = time.monotonic() + PACES_EVERY
+            await self.db(self._save_paces, self.pool.paces())
         return True
 
     async def _record(self, state: MailingState, results: list[queue.Result]) -> None:
@@ -240,7 +249,44 @@ class Worker:
         except Exception as error:
             self._trouble(mailing, error, [c.delivery_id for c in claimed])
             return None
-        return state, claimed, readers
+        claimed, probes = self._hold_back(claimed, readers)
+        return state, claimed, readers, probes
+
+    def _hold_back(self, claimed: list[queue.Claimed], readers: dict[int, Reader]):
+        """The rows to send now, and the probes among them: rows for a held domain wait for its
+        probe (services.py), except one that goes as the probe when it is due. One query when
+        no domain is held."""
+        holds = domains.active_holds()
+        if not holds:
+            return claimed, {}
+        waiting: dict[str, list[queue.Claimed]] = {}
+        for claim in claimed:
+            reader = readers.get(claim.subscriber_id)
+            domain = reader.email.rpartition("@")[2].lower() if reader else ""
+            if domain in holds:
+                waiting.setdefault(domain, []).append(claim)
+        probes: dict[int, DomainHold] = {}
+        held_back: set[int] = set()
+        now = timezone.now()
+        for domain, rows in waiting.items():
+            hold = holds[domain]
+            if delivery_services.start_probe(hold, self.options.lease):
+                probes[rows[0].delivery_id] = hold
+                rows = rows[1:]
+            ids = [row.delivery_id for row in rows]
+            delivery_services.wait_for_hold(ids, self.name, hold, now)
+            held_back.update(ids)
+        return [c for c in claimed if c.delivery_id not in held_back], probes
+
+    def _probes_answered(self, probes: dict[int, DomainHold], results: list[queue.Result]) -> None:
+        for result in results:
+            if result.delivery_id in probes:
+                delivery_services.probe_answered(
+                    probes[result.delivery_id],
+                    result.reply,
+                    result.stage,
+                    result.status == Status.SENT,
+                )
 
     def _prepare(self, mailing: Mailing, claimed: list[queue.Claimed]):
         """The readers still wanted (an opt-out after the snapshot wins), as light rows, and the
@@ -294,6 +340,31 @@ class Worker:
         }
         with contextlib.suppress(services.MailingError):  # paused or cancelled meanwhile
             services.pause(mailing, note=note[:300])
+
+    def _save_paces(self, paces) -> None:
+        """This worker's paced domains as they are now (one upsert), for the progress page and
+        `mailing status`; rows of workers gone for a day are dropped."""
+        now = timezone.now()
+        rows = [
+            DomainPace(
+                worker=self.name[:64],
+                domain=pace.domain[:255],
+                rate=pace.rate,
+                ceiling=pace.ceiling,
+                throttles=pace.throttles,
+                sent=pace.sent,
+                updated_at=now,
+            )
+            for pace in paces
+        ]
+        if rows:
+            DomainPace.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["worker", "domain"],
+                update_fields=["rate", "ceiling", "throttles", "sent", "updated_at"],
+            )
+        DomainPace.objects.filter(updated_at__lt=now - timedelta(days=1)).delete()
 
     def _report_failures(self, failures: list[DeliveryFailure]) -> None:
         # The rows are recorded already; a listener's error must not stop the sending.
@@ -377,7 +448,10 @@ class Worker:
         if result.status == "sent":
             self.sent += 1
             return queue.Result(claim.delivery_id, Status.SENT, reply)
-        if result.status == "deferred" and claim.attempts < self.options.max_attempts:
+        # A permanent refusal whose reason is ours (a blocklist, SPF, a spam filter) says nothing
+        # about the reader: tried again later like a deferral, while the domain may be held.
+        ours = reasons.group(reasons.reason(reply=reply)) == reasons.OURS
+        if (result.status == "deferred" or ours) and claim.attempts < self.options.max_attempts:
             delay = self.options.first_retry * (2 ** (claim.attempts - 1))
             return queue.Result(
                 claim.delivery_id,

@@ -384,7 +384,8 @@ def test_unknown_user_with_a_temporary_status_is_user_unknown(address, diagnosti
         ("421 Too many connections", "soft", "too_many_connections"),
         ("421 4.7.0 [TSS04] Messages temporarily deferred due to user complaints", "sender",
          "blocked"),
-        ("450 try again later", "soft", "system_error"),
+        # A failed report with a temporary status: the MTA gave up retrying.
+        ("450 try again later", "soft", "expired"),
     ],
 )  # fmt: skip
 def test_other_4xx_are_not_user_unknown(diagnostic, kind, reason):

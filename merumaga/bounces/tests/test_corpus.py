@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from merumaga.bounces import reasons
+from merumaga import reasons
 from merumaga.bounces.classify import KINDS, classify, kind_of
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -45,6 +45,9 @@ def test_refused_and_later_bounced_readers_are_suppressed_and_skipped_next_time(
 
     failed = Delivery.objects.filter(mailing=first, status=Delivery.Status.FAILED)
     assert {d.subscriber.email for d in failed} == refused | {content_refused}
+    # The content refusal is ours, not the reader's: tried again each time (first_retry 0 here)
+    # until the attempts ran out.
+    assert Delivery.objects.get(mailing=first, subscriber__email=content_refused).attempts == 8
     # The receiving servers of the "later" readers send their DSNs to the VERP return path.
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         for mail_from, recipient, content in relay.handler.accepted:
@@ -61,8 +64,9 @@ def test_refused_and_later_bounced_readers_are_suppressed_and_skipped_next_time(
         ("smtp", "hard", "suppressed"),
         ("smtp_reply", "hard", "suppressed"),
         ("smtp_reply", "hard", "suppressed"),
-        # The content refusal is ours: on record for the domain, never against the reader.
-        ("smtp_reply", "sender", "not_counted"),
+        # The content refusal is ours: on record for the domain at each attempt, never
+        # against the reader.
+        *[("smtp_reply", "sender", "not_counted")] * 8,
     ]
 
     relay.handler.per_recipient.clear()

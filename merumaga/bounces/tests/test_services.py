@@ -58,7 +58,7 @@ def dsn_saying(subscriber: Subscriber, status: str, diagnostic: str, action: str
     raw = (
         f"From: MAILER-DAEMON@mx.example.net\r\nMessage-ID: <{uuid.uuid4()}@mx.example.net>\r\n"
         "Subject: Delivery Status Notification\r\n"
-        'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; '
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
         'boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n'
         "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
         f"Final-Recipient: rfc822; {subscriber.email}\r\nAction: {action}\r\n"
@@ -118,9 +118,7 @@ def test_delay_and_delivery_notices_are_recorded_and_never_a_bounce(action, reas
     assert not message.events.exists() and not BounceScore.objects.exists()
 
 
-def test_a_suspended_mailbox_is_gone_once_it_stays_suspended_past_the_grace(
-    settings, time_machine
-):
+def test_a_suspended_mailbox_is_gone_once_it_stays_suspended_past_the_grace(settings, time_machine):
     settings.BOUNCE_SUSPENDED_GRACE_DAYS = 14
     reader = make_subscriber("dormant@example.jp")
     time_machine.move_to(timezone.now(), tick=False)

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from merumaga.delivery import queue
+from merumaga.delivery import domains, queue
 from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
 
@@ -77,6 +77,23 @@ class Command(BaseCommand):
 
 
 def status_line(mailing: Mailing) -> str:
+    """The counts, then a line per held domain and per paced domain."""
     counts = queue.counts(mailing.pk)
     keys = ("total", "queued", "sending", "sent", "deferred", "failed", "skipped", "cancelled")
-    return f"status={mailing.status} " + " ".join(f"{key}={counts[key]}" for key in keys)
+    lines = [f"status={mailing.status} " + " ".join(f"{key}={counts[key]}" for key in keys)]
+    waiting = domains.waiting_for_holds(mailing.pk)
+    for domain, hold in sorted(domains.active_holds().items()):
+        lines.append(
+            f"held domain={domain} waiting={waiting.get(domain, 0)} "
+            f"since={hold.started_at.isoformat(timespec='seconds')} "
+            f"probe_at={hold.probe_at.isoformat(timespec='seconds')} "
+            f"reason={hold.reason!r}"
+        )
+    for pace in domains.current_paces():
+        rate = "unlimited" if pace.rate is None else f"{pace.rate:.1f}/s"
+        ceiling = "none" if pace.ceiling is None else f"{pace.ceiling:.1f}/s"
+        lines.append(
+            f"pace domain={pace.domain} rate={rate} ceiling={ceiling} "
+            f"throttles={pace.throttles} {'slowed' if pace.slowed else 'full'}"
+        )
+    return "\n".join(lines)

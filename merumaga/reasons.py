@@ -246,11 +246,28 @@ _OURS = [
         "policy_violation",
         _phrases(
             # Refusals for size or a security rule, whatever else the reply says about spam.
-            r"content (?:policy|filter) rule",
+            r"content polic(?:y|ies)",
+            r"content filter rule",
             r"potential security (?:issue|risk|threat)",
             r"(?:attachment|file) (?:type )?(?:is )?(?:not allowed|blocked|prohibited|rejected)",
             r"message (?:size|length) exceeds",
             r"(?:message|mail) (?:is )?too (?:big|large)",
+        ),
+    ),
+    (
+        # The reader's own reception settings, which carriers' notices call a spam filter.
+        "filtered",
+        _phrases(
+            r"受信拒否",
+            r"受信設定",
+            r"受信リスト",
+            r"拒否リスト",
+            r"ドメイン指定",
+            r"指定拒否",
+            r"拒否設定",
+            r"迷惑メール(?:フィルタ|設定)",
+            r"reception settings",
+            r"recipient'?s (?:own )?(?:spam )?(?:filter|settings)",
         ),
     ),
     (
@@ -299,7 +316,7 @@ _OURS = [
             r"message (?:size|length) exceeds",
             r"(?:message|mail) (?:is )?too (?:big|large)",
             r"exceeds? (?:the )?(?:maximum|size) (?:message )?size",
-            r"size limit",
+            r"(?<!mailbox )(?<!mail box )size limit",
             r"(?:maximum|max\.?) (?:\w+ )?(?:message )?size",
             r"message size",
             r"virus",
@@ -313,7 +330,32 @@ _OURS = [
 _PROVIDER_PHRASES = [
     # Microsoft 365 directory-based edge blocking: an unknown recipient, sent with 5.4.1.
     ("user_unknown", _phrases(r"recipient address rejected: access denied")),
+    (
+        "user_unknown",
+        _phrases(r"wasn't found at", r"recipientnotfound", r"not found by smtp address"),
+    ),
+    ("too_many_connections", _phrases(r"receiving mail at a rate")),  # Gmail, 4.2.1
 ]
+# Words saying the sending MTA gave up after a time.
+_EXPIRED = _phrases(
+    r"(?:delivery|retry) (?:time|timeout|period)? ?(?:has )?(?:expired|exceeded)",
+    r"time(?:d)? ?out (?:exceeded|expired)",
+    r"(?:gave|giving) up",
+    r"could not be delivered (?:for|within|in) \d",
+    r"(?:has been |was )?(?:delayed|deferred|queued) (?:for|more than) \d+ (?:day|hour)",
+    r"message expired",
+    r"not (?:been )?collected",
+    r"(?:failed|after) \d+ (?:delivery )?(?:attempts|tries|retries)",
+    r"retry time",
+    r"too long in (?:the )?queue",
+    r"within the (?:allowed|maximum) queue (?:period|time|lifetime)",
+    r"aborted after \d",
+    r"in the queue too long",
+    r"配送期限",
+    r"配送を中止",
+    r"(?:期間|時間)内に(?:配送|配信|送信)できな",
+    r"再送(?:期限|を中止)",
+)
 # Words about the recipient, in order: the first matching reason wins.
 _RECIPIENT = [
     ("has_moved", _phrases(r"has moved", r"mailbox (?:has )?moved", r"no longer (?:at|with)")),
@@ -414,24 +456,7 @@ _RECIPIENT = [
             r"該当(?:する)?(?:ユーザ|ユーザー|アドレス)(?:が|は)?(?:ありません|いません|存在しません)",
         ),
     ),
-    (
-        "expired",
-        _phrases(
-            r"(?:delivery|retry) (?:time|timeout|period)? ?(?:has )?(?:expired|exceeded)",
-            r"time(?:d)? ?out (?:exceeded|expired)",
-            r"(?:gave|giving) up",
-            r"could not be delivered (?:for|within|in) \d",
-            r"(?:has been |was )?(?:delayed|deferred|queued) (?:for|more than) \d+ (?:day|hour)",
-            r"message expired",
-            r"not (?:been )?collected",
-            r"(?:failed|after) \d+ (?:delivery )?(?:attempts|tries|retries)",
-            r"retry time",
-            r"too long in (?:the )?queue",
-            r"in the queue too long",
-            r"配送期限",
-            r"再送(?:期限|を中止)",
-        ),
-    ),
+    ("expired", _EXPIRED),
     (
         "too_many_connections",
         _phrases(
@@ -471,6 +496,7 @@ _RECIPIENT = [
         _phrases(
             r"internal (?:server )?error",
             r"command died",
+            r"(?:permanent|temporary|internal|storage\w*) exception",
             r"error while (?:being )?process",
             r"(?:system|server|local|configuration|config) (?:error|problem|failure)",
             r"temporar(?:y|ily) (?:local )?(?:failure|error|unavailable|problem)",
@@ -493,6 +519,8 @@ _REPLY_REASONS = {
     "553": "user_unknown",  # mailbox name not allowed
 }
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+# In a diagnostic or a transcript, only a failure's code says anything ("250 2.1.0 Ok" does not).
+_FAILURE_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _REPLY_CODE = re.compile(r"(?<!\d)([245]\d\d)(?:[ -]|$)")
 
 
@@ -538,7 +566,7 @@ def reason(
         return "delayed"
     text = " ".join(part for part in (diagnostic, reply) if part)
     folded = text.casefold()
-    status = more_specific(status, _status_in(text))
+    status = more_specific(status, status_in(text))
     specific = _specific(status)
     if specific and group(specific) == OURS:
         return specific
@@ -546,19 +574,36 @@ def reason(
         if pattern.search(folded):
             return key
     if specific:
-        return specific
+        return _gave_up(specific, action, status)
     for key, pattern in _RECIPIENT:
         if pattern.search(folded):
             if key == "user_unknown" and _carrier_filter(address, status, stage, folded):
                 return "filtered"
-            return key
+            return _gave_up(key, action, status)
     code = reply[:3] if reply[:3].isdigit() else _reply_code_in(diagnostic)
     if not status and code in _REPLY_REASONS:
         return _REPLY_REASONS[code]
     for key, pattern in _WEAK:
         if pattern.search(folded):
-            return key
-    return _generic(status)
+            return _gave_up(key, action, status)
+    return _gave_up(_generic(status), action, status)
+
+
+# A connection or system trouble the sending MTA kept meeting until it gave up: the delivery
+# expired (Postfix reports it "failed" with the last 4.x.x status).
+_RETRIED = ("network_error", "system_error", "undefined")
+
+
+def _gave_up(reason: str, action: str, status: str) -> str:
+    return "expired" if reason in _RETRIED and action == "failed" and status[:1] == "4" else reason
+
+
+def expired_after_retries(reason: str, text: str) -> str:
+    """`reason`, or "expired" when it is a connection or system trouble and `text` (a bounce in
+    words) says the MTA gave up after retrying for a time."""
+    if reason in _RETRIED and _EXPIRED.search(text.casefold()):
+        return "expired"
+    return reason
 
 
 def _specific(status: str) -> str:
@@ -632,8 +677,10 @@ def stage_in(text: str, address: str) -> str:
     return (replied.group(1) or replied.group(2)).split()[0].upper()
 
 
-def _status_in(text: str) -> str:
-    match = _STATUS.search(text)
+def status_in(text: str, *, field: bool = False) -> str:
+    """The first enhanced status code in `text`: a failure's (4.x.x, 5.x.x) in a diagnostic,
+    any class in a DSN's Status `field`."""
+    match = (_STATUS if field else _FAILURE_STATUS).search(text or "")
     return ".".join(match.groups()) if match else ""
 
 
