@@ -6,6 +6,8 @@ key without one matches every local part starting with it ("bounce" matches boun
     "accept"    take the message (the default)
     "NNN"       answer RCPT with that code: 421, 450, 451, 452, 550, 552 or 554
     "blocked"   answer RCPT as a server that has our IP on a blocklist (554 5.7.1 … spamhaus)
+    "rate:N"    take at most N messages in any second for the recipients this rule matches, and
+                answer RCPT with 421 4.7.0 "too many messages" beyond (a provider's throttling)
     "data:NNN"  accept RCPT, then answer the end of DATA with that code (or "data:blocked")
     "drop"      receive the whole message, then close the connection without a reply: the worst
                 case for a client, which cannot know whether the mail was taken
@@ -41,6 +43,7 @@ Rules = dict[str, str] | Callable[[str], str | None]
 
 CODES = ("421", "450", "451", "452", "550", "552", "554", "blocked")
 BEHAVIOURS = ("accept", "drop", "slow", *CODES, *(f"data:{code}" for code in CODES))
+THROTTLED = "421 4.7.0 Too many messages, slow down (fault server)"
 REPLIES = {
     "421": "421 4.3.2 Service shutting down (fault server)",
     "450": "450 4.2.1 Mailbox busy, try again later (fault server)",
@@ -72,6 +75,8 @@ class FaultHandler:
         # (mail_from, rcpt, content) for each recipient of the last `keep` messages accepted.
         self.accepted: deque[tuple[str, str, bytes]] = deque(maxlen=keep)
         self.per_recipient: Counter[str] = Counter()  # how often each address was accepted
+        self.throttled = 0  # RCPTs answered 421 by a "rate:N" rule
+        self._rate_windows: dict[str, deque[float]] = {}  # rule → times of its last N RCPTs
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def behaviour(self, recipient: str) -> str:
@@ -119,6 +124,10 @@ class FaultHandler:
         behaviour = self.behaviour(address)
         if behaviour in CODES:
             return _reply(server, behaviour)
+        if behaviour.startswith("rate:") and not self._take_turn(behaviour):
+            self.throttled += 1
+            server.loop.call_soon(server.transport.close)  # as a 421 does
+            return THROTTLED
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
@@ -136,6 +145,16 @@ class FaultHandler:
             self.delayed += 1
             await asyncio.sleep(self.delay)
         return self._accept(envelope)
+
+    def _take_turn(self, behaviour: str) -> bool:
+        """Whether a "rate:N" rule still has room in the last second (and take it)."""
+        limit = int(behaviour.removeprefix("rate:"))
+        window = self._rate_windows.setdefault(behaviour, deque(maxlen=limit))
+        now = time.monotonic()
+        if len(window) == limit and now - window[0] < 1.0:
+            return False
+        window.append(now)
+        return True
 
     def _accept(self, envelope: Envelope) -> str:
         content = envelope.original_content or b""
@@ -175,6 +194,8 @@ def _reply(server: SMTP, code: str) -> str:
 
 
 def _check_behaviour(behaviour: str) -> None:
+    if behaviour.startswith("rate:") and behaviour.removeprefix("rate:").isdigit():
+        return
     if behaviour not in BEHAVIOURS:
         raise ValueError(f"unknown behaviour {behaviour!r}; known: {', '.join(BEHAVIOURS)}")
 

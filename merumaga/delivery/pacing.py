@@ -79,7 +79,13 @@ class PaceState:
 
 
 class AdaptivePace:
-    """One receiving domain's rate: halved on throttling, raised slowly on success."""
+    """One receiving domain's rate: halved on throttling, raised slowly on success.
+
+    Waiters queue in order and one turn is given every 1/rate seconds, at the rate of the
+    moment: unlike Pacer's booking ahead, a halving spaces the very next turn, so the messages
+    already queued do not keep going at the old rate into more refusals. Costs one future per
+    message while the domain is paced, nothing while it is not.
+    """
 
     def __init__(
         self,
@@ -93,16 +99,38 @@ class AdaptivePace:
         self.rate = ceiling
         self.recovery = recovery
         self.clock = clock
-        self.pacer = Pacer(per_second=ceiling, clock=clock) if ceiling else None
         self.throttles = 0
         self.sent = 0
         self.last_halved = -math.inf
+        self.next_turn = -math.inf
+        self.waiters: deque[asyncio.Future] = deque()
+        self.dispatcher: asyncio.Task | None = None
         # When the last messages went, while the domain is unpaced: the rate to learn.
         self.recent: deque[float] = deque(maxlen=RECENT)
 
     async def wait(self) -> None:
-        if self.pacer is not None:
-            await self.pacer.wait()
+        if self.rate is None:
+            return
+        now = self.clock()
+        if not self.waiters and now >= self.next_turn:
+            self.next_turn = now + 1 / self.rate
+            return
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.append(future)
+        if self.dispatcher is None or self.dispatcher.done():
+            self.dispatcher = asyncio.create_task(self._dispatch())
+        await future
+
+    async def _dispatch(self) -> None:
+        while self.waiters:
+            delay = self.next_turn - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            future = self.waiters.popleft()
+            if future.done():  # its sender was cancelled: the turn goes to the next
+                continue
+            future.set_result(None)
+            self.next_turn = max(self.clock(), self.next_turn) + 1 / self.rate
 
     def delivered(self) -> None:
         """A message taken: +ceiling/(2 × recovery) per second of sending at the current rate."""
@@ -113,7 +141,6 @@ class AdaptivePace:
         if self.rate < self.ceiling:
             step = self.ceiling / (2 * self.recovery)
             self.rate = min(self.ceiling, self.rate + step / self.rate)
-            self.pacer.set_rate(self.rate)
 
     def throttled(self) -> None:
         """A throttling answer (421, or a 4xx that says "too many"): half the rate."""
@@ -126,9 +153,7 @@ class AdaptivePace:
             # No ceiling configured: the rate that drew the answer is the most it takes.
             self.ceiling = self._observed_rate()
             self.rate = self.ceiling
-            self.pacer = Pacer(per_second=self.rate, clock=self.clock)
-        self.rate = max(FLOOR, self.rate / 2)
-        self.pacer.set_rate(self.rate)
+        self.rate = max(FLOOR, self.rate / 2)  # from the turn after the next on
 
     def state(self) -> PaceState:
         return PaceState(self.domain, self.rate, self.ceiling, self.throttles, self.sent)

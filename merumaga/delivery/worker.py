@@ -108,6 +108,8 @@ class Worker:
         try:
             await asyncio.gather(*(self._loop(until_idle) for _ in range(self.options.loops)))
         finally:
+            with contextlib.suppress(DatabaseError):  # the rates as they ended, if it can
+                await self.db(self._save_paces, self.pool.paces())
             if own_pool:
                 await self.pool.close()
             # The database thread's connection goes with it (persistent connections would

@@ -3,6 +3,7 @@ import socket
 import pytest
 
 from merumaga.delivery.catcher import start_catcher
+from merumaga.delivery.faultserver import start_fault_server
 
 
 def free_port() -> int:
@@ -24,4 +25,14 @@ def catcher_port(maildir):
     port = free_port()
     controller = start_catcher(maildir, port=port)
     yield port
+    controller.stop()
+
+
+@pytest.fixture
+def relay(settings):
+    """A fault server as the only relay; rules are set per test on `relay.handler.rules`."""
+    port = free_port()
+    controller = start_fault_server(port)
+    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
+    yield controller
     controller.stop()

@@ -10,7 +10,6 @@ import pytest
 from django.utils import timezone
 
 from merumaga.delivery import queue
-from merumaga.delivery.faultserver import start_fault_server
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.worker import Options, Worker, run_until_idle
 from merumaga.mailings import services
@@ -29,16 +28,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture
-def relay(settings):
-    """A fault server as the only relay; rules are set per test on `relay.handler.rules`."""
-    port = free_port()
-    controller = start_fault_server(port)
-    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture

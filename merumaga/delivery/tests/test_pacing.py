@@ -22,9 +22,9 @@ def pace(ceiling: float | None = 20.0, recovery: float = 10.0) -> tuple[Adaptive
 
 def test_a_configured_domain_starts_at_its_ceiling_and_halves_on_throttling():
     domain, _clock = pace(20)
-    assert domain.state().rate == 20 and domain.pacer.interval == pytest.approx(1 / 20)
+    assert domain.state().rate == 20
     domain.throttled()
-    assert domain.rate == 10 and domain.pacer.interval == pytest.approx(1 / 10)
+    assert domain.rate == 10
 
 
 def test_answers_to_mail_already_in_flight_halve_it_once():
@@ -61,7 +61,7 @@ def test_it_never_goes_below_the_floor():
 
 def test_an_unlimited_domain_learns_its_ceiling_from_the_rate_that_was_throttled():
     domain, clock = pace(None)
-    assert domain.pacer is None and domain.state().rate is None
+    assert domain.state().rate is None
     for _ in range(50):  # taken at 25 per second
         clock.now += 0.04
         domain.delivered()
