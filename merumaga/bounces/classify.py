@@ -75,6 +75,7 @@ KINDS = (
     "complaint",
     "auto_reply",
     "unsubscribe",
+    "subscribe",
     "unrecognised",
     "quarantined",
 )
@@ -91,6 +92,8 @@ _KIND_OF_GROUP = {
 _KIND_ORDER = ("hard", "soft", "sender", "notice")
 
 VERP_PURPOSE = "bounce"
+SUBSCRIBE_PURPOSE = "subscribe"
+_TOPIC_KEY = re.compile(r"[a-z0-9_-]{1,40}")
 MAILTO_PURPOSE = tokens.UNSUBSCRIBE
 
 AUTO_REPLY_SUBJECTS = (
@@ -237,6 +240,10 @@ class Verdict:
     message_id: str = ""
     # For a verdict without recipients (an auto-reply, a complaint naming nobody).
     general_reason: str = ""
+    # A sign-up by empty mail: the address that asked, and the topic its address named ("":
+    # every topic open to sign-ups).
+    sender: str = ""
+    topic_key: str = ""
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -386,6 +393,8 @@ class _Reader:
         for address in self._addressed_to():
             local = address.rpartition("@")[0].strip('"').lower()
             purpose, plus, token = local.partition("+")
+            if purpose == SUBSCRIBE_PURPOSE:
+                return self._read_subscribe(token)
             if not plus or purpose not in (VERP_PURPOSE, MAILTO_PURPOSE):
                 continue
             if purpose == MAILTO_PURPOSE:
@@ -405,6 +414,39 @@ class _Reader:
             self.mailing_id, self.subscriber_id = ids
             self.has_verp_token = True
             return None
+        return None
+
+    def _read_subscribe(self, topic_key: str) -> Verdict:
+        """A sign-up by empty mail (空メール登録): a person's phone wrote to subscribe@ or
+        subscribe+TOPIC@. Whoever it claims to be from gets only the confirmation mail, as with
+        the form. Mail that no person wrote (a bounce, an auto-reply, a list) is never answered
+        (RFC 3834): it would start loops with other robots."""
+        automatic = self._read_auto_reply() or self._automatic_rule()
+        if automatic:
+            return self._verdict("unrecognised", f"subscribe:automatic:{automatic.rule}")
+        senders = _addresses(_header_text(_first_header(self.msg, "from")))
+        if len(senders) != 1:
+            return self._verdict("unrecognised", "subscribe:no-sender")
+        if topic_key and not _TOPIC_KEY.fullmatch(topic_key):
+            topic_key = "?"  # not one of ours: the services say so and offer all topics
+        return self._verdict(
+            "subscribe", "mailto:subscribe", sender=senders[0], topic_key=topic_key
+        )
+
+    def _automatic_rule(self) -> Verdict | None:
+        """Marks of mail no person wrote, besides an auto-reply's: a report, a list or bulk
+        mail, a mailer daemon."""
+        if any(
+            part.get_content_type() in (*DSN_TYPES, "message/feedback-report")
+            for part in self.parts
+        ):
+            return self._verdict("unrecognised", "report")
+        precedence = _header_text(_first_header(self.msg, "precedence")).lower()
+        if precedence in ("bulk", "list", "junk") or _all_headers(self.msg, "list-id"):
+            return self._verdict("unrecognised", "list")
+        sender = " ".join(_addresses(_header_text(_first_header(self.msg, "from"))))
+        if sender.rpartition("@")[0].startswith(BOUNCE_SENDERS):
+            return self._verdict("unrecognised", "mailer-daemon")
         return None
 
     def _addressed_to(self) -> Iterator[str]:

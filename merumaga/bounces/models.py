@@ -33,6 +33,7 @@ class Kind(models.TextChoices):
     COMPLAINT = "complaint", _("迷惑メール報告")
     AUTO_REPLY = "auto_reply", _("自動応答")
     UNSUBSCRIBE = "unsubscribe", _("配信停止メール")
+    SUBSCRIBE = "subscribe", _("空メール登録")
     UNRECOGNISED = "unrecognised", _("判別不能")
     QUARANTINED = "quarantined", _("隔離")
     DUPLICATE = "duplicate", _("重複")

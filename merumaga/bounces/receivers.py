@@ -17,11 +17,12 @@ def on_deliveries_failed(sender, failures, **kwargs) -> None:
     services.record_delivery_failures(failures)
 
 
-# Local parts of our bounce domain that receive: VERP bounces, mailed unsubscribes, and the plain
-# addresses feedback loops and postmasters write to. Anything else at that domain may be a reader
-# (in development the bounce domain is the From domain, example.jp, like the demo readers).
-INBOUND_LOCAL_PARTS = ("bounce", "fbl", "abuse", "postmaster")
-INBOUND_PREFIXES = ("bounce+", "unsubscribe+")
+# Local parts of our bounce domain that receive: VERP bounces, mailed unsubscribes, sign-ups by
+# empty mail (subscribe@, subscribe+TOPIC@), and the plain addresses feedback loops and
+# postmasters write to. Anything else at that domain may be a reader (in development the bounce
+# domain is the From domain, example.jp, like the demo readers).
+INBOUND_LOCAL_PARTS = ("bounce", "fbl", "abuse", "postmaster", "subscribe")
+INBOUND_PREFIXES = ("bounce+", "unsubscribe+", "subscribe+")
 
 
 def is_inbound_address(address: str) -> bool:

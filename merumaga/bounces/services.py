@@ -198,6 +198,9 @@ class Target:
 
 def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     """What a verdict changes: one event per reader it names (inside the caller's transaction)."""
+    if verdict.kind == Kind.SUBSCRIBE:
+        _subscribe_by_mail(message, verdict)
+        return []
     if verdict.kind not in ACTED_KINDS:
         return []
     mailing = message.mailing
@@ -242,6 +245,38 @@ def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
         setattr(message, name, value)
     message.save(update_fields=list(fields))
     return events
+
+
+def _subscribe_by_mail(message: InboundMessage, verdict: Verdict) -> None:
+    """空メール登録: the same request as the sign-up form's, for the address the mail came from,
+    with the same limits; the consent record says it came by mail. The message's note says what
+    was done. A mail with an empty envelope sender is a robot's (bounces, auto-replies): never
+    answered."""
+    if not message.envelope_from.strip():
+        note = "empty envelope sender: not answered"
+    else:
+        active = list(Topic.objects.filter(is_active=True).values_list("key", flat=True))
+        keys = [verdict.topic_key] if verdict.topic_key in active else active
+        note = ""
+        if verdict.topic_key and verdict.topic_key not in active:
+            note = f"no open topic {verdict.topic_key!r}: asked for every one; "
+        try:
+            outcome = subscriber_services.request_subscription(
+                verdict.sender,
+                keys,
+                subscriber_services.Evidence(
+                    source=ConsentRecord.Source.EMPTY_MAIL,
+                    user_agent=_text(f"mail to {message.envelope_to}", 300),
+                ),
+            )
+            note += f"sign-up for {', '.join(sorted(keys))}: {outcome.value}"
+        except subscriber_services.TooManyRequests:
+            note += "sign-up refused: too many requests for this address or domain"
+        except subscriber_services.InvalidInput as error:
+            note += f"sign-up refused: {error}"
+    message.note = _text("; ".join(part for part in (message.note, note) if part), 300)
+    message.save(update_fields=["note"])
+    logger.info("inbound message %s: %s", message.pk, note)
 
 
 def _targets(

@@ -159,6 +159,7 @@ class ConsentRecord(models.Model):
         API = "api", "API"
         EMAIL_LINK = "email_link", _("メール内リンク")
         MAIL = "mail", _("配信停止メール (mailto)")
+        EMPTY_MAIL = "empty_mail", _("空メール登録")
         COMPLAINT = "complaint", _("迷惑メール報告")
         DEMO = "demo", _("デモデータ")
 
