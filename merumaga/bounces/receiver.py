@@ -1,8 +1,9 @@
 """The built-in bounce receiver: an SMTP or LMTP server (aiosmtpd) for the bounce domain.
 
 The operator's MTA forwards the bounce domain here (docs/operations.md has a Postfix transport
-example). Each message is kept and read by services.receive before the reply, so a 250 means it is
-stored; if storing fails the reply is 451 and the MTA tries again later: nothing is lost.
+example). Each message is read, then kept and acted on (GroupCommit: the messages arriving
+meanwhile in one transaction) before the reply, so a 250 means it is stored; if storing fails the
+reply is 451 and the MTA tries again later: nothing is lost.
 
 Memory stays bounded whatever arrives: a message (up to 200 MB) is spooled as it comes in (to a
 temporary file beyond SPOOL_IN_MEMORY), only its first READ_BYTES are read (every report part of a
@@ -14,17 +15,19 @@ cannot be written 452, both "try again later". Eight parallel 46 MB bounces took
 
 import asyncio
 import logging
+import queue
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from merumaga.bounces import services
+from merumaga.bounces.classify import classify
 from merumaga.bounces.models import Source
 from merumaga.bounces.receivers import is_inbound_address
 from merumaga.delivery.catcher import start_controller
@@ -32,34 +35,90 @@ from merumaga.delivery.catcher import start_controller
 logger = logging.getLogger(__name__)
 
 
-class BounceHandler:
-    """aiosmtpd handler: accepts our inbound addresses only, stores each message, then replies."""
+class GroupCommit:
+    """The one thread that stores what the sessions received: each time, every message waiting
+    (up to `batch`) in one transaction (services.receive_read), then each session gets its
+    reply. Under load a transaction carries many messages, so the per-transaction costs (the
+    commit's fsync, the statements that do not grow with the batch) are shared; idle, a message
+    is stored alone at once. A batch that fails is stored again one message at a time, so one
+    bad message gets its 451 and the others their 250."""
 
-    def __init__(self, lmtp: bool = False, threads: int = 4) -> None:
+    STOP = object()
+
+    def __init__(self, batch: int = 200) -> None:
+        self.batch = batch
+        self.waiting: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="bounce-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, inbound: services.Inbound, verdict) -> Future:
+        future: Future = Future()
+        self.waiting.put((inbound, verdict, future))
+        return future
+
+    def close(self) -> None:
+        self.waiting.put(self.STOP)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self.waiting.get()
+                if first is self.STOP:
+                    return
+                batch = [first]
+                while len(batch) < self.batch:
+                    try:
+                        item = self.waiting.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is self.STOP:
+                        self.waiting.put(item)  # after this batch
+                        break
+                    batch.append(item)
+                self._store(batch)
+        finally:
+            connections.close_all()  # this thread's connection
+
+    def _store(self, batch) -> None:
+        # The connection is kept from batch to batch (opening one costs more than a small
+        # batch); one that failed is closed, and the next batch opens a new one.
+        try:
+            messages = services.receive_read([(inbound, verdict) for inbound, verdict, _ in batch])
+        except Exception:
+            connections.close_all()
+            if len(batch) == 1:
+                future = batch[0][2]
+                logger.exception("could not store an inbound message; asked the sender to retry")
+                future.set_exception(StoreFailed())
+                return
+            for item in batch:
+                self._store([item])
+            return
+        for (_, _, future), message in zip(batch, messages, strict=True):
+            future.set_result(message)
+
+
+class StoreFailed(Exception):
+    pass
+
+
+class BounceHandler:
+    """aiosmtpd handler: accepts our inbound addresses only, reads each message (in threads:
+    classifying is CPU work that must not hold the event loop), has it stored by the group
+    commit, then replies."""
+
+    def __init__(self, lmtp: bool = False, threads: int = 2) -> None:
         self.lmtp = lmtp
         self.sessions = 0  # open now; over the limit, a new one is answered 421
         self.source = Source.LMTP if lmtp else Source.SMTP
-        # Reading and acting use the database: in threads, never on the event loop.
-        self.threads = threads
-        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="bounce-receiver")
+        self.readers = ThreadPoolExecutor(threads, thread_name_prefix="bounce-reader")
+        self.writer = GroupCommit()
         self.received = 0
 
     def close(self) -> None:
-        """Close each thread's database connection (kept open between messages), then the
-        threads: one job per thread, held at a barrier so that no thread takes two."""
-        barrier = threading.Barrier(self.threads)
-
-        def close_connections() -> None:
-            try:
-                barrier.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                pass  # a thread still busy with a message: close the others' anyway
-            finally:
-                connections.close_all()
-
-        for _ in range(self.threads):
-            self.executor.submit(close_connections)
-        self.executor.shutdown(wait=True)
+        self.readers.shutdown(wait=True)
+        self.writer.close()
 
     async def handle_RCPT(self, server, session, envelope: Envelope, address: str, options):
         if not is_inbound_address(address):
@@ -69,26 +128,27 @@ class BounceHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         loop = asyncio.get_running_loop()
+        inbound = services.Inbound(
+            envelope.original_content,
+            self.source,
+            envelope.mail_from or "",
+            tuple(envelope.rcpt_tos),
+            getattr(envelope, "full_size", None),
+        )
         try:
-            message = await loop.run_in_executor(self.executor, self._receive, envelope)
-        except Exception:
-            logger.exception("could not store an inbound message; asked the sender to retry")
+            verdict = await loop.run_in_executor(
+                self.readers, classify, inbound.raw, inbound.envelope_to
+            )
+            message = await asyncio.wrap_future(self.writer.submit(inbound, verdict))
+        except Exception as error:
+            if not isinstance(error, StoreFailed):
+                logger.exception("could not read an inbound message; asked the sender to retry")
             reply = "451 4.3.0 Could not store the message; try again later"
         else:
             self.received += 1
             reply = f"250 2.0.0 Kept as {message.pk} ({message.kind})"
         # LMTP answers once per recipient; the message was stored once for all of them.
         return "\r\n".join([reply] * len(envelope.rcpt_tos)) if self.lmtp else reply
-
-    def _receive(self, envelope: Envelope):
-        close_old_connections()
-        return services.receive(
-            envelope.original_content,
-            self.source,
-            envelope_from=envelope.mail_from or "",
-            envelope_to=envelope.rcpt_tos,
-            size=getattr(envelope, "full_size", None),
-        )
 
 
 # A message beyond this is spooled to a temporary file as it arrives, not kept in memory.

@@ -45,6 +45,17 @@ SOFT_SCORE = 0.5  # Mailman's weight for a temporary failure; a hard bounce coun
 _REPLY_STATUS = re.compile(r"^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """One message as it arrived: its bytes and how (its envelope, the channel)."""
+
+    raw: bytes
+    source: str
+    envelope_from: str = ""
+    envelope_to: Sequence[str] = ()
+    size: int | None = None  # the full size when `raw` is only its beginning
+
+
 def receive(
     raw: bytes,
     source: str,
@@ -59,10 +70,15 @@ def receive(
     `size`: the message's full size when `raw` is only its beginning (a huge mail fetched in
     part from a mailbox).
     """
-    verdict = classify(raw, envelope_to)
-    return receive_verdict(
-        raw, source, verdict, envelope_from=envelope_from, envelope_to=envelope_to, size=size
-    )
+    return receive_many([Inbound(raw, source, envelope_from, tuple(envelope_to), size)])[0]
+
+
+def receive_many(items: Sequence[Inbound]) -> list[InboundMessage]:
+    """Keep, read and act on several messages in one transaction (the bounce receiver's group
+    commit): the same rules as one at a time, a few statements for the whole batch instead of
+    some twenty a message. Read (classify) before the transaction, which then holds no lock
+    while parsing."""
+    return receive_read([(item, classify(item.raw, item.envelope_to)) for item in items])
 
 
 def receive_verdict(
@@ -75,51 +91,106 @@ def receive_verdict(
     size: int | None = None,
 ) -> InboundMessage:
     """Keep a message already read (a webhook's JSON, read by its own parser) and act on it."""
-    digest = hashlib.sha256(raw).hexdigest()
-    key = _dedupe_key(source, verdict, digest)
+    return receive_read([(Inbound(raw, source, envelope_from, tuple(envelope_to), size), verdict)])[
+        0
+    ]
+
+
+def receive_read(read: Sequence[tuple[Inbound, Verdict]]) -> list[InboundMessage]:
+    """Store and act on messages already read, in one transaction.
+
+    Costs, whatever the batch size: one query to lock the readers the tokens name, one for the
+    mailings, one for the keys already stored, one INSERT of the messages, then record_events's
+    few, then one UPDATE of the messages' links. A batch that cannot be written together (a
+    concurrent copy of one of its messages took its key) is written one message at a time.
+    """
     keep = settings.BOUNCE_KEEP_KB * 1024
-    size = max(size or 0, len(raw))
-    fields = {
-        "source": source,
-        "envelope_from": _text(envelope_from, 300),
-        "envelope_to": _text(", ".join(envelope_to), 1000),
-        "digest": digest,
-        "kind": verdict.kind,
-        "reason": verdict.reason,
-        "rule": _text(verdict.rule, 80),
-        "status": _text(verdict.status, 12),
-        "addresses": [_text(address, 254) for address in verdict.addresses],
-        "subject": _text(verdict.subject, 200),
-        "raw": raw[:keep],
-        "size": size,
-        "note": f"kept the first {keep // 1024} KB" if size > keep else "",
+    rows = []
+    for item, verdict in read:
+        digest = hashlib.sha256(item.raw).hexdigest()
+        size = max(item.size or 0, len(item.raw))
+        rows.append(
+            (
+                _dedupe_key(item.source, verdict, digest),
+                {
+                    "source": item.source,
+                    "envelope_from": _text(item.envelope_from, 300),
+                    "envelope_to": _text(", ".join(item.envelope_to), 1000),
+                    "digest": digest,
+                    "kind": verdict.kind,
+                    "reason": verdict.reason,
+                    "rule": _text(verdict.rule, 80),
+                    "status": _text(verdict.status, 12),
+                    "addresses": [_text(address, 254) for address in verdict.addresses],
+                    "subject": _text(verdict.subject, 200),
+                    "raw": item.raw[:keep],
+                    "size": size,
+                    "note": f"kept the first {keep // 1024} KB" if size > keep else "",
+                },
+            )
+        )
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _store_and_act(read, rows)
+        except IntegrityError:
+            # A copy of one of these, received at the same moment by another process, took its
+            # key between our look and our insert: once more, now finding it stored.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _store_and_act(read, rows) -> list[InboundMessage]:
+    verdicts = [verdict for _, verdict in read]
+    # Linked whatever its kind (an auto-reply too), so that an erasure finds it. Locked, as
+    # erase() locks it: a bounce and an erasure of the same reader take turns.
+    reader_ids = {v.subscriber_id for v in verdicts if v.subscriber_id}
+    readers = (
+        {r.pk: r for r in Subscriber.objects.select_for_update().filter(pk__in=reader_ids)}
+        if reader_ids
+        else {}
+    )
+    mailing_ids = {v.mailing_id for v in verdicts if v.mailing_id}
+    mailings = Mailing.objects.in_bulk(mailing_ids) if mailing_ids else {}
+    stored = {
+        m.dedupe_key: m
+        for m in InboundMessage.objects.filter(dedupe_key__in=[key for key, _ in rows])
     }
-    with transaction.atomic():
-        # Linked whatever its kind (an auto-reply too), so that an erasure finds it. Locked, as
-        # erase() locks it: a bounce and an erasure of the same reader take turns.
-        reader = None
-        if verdict.subscriber_id:
-            reader = Subscriber.objects.select_for_update().filter(pk=verdict.subscriber_id).first()
-        fields["subscriber"] = reader
-        if verdict.mailing_id:
-            fields["mailing"] = Mailing.objects.filter(pk=verdict.mailing_id).first()
+    # Per message: (the row that stands for it, whether it is a new row of this batch).
+    outcomes: list[tuple[InboundMessage, bool]] = []
+    new: list[InboundMessage] = []
+    to_act: list[tuple[InboundMessage, Verdict]] = []
+    for (key, fields), verdict in zip(rows, verdicts, strict=True):
+        reader = readers.get(verdict.subscriber_id)
+        fields = {**fields, "subscriber": reader, "mailing": mailings.get(verdict.mailing_id)}
         if reader is not None and reader.status == Subscriber.Status.ERASED:
             fields |= ERASED_COPY
-        message = _store(key, fields)
-        if message is None:
-            seen = InboundMessage.objects.get(dedupe_key=key)
-            if seen.digest == digest:
-                return _count_again(seen)
+        earlier = stored.get(key)
+        if earlier is not None and earlier.digest != fields["digest"]:
             # Same Message-ID, other bytes: another message (or a forged ID). Kept, not acted on.
-            note = f"same Message-ID as inbound message {seen.pk}, other content"
+            note = f"same Message-ID as inbound message {earlier.pk}, other content"
+            key = f"{key}:{fields['digest']}"
             fields |= {"kind": Kind.DUPLICATE, "note": note}
-            message = _store(f"{key}:{digest}", fields)
-            if message is None:
-                return _count_again(InboundMessage.objects.get(dedupe_key=f"{key}:{digest}"))
+            earlier = stored.get(key)
+        if earlier is not None:
+            outcomes.append((earlier, False))  # a copy of one kept already: counted there
+            continue
+        message = stored[key] = InboundMessage(dedupe_key=key, **fields)
+        new.append(message)
+        outcomes.append((message, True))
+        if message.kind != Kind.DUPLICATE:
+            to_act.append((message, verdict))
+    InboundMessage.objects.bulk_create(new)
+    _act_all(to_act)
+    result = []
+    for message, is_new in outcomes:
+        if is_new:
+            logger.info("inbound message %s: %s (%s)", message.pk, message.kind, message.rule)
         else:
-            act(message, verdict)
-    logger.info("inbound message %s: %s (%s)", message.pk, message.kind, message.rule)
-    return message
+            message = _count_again(message)
+        result.append(message)
+    return result
 
 
 # What is kept of a message about a reader who erased their data: how it was read, not the text.
@@ -165,16 +236,6 @@ def _dedupe_key(source: str, verdict: Verdict, digest: str) -> str:
     return f"{channel}:body:{digest}"
 
 
-def _store(key: str, fields: dict) -> InboundMessage | None:
-    """The new row, or None when the key is taken (by an earlier copy, or by a concurrent one,
-    which the unique index makes us wait for)."""
-    try:
-        with transaction.atomic():  # a savepoint: the failed INSERT must not spoil the caller's
-            return InboundMessage.objects.create(dedupe_key=key, **fields)
-    except IntegrityError:
-        return None
-
-
 def _count_again(message: InboundMessage) -> InboundMessage:
     InboundMessage.objects.filter(pk=message.pk).update(times_received=F("times_received") + 1)
     message.refresh_from_db(fields=["times_received"])
@@ -198,52 +259,78 @@ class Target:
 
 def act(message: InboundMessage, verdict: Verdict) -> list[BounceEvent]:
     """What a verdict changes: one event per reader it names (inside the caller's transaction)."""
-    if verdict.kind == Kind.SUBSCRIBE:
-        _subscribe_by_mail(message, verdict)
-        return []
-    if verdict.kind not in ACTED_KINDS:
-        return []
-    mailing = message.mailing
-    if mailing is None and verdict.mailing_id:  # read again by the admin
-        mailing = Mailing.objects.filter(pk=verdict.mailing_id).first()
-    token_reader = None
-    if verdict.subscriber_id:  # looked up when the message was stored, unless read again since
-        if message.subscriber_id == verdict.subscriber_id:
-            token_reader = message.subscriber
-        else:
-            token_reader = Subscriber.objects.filter(pk=verdict.subscriber_id).first()
-    targets = _targets(
-        verdict, token_reader, trusted_source=message.source in (Source.SES, Source.WEBHOOK)
+    return _act_all([(message, verdict)])
+
+
+def _act_all(pairs: Sequence[tuple[InboundMessage, Verdict]]) -> list[BounceEvent]:
+    """act() for several messages: their events recorded together (record_events)."""
+    specs: list[EventSpec] = []
+    owners: list[InboundMessage] = []  # the message of each spec
+    # Looked up when the messages were stored; these two queries only for a message read again.
+    mailings = Mailing.objects.in_bulk(
+        {v.mailing_id for m, v in pairs if v.mailing_id and m.mailing_id != v.mailing_id}
     )
-    if not targets:
-        message.note = "no reader identified"
-        message.save(update_fields=["note"])
-        return []
-    events = [
-        record_event(
-            kind=target.kind or verdict.kind,
-            reason=target.reason or verdict.reason,
-            source=message.source,
-            address=target.address,
-            subscriber=target.subscriber,
-            mailing=mailing,
-            status=target.status,
-            diagnostic=target.diagnostic,
-            rule=verdict.rule,
-            message=message,
-            topic_id=verdict.topic_id,
-            erased=target.erased,
-            verified=target.verified,
+    readers = Subscriber.objects.in_bulk(
+        {
+            v.subscriber_id
+            for m, v in pairs
+            if v.subscriber_id and m.subscriber_id != v.subscriber_id
+        }
+    )
+    for message, verdict in pairs:
+        if verdict.kind == Kind.SUBSCRIBE:
+            _subscribe_by_mail(message, verdict)
+            continue
+        if verdict.kind not in ACTED_KINDS:
+            continue
+        mailing = message.mailing or mailings.get(verdict.mailing_id)
+        token_reader = None
+        if verdict.subscriber_id:
+            if message.subscriber_id == verdict.subscriber_id:
+                token_reader = message.subscriber
+            else:
+                token_reader = readers.get(verdict.subscriber_id)
+        targets = _targets(
+            verdict, token_reader, trusted_source=message.source in (Source.SES, Source.WEBHOOK)
         )
-        for target in targets
-    ]
-    message.subscriber = events[0].subscriber
-    fields = {"subscriber": events[0].subscriber}
-    if any(event.outcome == Outcome.ERASED for event in events):
-        fields |= ERASED_COPY  # the reader asked to be forgotten: no copy that names them
-    for name, value in fields.items():
-        setattr(message, name, value)
-    message.save(update_fields=list(fields))
+        if not targets:
+            message.note = "no reader identified"
+            message.save(update_fields=["note"])
+            continue
+        for target in targets:
+            specs.append(
+                EventSpec(
+                    kind=target.kind or verdict.kind,
+                    reason=target.reason or verdict.reason,
+                    source=message.source,
+                    address=target.address,
+                    subscriber=target.subscriber,
+                    mailing=mailing,
+                    status=target.status,
+                    diagnostic=target.diagnostic,
+                    rule=verdict.rule,
+                    message=message,
+                    topic_id=verdict.topic_id,
+                    erased=target.erased,
+                    verified=target.verified,
+                )
+            )
+            owners.append(message)
+    events = record_events(specs)
+    relinked: dict[int, InboundMessage] = {}
+    for message, event in zip(owners, events, strict=True):
+        if message.pk in relinked:
+            continue  # the first reader a message names is the one it is linked to
+        relinked[message.pk] = message
+        if event.outcome == Outcome.ERASED:
+            # The reader asked to be forgotten: no copy that names them. Rare: one by one.
+            message.subscriber = event.subscriber
+            for name, value in ERASED_COPY.items():
+                setattr(message, name, value)
+            message.save(update_fields=["subscriber", *ERASED_COPY])
+        elif message.subscriber_id != event.subscriber_id:
+            message.subscriber = event.subscriber
+            InboundMessage.objects.filter(pk=message.pk).update(subscriber=event.subscriber)
     return events
 
 
@@ -330,78 +417,100 @@ def _targets(
     ]
 
 
-def record_event(
-    *,
-    kind: str,
-    source: str,
-    address: str,
-    reason: str = "",
-    subscriber: Subscriber | None = None,
-    mailing: Mailing | None = None,
-    status: str = "",
-    diagnostic: str = "",
-    rule: str = "",
-    relay: str = "",
-    message: InboundMessage | None = None,
-    topic_id: int | None = None,
-    erased: bool = False,
-    verified: bool = True,
-) -> BounceEvent:
-    """Record one bounce, complaint or mailed unsubscribe for one reader, and act on it:
+@dataclass
+class EventSpec:
+    """One bounce, complaint or mailed unsubscribe about one reader, to record (record_events)."""
+
+    kind: str
+    source: str
+    address: str
+    reason: str = ""
+    subscriber: Subscriber | None = None
+    mailing: Mailing | None = None
+    status: str = ""
+    diagnostic: str = ""
+    rule: str = ""
+    relay: str = ""
+    message: InboundMessage | None = None
+    topic_id: int | None = None
+    erased: bool = False
+    verified: bool = True
+
+
+def record_event(**fields) -> BounceEvent:
+    """Record one event (the fields of EventSpec) and act on it: see record_events."""
+    return record_events([EventSpec(**fields)])[0]
+
+
+def record_events(specs: Sequence[EventSpec]) -> list[BounceEvent]:
+    """Record bounces, complaints and mailed unsubscribes, one event per reader, and act on them:
 
     hard (the reader is gone) → suppressed after BOUNCE_HARD_LIMIT of them; soft (temporarily
     unable) → +0.5 (once a day), suppressed at BOUNCE_SCORE_LIMIT, and a mailbox reported
     suspended for longer than BOUNCE_SUSPENDED_GRACE_DAYS counts as gone; sender (the problem is
-    ours: a block, a filter, SPF) → never counts against the reader; complaint → unsubscribed
-    from everything and suppressed at once; unsubscribe → that topic stopped. Suppression takes
-    effect on the next batch any worker claims, so also for a mailing under way. Unverified (see
-    _targets): recorded, nothing done.
+    ours: a block, a filter, SPF) → never counts against the reader, and may hold the domain
+    (watch_domain); complaint → unsubscribed from everything and suppressed at once; unsubscribe
+    → that topic stopped. Suppression takes effect on the next batch any worker claims, so also
+    for a mailing under way. Unverified (see _targets): recorded, nothing done.
+
+    In bulk, in the order given (two events of one reader count one after the other): the
+    scores read and written together (_score_all), one INSERT of the events, the suppressions
+    and their audit rows in a few statements (_suppress_all). Complaints and unsubscribes, rare,
+    go through the subscribers' services one by one.
     """
-    address = _text(address or "", 254).strip().lower()
-    event = BounceEvent(
-        source=source,
-        kind=kind,
-        reason=reason,
-        relay=_text(relay, 100),
-        subscriber=subscriber,
-        mailing=mailing,
-        address_hash=address_hash(address) if address else "",
-        domain=address.rpartition("@")[2][:255],
-        status=_text(status, 12),
-        diagnostic=_text(diagnostic, 300),
-        rule=_text(rule, 80),
-        message=message,
-    )
+    if not specs:
+        return []
+    events = []
+    scored: list[tuple[BounceEvent, EventSpec]] = []
     with transaction.atomic():
-        if erased or (subscriber is not None and subscriber.status == Subscriber.Status.ERASED):
-            event.outcome = Outcome.ERASED
-            event.domain, event.diagnostic = "", ""
-        elif subscriber is None:
-            event.outcome = Outcome.UNKNOWN_RECIPIENT
-        elif not verified:
-            event.outcome = Outcome.UNVERIFIED
-        elif kind == Kind.UNSUBSCRIBE:
-            _unsubscribe(subscriber, topic_id, source)
-            event.outcome = Outcome.UNSUBSCRIBED
-        elif kind == Kind.COMPLAINT:
-            subscriber_services.unsubscribe(
-                subscriber,
-                None,
-                subscriber_services.Evidence(source=ConsentRecord.Source.COMPLAINT),
+        for spec in specs:
+            address = _text(spec.address or "", 254).strip().lower()
+            event = BounceEvent(
+                source=spec.source,
+                kind=spec.kind,
+                reason=spec.reason,
+                relay=_text(spec.relay, 100),
+                subscriber=spec.subscriber,
+                mailing=spec.mailing,
+                address_hash=address_hash(address) if address else "",
+                domain=address.rpartition("@")[2][:255],
+                status=_text(spec.status, 12),
+                diagnostic=_text(spec.diagnostic, 300),
+                rule=_text(spec.rule, 80),
+                message=spec.message,
             )
-            event.outcome = Outcome.SUPPRESSED
-        elif kind == Kind.SENDER:
-            event.outcome = Outcome.NOT_COUNTED
-        else:
-            event.score, over_limit, event.kind = _score(subscriber, kind, reason)
-            event.outcome = Outcome.SUPPRESSED if over_limit else Outcome.SCORED
-        event.save()
-        if event.outcome == Outcome.SUPPRESSED and not _suppress(event):
-            event.outcome = Outcome.ALREADY_SUPPRESSED
-            event.save(update_fields=["outcome"])
-    if event.outcome == Outcome.NOT_COUNTED:
-        watch_domain(event.domain)
-    return event
+            subscriber = spec.subscriber
+            if spec.erased or (
+                subscriber is not None and subscriber.status == Subscriber.Status.ERASED
+            ):
+                event.outcome = Outcome.ERASED
+                event.domain, event.diagnostic = "", ""
+            elif subscriber is None:
+                event.outcome = Outcome.UNKNOWN_RECIPIENT
+            elif not spec.verified:
+                event.outcome = Outcome.UNVERIFIED
+            elif spec.kind == Kind.UNSUBSCRIBE:
+                _unsubscribe(subscriber, spec.topic_id, spec.source)
+                event.outcome = Outcome.UNSUBSCRIBED
+            elif spec.kind == Kind.COMPLAINT:
+                subscriber_services.unsubscribe(
+                    subscriber,
+                    None,
+                    subscriber_services.Evidence(source=ConsentRecord.Source.COMPLAINT),
+                )
+                event.outcome = Outcome.SUPPRESSED
+            elif spec.kind == Kind.SENDER:
+                event.outcome = Outcome.NOT_COUNTED
+            else:
+                scored.append((event, spec))
+            events.append(event)
+        _score_all(scored)
+        suppressing = _suppressions_to_make([e for e in events if e.outcome == Outcome.SUPPRESSED])
+        BounceEvent.objects.bulk_create(events)
+        _make_suppressions(suppressing)
+    for domain in {e.domain for e in events if e.outcome == Outcome.NOT_COUNTED}:
+        watch_domain(domain)
+    return events
 
 
 # A refusal by the reader's own reception filter (a carrier's ドメイン指定受信) is on record but
@@ -464,39 +573,67 @@ def _unsubscribe(subscriber: Subscriber, topic_id: int | None, source: str) -> N
     subscriber_services.unsubscribe(subscriber, topic_key, subscriber_services.Evidence(source=by))
 
 
-def _score(subscriber: Subscriber, kind: str, reason: str = "") -> tuple[float, bool, str]:
-    """Add a bounce to the reader's score: (score, whether it is now past a limit, the kind it
-    counted as)."""
+def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec]]) -> None:
+    """Add each bounce to its reader's score, in order, and say on each event what came of it
+    (its score, scored or suppressed, the kind it counted as). Two queries to read the scores
+    (locked) and make the missing ones, one to write them back."""
+    if not scored:
+        return
     now = timezone.now()
-    BounceScore.objects.get_or_create(subscriber=subscriber)
-    score = BounceScore.objects.select_for_update().get(subscriber=subscriber)
-    since_last = now - score.last_bounce_at if score.last_bounce_at else timedelta(0)
-    if since_last > timedelta(days=settings.BOUNCE_STALE_DAYS):
-        score.hard_bounces, score.score = 0, 0.0  # old bounces no longer count
-    if since_last > timedelta(days=settings.BOUNCE_SUSPENDED_GRACE_DAYS):
-        # Measured from the first report of a suspension that has not been lifted since: a
-        # weekly magazine hears of it once a week, further apart than the stale days.
-        score.suspended_since = None
-    if reason == "suspended":
-        # A disabled mailbox often comes back (an unpaid bill, a long leave): scored at first,
-        # gone once it has stayed suspended past the grace period.
-        score.suspended_since = score.suspended_since or now
-        if now - score.suspended_since >= timedelta(days=settings.BOUNCE_SUSPENDED_GRACE_DAYS):
-            kind = Kind.HARD
-    if kind == Kind.HARD:
-        score.hard_bounces += 1
-        score.score += 1.0
-    elif score.last_soft_on != timezone.localdate(now):
-        # One soft bounce a day at most: a full mailbox refuses every retry of the same mail.
-        score.score += SOFT_SCORE
-        score.last_soft_on = timezone.localdate(now)
-    score.last_bounce_at = now
-    score.save()
-    over = (
-        score.hard_bounces >= settings.BOUNCE_HARD_LIMIT
-        or score.score >= settings.BOUNCE_SCORE_LIMIT
+    today = timezone.localdate(now)
+    readers = {spec.subscriber.pk for _, spec in scored}
+    BounceScore.objects.bulk_create(
+        [BounceScore(subscriber_id=pk) for pk in readers], ignore_conflicts=True
     )
-    return score.score, over, kind
+    scores = {
+        score.subscriber_id: score
+        for score in BounceScore.objects.select_for_update().filter(subscriber_id__in=readers)
+    }
+    for event, spec in scored:
+        score = scores[spec.subscriber.pk]
+        kind = spec.kind
+        since_last = now - score.last_bounce_at if score.last_bounce_at else timedelta(0)
+        if since_last > timedelta(days=settings.BOUNCE_STALE_DAYS):
+            score.hard_bounces, score.score = 0, 0.0  # old bounces no longer count
+        if since_last > timedelta(days=settings.BOUNCE_SUSPENDED_GRACE_DAYS):
+            # Measured from the first report of a suspension that has not been lifted since: a
+            # weekly magazine hears of it once a week, further apart than the stale days.
+            score.suspended_since = None
+        if spec.reason == "suspended":
+            # A disabled mailbox often comes back (an unpaid bill, a long leave): scored at
+            # first, gone once it has stayed suspended past the grace period.
+            score.suspended_since = score.suspended_since or now
+            grace = timedelta(days=settings.BOUNCE_SUSPENDED_GRACE_DAYS)
+            if now - score.suspended_since >= grace:
+                kind = Kind.HARD
+        if kind == Kind.HARD:
+            score.hard_bounces += 1
+            score.score += 1.0
+        elif score.last_soft_on != today:
+            # One soft bounce a day at most: a full mailbox refuses every retry of the same mail.
+            score.score += SOFT_SCORE
+            score.last_soft_on = today
+        score.last_bounce_at = now
+        over = (
+            score.hard_bounces >= settings.BOUNCE_HARD_LIMIT
+            or score.score >= settings.BOUNCE_SCORE_LIMIT
+        )
+        event.kind, event.score = kind, score.score
+        event.outcome = Outcome.SUPPRESSED if over else Outcome.SCORED
+    # Written back as an upsert of the rows locked above: one INSERT … ON CONFLICT DO UPDATE,
+    # which Django builds for 200 rows in a tenth of the time bulk_update's CASE WHEN takes.
+    BounceScore.objects.bulk_create(
+        list(scores.values()),
+        update_conflicts=True,
+        unique_fields=["subscriber"],
+        update_fields=[
+            "hard_bounces",
+            "score",
+            "last_bounce_at",
+            "last_soft_on",
+            "suspended_since",
+        ],
+    )
 
 
 _SUPPRESSION_REASONS = {
@@ -506,24 +643,53 @@ _SUPPRESSION_REASONS = {
 }
 
 
-def _suppress(event: BounceEvent) -> bool:
-    """Suppress the event's address; False when it already was."""
-    hashed = event.address_hash or address_hash(event.subscriber.email or "")
-    parts = (event.kind, event.reason, event.status, f"({event.rule})")
-    reason = " ".join(part for part in parts if part)
-    _, created = Suppression.objects.get_or_create(
-        address_hash=hashed,
-        defaults={"reason": _SUPPRESSION_REASONS[event.kind], "note": reason[:300]},
-    )
-    if created:
-        SuppressionChange.objects.create(
-            action=SuppressionChange.Action.SUPPRESSED,
-            address_hash=hashed,
-            subscriber=event.subscriber,
-            event=event,
-            reason=reason[:300],
+def _suppressions_to_make(events: Sequence[BounceEvent]) -> dict[str, BounceEvent]:
+    """Address hash → the event that suppresses it; an address suppressed already (or twice in
+    these events) makes its event ALREADY_SUPPRESSED. One query."""
+    hashes = [(e, e.address_hash or address_hash(e.subscriber.email or "")) for e in events]
+    existing = set(
+        Suppression.objects.filter(address_hash__in={h for _, h in hashes}).values_list(
+            "address_hash", flat=True
         )
-    return created
+    )
+    new: dict[str, BounceEvent] = {}
+    for event, hashed in hashes:
+        if hashed in existing or hashed in new:
+            event.outcome = Outcome.ALREADY_SUPPRESSED
+        else:
+            new[hashed] = event
+    return new
+
+
+def _make_suppressions(new: dict[str, BounceEvent]) -> None:
+    """The suppressions and their audit rows (the events saved already): two INSERTs."""
+    notes = {hashed: _suppression_note(event) for hashed, event in new.items()}
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                address_hash=hashed, reason=_SUPPRESSION_REASONS[event.kind], note=notes[hashed]
+            )
+            for hashed, event in new.items()
+        ],
+        ignore_conflicts=True,  # suppressed meanwhile by another process: it stays theirs
+    )
+    SuppressionChange.objects.bulk_create(
+        [
+            SuppressionChange(
+                action=SuppressionChange.Action.SUPPRESSED,
+                address_hash=hashed,
+                subscriber=event.subscriber,
+                event=event,
+                reason=notes[hashed],
+            )
+            for hashed, event in new.items()
+        ]
+    )
+
+
+def _suppression_note(event: BounceEvent) -> str:
+    parts = (event.kind, event.reason, event.status, f"({event.rule})")
+    return " ".join(part for part in parts if part)[:300]
 
 
 class CannotLift(ValueError):
@@ -595,8 +761,7 @@ def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[Bounce
     gone is suppressed, a temporary failure scored on the last retry, a refusal that is ours
     (a block, SPF, a filter) recorded against the domain and relay, never the reader.
 
-    Costs one query for the readers and one for the mailings, then record_event's few per
-    failure: a batch rarely has more than a handful.
+    Costs one query for the readers and one for the mailings, then record_events's few for all.
     """
     failures = [f for f in failures if f.stage in ("RCPT", "DATA")]
     if not failures:
@@ -611,10 +776,9 @@ def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[Bounce
     if not read:
         return []
     mailings = Mailing.objects.in_bulk({f.mailing_id for f, *_ in read})
-    events = []
-    for failure, subscriber, address, (kind, reason, status) in read:
-        events.append(
-            record_event(
+    return record_events(
+        [
+            EventSpec(
                 kind=kind,
                 reason=reason,
                 source=Source.SMTP_REPLY,
@@ -626,5 +790,6 @@ def record_delivery_failures(failures: Iterable[DeliveryFailure]) -> list[Bounce
                 rule=f"smtp-reply:{failure.stage}",
                 relay=failure.relay,
             )
-        )
-    return events
+            for failure, subscriber, address, (kind, reason, status) in read
+        ]
+    )

@@ -5,12 +5,15 @@ Transactional: the servers use the database from their own threads.
 
 import smtplib
 import socket
+from concurrent.futures import Future
 
 import pytest
 from django.db import OperationalError
 
 from merumaga.bounces import services
+from merumaga.bounces.classify import classify
 from merumaga.bounces.models import InboundMessage
+from merumaga.bounces.receiver import GroupCommit, StoreFailed
 from merumaga.bounces.tests.conftest import free_port
 from merumaga.delivery.catcher import list_messages, unknown_user_dsn
 from merumaga.subscribers.models import Suppression, address_hash
@@ -62,13 +65,39 @@ def test_when_storing_fails_the_sender_is_asked_to_retry(receiver_port, monkeypa
     def database_down(*args, **kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(services, "receive", database_down)
+    monkeypatch.setattr(services, "receive_read", database_down)
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         client.ehlo()
         client.mail("<>")
         client.rcpt("bounce@bounces.example.jp")
         code, reply = client.data(b"Subject: x\r\n\r\nbody")
     assert code == 451 and b"try again later" in reply and not InboundMessage.objects.exists()
+
+
+def test_one_message_that_cannot_be_stored_does_not_fail_the_others_of_its_batch(monkeypatch):
+    real_receive_read = services.receive_read
+
+    def refuse_the_poisoned(read):
+        if any(inbound.raw.startswith(b"poison") for inbound, _ in read):
+            raise OperationalError("value too long")
+        return real_receive_read(read)
+
+    monkeypatch.setattr(services, "receive_read", refuse_the_poisoned)
+    raws = (b"Subject: one\r\n\r\nx", b"poison\r\n\r\nx", b"Subject: two\r\n\r\nx")
+    batch = [(services.Inbound(raw, "smtp"), classify(raw, []), Future()) for raw in raws]
+    writer = GroupCommit()
+    try:
+        writer._store(batch)  # as the writer thread does with the three waiting together
+        outcomes = []
+        for _, _, future in batch:
+            try:
+                outcomes.append(future.result(timeout=30).subject)
+            except StoreFailed:
+                outcomes.append("451")
+    finally:
+        writer.close()
+    assert outcomes == ["one", "451", "two"]
+    assert sorted(InboundMessage.objects.values_list("subject", flat=True)) == ["one", "two"]
 
 
 def test_lmtp_answers_once_per_recipient(lmtp_port):
