@@ -1,11 +1,13 @@
 """Bounce receiver throughput: N readers, N RFC 3464 bounces to their VERP addresses, sent over
-C SMTP connections to `merumaga bounce-receiver` in a process of its own. Prints one line:
+C SMTP connections to `merumaga bounce-receiver` (with its reader processes) in a process of
+its own. Prints one line:
 
     .venv/bin/python bench/bounce_receiver.py --n 5000 --connections 4 --backend sqlite
 
-The receiver replies only after a message is stored, read and acted on (the reader suppressed),
-so bounces_per_s is end to end: from the first MAIL FROM to the last 250. `suppressed` checks
-that every bounce suppressed its reader.
+The receiver replies 250 only after a message is stored; its readers then read it and act on
+it (the reader suppressed). bounces_per_s: from the first MAIL FROM to the last 250;
+read_per_s: from the first MAIL FROM until every bounce has suppressed its reader (`suppressed`
+checks that each did); rss_mb: the receiver's and its readers' peak resident memory.
 """
 
 import argparse
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--readers", type=int, default=1)
     parser.add_argument("--postgres", default="postgres://merumaga:merumaga@127.0.0.1:5432")
     args = parser.parse_args()
 
@@ -72,7 +75,10 @@ def main() -> None:
     make_readers(args.n)
     bounces = make_bounces(args.n)
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "merumaga.cli", "bounce-receiver", "--bind", f"127.0.0.1:{port}"],
+        [
+            *(sys.executable, "-m", "merumaga.cli", "bounce-receiver"),
+            *("--bind", f"127.0.0.1:{port}", "--readers", str(args.readers)),
+        ],
         env={**os.environ, **env},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -88,16 +94,40 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        # Until every reader is suppressed, or nothing moved for a minute (a reader died).
+        done, moved_at = 0, time.perf_counter()
+        while done < args.n - len(errors) and time.perf_counter() - moved_at < 60:
+            time.sleep(0.05)
+            if (now_done := Suppression.objects.count()) > done:
+                done, moved_at = now_done, time.perf_counter()
+        read_elapsed = time.perf_counter() - started
+        rss_mb = peak_rss_mb(receiver.pid)
     finally:
         receiver.terminate()
-        receiver.wait(timeout=30)
+        receiver.wait(timeout=90)
     suppressed = Suppression.objects.count()
     print(
         f"backend={args.backend} n={args.n} connections={args.connections} "
-        f"bounces_per_s={args.n / elapsed:.0f} elapsed_s={elapsed:.1f} "
-        f"dsn_bytes={len(bounces[0][1])} suppressed={suppressed} refused={len(errors)}"
+        f"readers={args.readers} bounces_per_s={args.n / elapsed:.0f} elapsed_s={elapsed:.1f} "
+        f"read_per_s={args.n / read_elapsed:.0f} read_elapsed_s={read_elapsed:.1f} "
+        f"rss_mb={rss_mb:.0f} dsn_bytes={len(bounces[0][1])} suppressed={suppressed} "
+        f"refused={len(errors)}"
     )
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process and its children, from /proc."""
+    total = 0
+    pids = [pid]
+    children = f"/proc/{pid}/task/{pid}/children"
+    if os.path.exists(children):
+        with open(children) as listed:
+            pids += [int(child) for child in listed.read().split()]
+    for each in pids:
+        with open(f"/proc/{each}/status") as status:
+            total += sum(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return total / 1024
 
 
 if __name__ == "__main__":

@@ -274,6 +274,8 @@ BOUNCE_RECEIVER_BIND = env_str("MERUMAGA_BOUNCE_RECEIVER_BIND", "127.0.0.1:2526"
 BOUNCE_RECEIVER_MAX_CONNECTIONS = env_int(
     "MERUMAGA_BOUNCE_RECEIVER_MAX_CONNECTIONS", 16, minimum=1, maximum=1000
 )
+# Processes that read and act on what the bounce receiver kept (classifying is CPU work).
+BOUNCE_RECEIVER_READERS = env_int("MERUMAGA_BOUNCE_RECEIVER_READERS", 1, minimum=1, maximum=64)
 # A mailbox the bounces land in, polled every BOUNCE_POLL_MINUTES: pop3s://user:pass@host[:port]
 # or imaps://user:pass@host[:port]/FOLDER (pop3:// and imap:// only for tests on loopback).
 BOUNCE_MAILBOX_URL = env_url("MERUMAGA_BOUNCE_MAILBOX_URL", "", ("pop3s", "imaps", "pop3", "imap"))

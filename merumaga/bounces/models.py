@@ -37,6 +37,7 @@ class Kind(models.TextChoices):
     UNRECOGNISED = "unrecognised", _("判別不能")
     QUARANTINED = "quarantined", _("隔離")
     DUPLICATE = "duplicate", _("重複")
+    RECEIVED = "received", _("受信済み (読み取り待ち)")
 
 
 class InboundMessage(models.Model):

@@ -1,13 +1,16 @@
 """The built-in bounce receiver: an SMTP or LMTP server (aiosmtpd) for the bounce domain.
 
 The operator's MTA forwards the bounce domain here (docs/operations.md has a Postfix transport
-example). Each message is read, then kept and acted on (GroupCommit: the messages arriving
-meanwhile in one transaction) before the reply, so a 250 means it is stored; if storing fails the
-reply is 451 and the MTA tries again later: nothing is lost.
+example). Each message is kept (GroupCommit: the messages arriving meanwhile in one INSERT)
+before the reply, so a 250 means it is stored; if storing fails the reply is 451 and the MTA
+tries again later: nothing is lost. Reading and acting on what was kept is the readers' work
+(read_until_stopped, in processes of their own beside the server): the sending server waits
+only for the INSERT, and reading uses the other cores.
 
 Memory stays bounded whatever arrives: a message (up to 200 MB) is spooled as it comes in (to a
-temporary file beyond SPOOL_IN_MEMORY), only its first READ_BYTES are read (every report part of a
-DSN or an ARF comes before the original it returns; the full size is recorded), and at most
+temporary file beyond SPOOL_IN_MEMORY), only its first services.READ_BYTES are kept (every
+report part of a DSN or an ARF comes before the original it returns; the full size is
+recorded), and at most
 BOUNCE_RECEIVER_MAX_CONNECTIONS sessions run at once: one more is answered 421, a spool that
 cannot be written 452, both "try again later". Eight parallel 46 MB bounces took the receiver to
 1.5 GB when it held each message whole (bench/bounce_receiver_memory.py).
@@ -18,7 +21,8 @@ import logging
 import queue
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import Future
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -27,7 +31,6 @@ from django.conf import settings
 from django.db import connections
 
 from merumaga.bounces import services
-from merumaga.bounces.classify import classify
 from merumaga.bounces.models import Source
 from merumaga.bounces.receivers import is_inbound_address
 from merumaga.delivery.catcher import start_controller
@@ -37,23 +40,24 @@ logger = logging.getLogger(__name__)
 
 class GroupCommit:
     """The one thread that stores what the sessions received: each time, every message waiting
-    (up to `batch`) in one transaction (services.receive_read), then each session gets its
-    reply. Under load a transaction carries many messages, so the per-transaction costs (the
-    commit's fsync, the statements that do not grow with the batch) are shared; idle, a message
-    is stored alone at once. A batch that fails is stored again one message at a time, so one
-    bad message gets its 451 and the others their 250."""
+    (up to `batch`) in one transaction (services.keep), then each session gets its reply, and
+    the readers are woken. Under load a transaction carries many messages, so the
+    per-transaction costs (the commit, the statement) are shared; idle, a message is stored
+    alone at once. A batch that fails is stored again one message at a time, so one bad
+    message gets its 451 and the others their 250."""
 
     STOP = object()
 
-    def __init__(self, batch: int = 200) -> None:
+    def __init__(self, batch: int = 200, kept: threading.Event | None = None) -> None:
         self.batch = batch
+        self.kept = kept  # set after each batch stored: the readers have work
         self.waiting: queue.SimpleQueue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="bounce-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, inbound: services.Inbound, verdict) -> Future:
+    def submit(self, inbound: services.Inbound) -> Future:
         future: Future = Future()
-        self.waiting.put((inbound, verdict, future))
+        self.waiting.put((inbound, future))
         return future
 
     def close(self) -> None:
@@ -77,6 +81,8 @@ class GroupCommit:
                         break
                     batch.append(item)
                 self._store(batch)
+                if self.kept is not None:
+                    self.kept.set()
         finally:
             connections.close_all()  # this thread's connection
 
@@ -84,18 +90,17 @@ class GroupCommit:
         # The connection is kept from batch to batch (opening one costs more than a small
         # batch); one that failed is closed, and the next batch opens a new one.
         try:
-            messages = services.receive_read([(inbound, verdict) for inbound, verdict, _ in batch])
+            messages = services.keep([inbound for inbound, _ in batch])
         except Exception:
             connections.close_all()
             if len(batch) == 1:
-                future = batch[0][2]
                 logger.exception("could not store an inbound message; asked the sender to retry")
-                future.set_exception(StoreFailed())
+                batch[0][1].set_exception(StoreFailed())
                 return
             for item in batch:
                 self._store([item])
             return
-        for (_, _, future), message in zip(batch, messages, strict=True):
+        for (_, future), message in zip(batch, messages, strict=True):
             future.set_result(message)
 
 
@@ -103,21 +108,42 @@ class StoreFailed(Exception):
     pass
 
 
-class BounceHandler:
-    """aiosmtpd handler: accepts our inbound addresses only, reads each message (in threads:
-    classifying is CPU work that must not hold the event loop), has it stored by the group
-    commit, then replies."""
+def read_until_stopped(kept, stopping, *, batch: int = 200, gather_seconds: float = 0.2) -> None:
+    """A reader's loop: read what was kept (services.read_waiting, `batch` at a time). After a
+    batch that was not full, wait `gather_seconds` so that the next one is bigger (a batch's
+    fixed costs, and SQLite's write lock, are shared by more messages); with none waiting,
+    sleep until the server keeps more (`kept`) or a second has passed (another receiver's
+    messages, on a shared database). Ends when `stopping` is set, after the batch in hand.
+    `kept` and `stopping` are threading or multiprocessing events."""
+    try:
+        while not stopping.is_set():
+            kept.clear()  # before reading: a message kept meanwhile sets it again
+            try:
+                read = services.read_waiting(batch)
+            except Exception:  # the database is away: what is waiting stays waiting
+                logger.exception("bounce reader: could not read the waiting messages")
+                connections.close_all()
+                read = 0
+            if not read:
+                kept.wait(1.0)
+            elif read < batch:
+                time.sleep(gather_seconds)
+    finally:
+        connections.close_all()
 
-    def __init__(self, lmtp: bool = False, threads: int = 2) -> None:
+
+class BounceHandler:
+    """aiosmtpd handler: accepts our inbound addresses only, has each message stored by the
+    group commit, then replies."""
+
+    def __init__(self, lmtp: bool = False, kept: threading.Event | None = None) -> None:
         self.lmtp = lmtp
         self.sessions = 0  # open now; over the limit, a new one is answered 421
         self.source = Source.LMTP if lmtp else Source.SMTP
-        self.readers = ThreadPoolExecutor(threads, thread_name_prefix="bounce-reader")
-        self.writer = GroupCommit()
+        self.writer = GroupCommit(kept=kept)
         self.received = 0
 
     def close(self) -> None:
-        self.readers.shutdown(wait=True)
         self.writer.close()
 
     async def handle_RCPT(self, server, session, envelope: Envelope, address: str, options):
@@ -127,7 +153,6 @@ class BounceHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        loop = asyncio.get_running_loop()
         inbound = services.Inbound(
             envelope.original_content,
             self.source,
@@ -136,17 +161,12 @@ class BounceHandler:
             getattr(envelope, "full_size", None),
         )
         try:
-            verdict = await loop.run_in_executor(
-                self.readers, classify, inbound.raw, inbound.envelope_to
-            )
-            message = await asyncio.wrap_future(self.writer.submit(inbound, verdict))
-        except Exception as error:
-            if not isinstance(error, StoreFailed):
-                logger.exception("could not read an inbound message; asked the sender to retry")
+            message = await asyncio.wrap_future(self.writer.submit(inbound))
+        except StoreFailed:
             reply = "451 4.3.0 Could not store the message; try again later"
         else:
             self.received += 1
-            reply = f"250 2.0.0 Kept as {message.pk} ({message.kind})"
+            reply = f"250 2.0.0 Kept as {message.pk}"
         # LMTP answers once per recipient; the message was stored once for all of them.
         return "\r\n".join([reply] * len(envelope.rcpt_tos)) if self.lmtp else reply
 
@@ -155,8 +175,6 @@ class BounceHandler:
 SPOOL_IN_MEMORY = 1024 * 1024
 # Spooled, a large bounce costs disk, not memory: refusing it (552) would lose it for good.
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
-# What is read of one message: DSN and ARF reports come before the original they return.
-READ_BYTES = 4 * 1024 * 1024
 
 
 class _Bounded:
@@ -196,7 +214,7 @@ class _Bounded:
                 return
             self.envelope.full_size = spool.tell()
             spool.seek(0)
-            content = spool.read(READ_BYTES)
+            content = spool.read(services.READ_BYTES)
         self.envelope.original_content = content
         self.envelope.content = content
         status = await self._call_handler_hook("DATA")
@@ -260,11 +278,14 @@ def stop_receiver(controller: Controller) -> None:
     controller.handler.close()
 
 
-def start_receiver(host: str, port: int, *, lmtp: bool = False) -> Controller:
-    """Start the receiver in a background thread; stop_receiver(result) stops it."""
+def start_receiver(
+    host: str, port: int, *, lmtp: bool = False, kept: threading.Event | None = None
+) -> Controller:
+    """Start the receiver in a background thread; stop_receiver(result) stops it. `kept` is set
+    each time messages were stored (the readers' wake-up)."""
     controller_class = _LMTPController if lmtp else _BoundedController
     controller = controller_class(
-        BounceHandler(lmtp=lmtp),
+        BounceHandler(lmtp=lmtp, kept=kept),
         hostname=host,
         port=port,
         server_hostname="localhost",  # not socket.getfqdn(), which can stall on DNS

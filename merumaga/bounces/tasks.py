@@ -3,10 +3,11 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, lock_task
 from huey.exceptions import TaskLockedException
 
-from merumaga.bounces import mailbox
+from merumaga.bounces import mailbox, services
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +73,15 @@ def _acquire() -> bool:
         return POLL_LOCK.acquire()
     except TaskLockedException:
         return False
+
+
+@db_periodic_task(crontab(minute="*"))
+def read_waiting_messages() -> None:
+    """What a bounce receiver kept and did not read (stopped before its readers got to it):
+    read within a minute, even if it never starts again. One indexed query when none waits."""
+    read = total = services.read_waiting()
+    while read:
+        read = services.read_waiting()
+        total += read
+    if total:
+        logger.warning("read %d inbound messages a bounce receiver had left waiting", total)

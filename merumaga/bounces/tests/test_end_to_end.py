@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from merumaga.bounces import services as bounce_services
 from merumaga.bounces.models import BounceEvent
 from merumaga.delivery import queue
 from merumaga.delivery.catcher import unknown_user_dsn
@@ -54,6 +55,7 @@ def test_refused_and_later_bounced_readers_are_suppressed_and_skipped_next_time(
             if recipient in bounced_later:
                 assert mail_from.endswith("@bounces.example.jp")
                 client.sendmail("", [mail_from], unknown_user_dsn(mail_from, [recipient], content))
+    bounce_services.read_waiting()  # the receiver's readers
 
     suppressed = set(Suppression.objects.values_list("address_hash", flat=True))
     expected = {r.address_hash for r in readers if r.email in refused | bounced_later}
@@ -90,6 +92,7 @@ def test_a_bounce_during_a_mailing_stops_the_rows_not_yet_sent(relay, receiver_p
     dsn = unknown_user_dsn(verp, [late.email], b"")
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         client.sendmail("", [verp], dsn)
+    bounce_services.read_waiting()  # the receiver's readers
 
     run_until_idle(batch_size=5)
 

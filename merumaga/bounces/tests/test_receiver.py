@@ -5,15 +5,15 @@ Transactional: the servers use the database from their own threads.
 
 import smtplib
 import socket
+import threading
 from concurrent.futures import Future
 
 import pytest
 from django.db import OperationalError
 
 from merumaga.bounces import services
-from merumaga.bounces.classify import classify
 from merumaga.bounces.models import InboundMessage
-from merumaga.bounces.receiver import GroupCommit, StoreFailed
+from merumaga.bounces.receiver import GroupCommit, StoreFailed, read_until_stopped
 from merumaga.bounces.tests.conftest import free_port
 from merumaga.delivery.catcher import list_messages, unknown_user_dsn
 from merumaga.subscribers.models import Suppression, address_hash
@@ -36,9 +36,13 @@ def test_a_dsn_over_smtp_is_stored_before_the_reply_and_suppresses_the_reader(re
         client.rcpt(verp(reader.pk))
         code, reply = client.data(dsn)
 
-    assert code == 250 and b"(hard)" in reply
+    # Kept before the reply, read after it (the readers' work).
+    kept = InboundMessage.objects.get()
+    assert code == 250 and reply == f"2.0.0 Kept as {kept.pk}".encode()
+    assert kept.kind == "received" and bytes(kept.raw) == dsn
+    assert services.read_waiting() == 1
     message = InboundMessage.objects.get()
-    assert message.source == "smtp" and message.subscriber == reader
+    assert message.kind == "hard" and message.source == "smtp" and message.subscriber == reader
     assert Suppression.objects.filter(address_hash=address_hash("gone@example.jp")).exists()
 
 
@@ -56,6 +60,7 @@ def test_garbage_is_accepted_and_kept_for_a_person(receiver_port):
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         refused = client.sendmail("", ["bounce@bounces.example.jp"], b"\x00\xff not mail at all")
     assert refused == {}
+    services.read_waiting()
     message = InboundMessage.objects.get()
     assert message.kind in ("unrecognised", "quarantined")
     assert bytes(message.raw) == b"\x00\xff not mail at all\r\n"
@@ -65,7 +70,7 @@ def test_when_storing_fails_the_sender_is_asked_to_retry(receiver_port, monkeypa
     def database_down(*args, **kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(services, "receive_read", database_down)
+    monkeypatch.setattr(services, "keep", database_down)
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         client.ehlo()
         client.mail("<>")
@@ -75,29 +80,58 @@ def test_when_storing_fails_the_sender_is_asked_to_retry(receiver_port, monkeypa
 
 
 def test_one_message_that_cannot_be_stored_does_not_fail_the_others_of_its_batch(monkeypatch):
-    real_receive_read = services.receive_read
+    real_keep = services.keep
 
-    def refuse_the_poisoned(read):
-        if any(inbound.raw.startswith(b"poison") for inbound, _ in read):
+    def refuse_the_poisoned(items):
+        if any(inbound.raw.startswith(b"poison") for inbound in items):
             raise OperationalError("value too long")
-        return real_receive_read(read)
+        return real_keep(items)
 
-    monkeypatch.setattr(services, "receive_read", refuse_the_poisoned)
+    monkeypatch.setattr(services, "keep", refuse_the_poisoned)
     raws = (b"Subject: one\r\n\r\nx", b"poison\r\n\r\nx", b"Subject: two\r\n\r\nx")
-    batch = [(services.Inbound(raw, "smtp"), classify(raw, []), Future()) for raw in raws]
+    batch = [(services.Inbound(raw, "smtp"), Future()) for raw in raws]
     writer = GroupCommit()
     try:
         writer._store(batch)  # as the writer thread does with the three waiting together
         outcomes = []
-        for _, _, future in batch:
+        for _, future in batch:
             try:
-                outcomes.append(future.result(timeout=30).subject)
+                outcomes.append(bytes(future.result(timeout=30).raw))
             except StoreFailed:
-                outcomes.append("451")
+                outcomes.append(b"451")
     finally:
         writer.close()
-    assert outcomes == ["one", "451", "two"]
-    assert sorted(InboundMessage.objects.values_list("subject", flat=True)) == ["one", "two"]
+    assert outcomes == [raws[0], b"451", raws[2]]
+    assert InboundMessage.objects.count() == 2
+
+
+class StopAfterRounds:
+    """A stop event that is set after the reader's loop asked it `rounds` times."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+
+    def is_set(self) -> bool:
+        self.rounds -= 1
+        return self.rounds < 0
+
+
+def test_a_reader_reads_what_was_kept_and_stops_when_told():
+    gone, other = make_subscriber("gone@example.jp"), make_subscriber("other@example.jp")
+    services.keep(
+        [
+            services.Inbound(unknown_user_dsn(verp(r.pk), [r.email], b""), "smtp")
+            for r in (gone, other)
+        ]
+    )
+    kept = threading.Event()
+    kept.set()
+
+    read_until_stopped(kept, StopAfterRounds(1), gather_seconds=0)
+
+    assert not kept.is_set()  # cleared before reading: a message kept meanwhile sets it again
+    assert sorted(InboundMessage.objects.values_list("kind", flat=True)) == ["hard", "hard"]
+    assert Suppression.objects.count() == 2
 
 
 def test_lmtp_answers_once_per_recipient(lmtp_port):
@@ -125,6 +159,7 @@ def test_lmtp_answers_once_per_recipient(lmtp_port):
         connection.sendall(b"QUIT\r\n")
 
     assert all(reply.startswith(b"250 ") for reply in data_replies), data_replies
+    services.read_waiting()
     message = InboundMessage.objects.get()
     assert message.source == "lmtp" and message.events.count() == 2
 
@@ -177,9 +212,10 @@ def test_a_huge_bounce_is_read_from_its_beginning_and_its_full_size_recorded(
     from merumaga.bounces import receiver
 
     reader = make_subscriber("gone@example.jp")
-    dsn = big_dsn(reader, 3 * receiver.SPOOL_IN_MEMORY + receiver.READ_BYTES)
+    dsn = big_dsn(reader, 3 * receiver.SPOOL_IN_MEMORY + services.READ_BYTES)
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         assert client.sendmail("", [verp(reader.pk)], dsn) == {}
+    services.read_waiting()
     message = InboundMessage.objects.get()
     assert message.kind == "hard" and message.subscriber == reader
     assert message.size == len(dsn)

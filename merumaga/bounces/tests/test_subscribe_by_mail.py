@@ -133,6 +133,7 @@ def test_through_the_bounce_receiver(receiver_port):
         client.sendmail(
             PHONE, [f"subscribe+events@{DOMAIN}"], empty_mail(f"subscribe+events@{DOMAIN}")
         )
+    services.read_waiting()  # the receiver's readers
     message = InboundMessage.objects.get()
     assert (message.kind, message.source) == ("subscribe", "smtp")
     assert subscribed_keys(Subscriber.objects.get(email=PHONE)) == {"events"}

@@ -1,8 +1,10 @@
 import errno
+import multiprocessing
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from merumaga.bounces.reading import run_reader
 from merumaga.bounces.receiver import start_receiver, stop_receiver
 from merumaga.delivery.catcher import serve_until_stopped
 
@@ -28,11 +30,23 @@ class Command(BaseCommand):
             help="HOST:PORT to listen on (MERUMAGA_BOUNCE_RECEIVER_BIND, default %(default)s)",
         )
         parser.add_argument("--lmtp", action="store_true", help="speak LMTP instead of SMTP")
+        parser.add_argument(
+            "--readers",
+            type=int,
+            default=settings.BOUNCE_RECEIVER_READERS,
+            help="processes that read and act on what was received "
+            "(MERUMAGA_BOUNCE_RECEIVER_READERS, default %(default)s)",
+        )
 
-    def handle(self, *args, bind: str, lmtp: bool, **options) -> None:
+    def handle(self, *args, bind: str, lmtp: bool, readers: int, **options) -> None:
         host, port = parse_bind(bind)
+        if readers < 1:
+            raise CommandError("--readers must be 1 or more: someone has to read what is kept.")
+        # Spawned, not forked: a fork would share this process's database connections.
+        context = multiprocessing.get_context("spawn")
+        kept, stopping = context.Event(), context.Event()
         try:
-            controller = start_receiver(host, port, lmtp=lmtp)
+            controller = start_receiver(host, port, lmtp=lmtp, kept=kept)
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise CommandError(
@@ -40,8 +54,31 @@ class Command(BaseCommand):
                     "MERUMAGA_BOUNCE_RECEIVER_BIND."
                 ) from None
             raise CommandError(f"Cannot listen on {host}:{port}: {error}") from None
+        # Started after the server: what it keeps meanwhile waits for them (nothing is lost).
+        processes = [
+            context.Process(target=run_reader, args=(kept, stopping), name=f"bounce-reader-{n}")
+            for n in range(readers)
+        ]
+        for process in processes:
+            process.start()
         protocol = "lmtp" if lmtp else "smtp"
         self.stdout.write(f"Bounce receiver listening on {protocol}://{host}:{port}")
         self.stdout.write(f"Accepting mail for the bounce domain {settings.BOUNCE_DOMAIN}")
-        serve_until_stopped(lambda: stop_receiver(controller))
+        self.stdout.write(f"{readers} reader process(es) read and act on what is received")
+
+        def stop() -> None:
+            stop_receiver(controller)
+            _stop_readers(processes, stopping)
+
+        serve_until_stopped(stop)
         self.stdout.write(f"Bounce receiver stopped after {controller.handler.received} messages.")
+
+
+def _stop_readers(processes, stopping) -> None:
+    """Each reader ends after the batch in hand; what is still waiting is read at the next
+    start (or by the periodic task)."""
+    stopping.set()
+    for process in processes:
+        process.join(timeout=60)
+        if process.is_alive():
+            process.terminate()

@@ -1,0 +1,91 @@
+"""Kept first, read after: what the bounce receiver stores is read by its readers (or the
+periodic task), in batches, and one message that cannot be acted on does not stop the others."""
+
+import pytest
+from django.db import OperationalError
+
+from merumaga.bounces import services, tasks
+from merumaga.bounces.models import InboundMessage
+from merumaga.delivery.catcher import unknown_user_dsn
+from merumaga.subscribers.models import Suppression
+from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.subscribers.tokens import address_token
+
+pytestmark = pytest.mark.django_db
+
+
+def kept_bounces(*emails: str) -> list[InboundMessage]:
+    inbound = []
+    for email in emails:
+        reader = make_subscriber(email)
+        verp = f"bounce+{address_token('bounce', 0, reader.pk)}@bounces.example.jp"
+        inbound.append(services.Inbound(unknown_user_dsn(verp, [email], b""), "smtp", "", (verp,)))
+    return services.keep(inbound)
+
+
+def test_what_was_kept_waits_unread_until_a_reader_reads_it():
+    kept_bounces("gone@example.jp")
+    assert InboundMessage.objects.get().kind == "received"
+    assert not Suppression.objects.exists()  # nothing acted on yet
+
+    assert services.read_waiting() == 1
+    assert InboundMessage.objects.get().kind == "hard"
+    assert Suppression.objects.count() == 1
+    assert services.read_waiting() == 0
+
+
+def test_the_periodic_task_reads_everything_left_waiting_in_batches():
+    kept_bounces(*[f"reader{n}@example.jp" for n in range(205)])  # more than one batch
+
+    tasks.read_waiting_messages.call_local()
+
+    assert not InboundMessage.objects.filter(kind="received").exists()
+    assert Suppression.objects.count() == 205
+
+
+def test_a_message_that_cannot_be_acted_on_is_set_aside_and_the_others_are_read(monkeypatch):
+    kept_bounces("first@example.jp", "poison@example.jp", "last@example.jp")
+    real_record_events = services.record_events
+
+    def fail_on_poison(specs):
+        if any(spec.address == "poison@example.jp" for spec in specs):
+            raise RuntimeError("a bug met on one message")
+        return real_record_events(specs)
+
+    monkeypatch.setattr(services, "record_events", fail_on_poison)
+    assert services.read_waiting() == 3
+
+    kinds = dict(InboundMessage.objects.values_list("subscriber__email", "kind"))
+    rules = dict(InboundMessage.objects.values_list("kind", "rule"))
+    assert kinds == {"first@example.jp": "hard", None: "quarantined", "last@example.jp": "hard"}
+    assert rules["quarantined"] == "error:act:RuntimeError"
+    assert Suppression.objects.count() == 2
+
+
+def test_a_database_error_while_reading_leaves_the_message_waiting(monkeypatch):
+    kept_bounces("gone@example.jp")
+
+    def database_down(*args):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "_read_and_act", database_down)
+    services.read_waiting()
+    assert InboundMessage.objects.get().kind == "received"  # kept, to be read again
+
+    monkeypatch.undo()
+    assert services.read_waiting() == 1
+    assert InboundMessage.objects.get().kind == "hard"
+
+
+def test_two_copies_kept_apart_are_read_as_one_message_received_twice():
+    reader = make_subscriber("gone@example.jp")
+    verp = f"bounce+{address_token('bounce', 0, reader.pk)}@bounces.example.jp"
+    dsn = unknown_user_dsn(verp, [reader.email], b"")
+    services.keep([services.Inbound(dsn, "smtp", "", (verp,))])
+    services.keep([services.Inbound(dsn, "smtp", "", (verp,))])  # the MTA retried
+
+    services.read_waiting()
+
+    message = InboundMessage.objects.get()
+    assert (message.kind, message.times_received) == ("hard", 2)
+    assert message.events.count() == 1
