@@ -5,8 +5,10 @@ Prints one line:
     .venv/bin/python bench/bounce_receiver_memory.py --parallel 8 --mb 46
 
 peak_rss_mb is the receiver's high-water mark (VmHWM), read from /proc when every sender has its
-reply; `replies` counts each reply code (250 stored, 421/452 "try again later"); `stored` is the
-number of messages the database holds afterwards.
+reply; reader_peak_rss_mb its reader process's, once it has read them all (each keeps the first
+4 MB and a reading takes at most 64 MB of them); `replies` counts each reply code (250 stored,
+421/452 "try again later"); `stored` is the number of messages the database holds afterwards,
+`read` how many of them were read.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 
 from _django import ROOT, fresh_database
@@ -111,13 +114,22 @@ def main() -> None:
         for sender in senders:
             sender.join()
         peak = peak_rss_mb(receiver.pid)
+        deadline = time.monotonic() + 120
+        while InboundMessage.objects.filter(kind="received").exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        with open(f"/proc/{receiver.pid}/task/{receiver.pid}/children") as children:
+            reader_peak = max(peak_rss_mb(int(child)) for child in children.read().split())
     finally:
         receiver.terminate()
-        receiver.wait(timeout=30)
+        receiver.wait(timeout=90)
     replies_text = ",".join(f"{code}:{n}" for code, n in sorted(replies.items()))
     print(
         f"parallel={args.parallel} message_mb={len(message) / 1024 / 1024:.1f} "
-        f"peak_rss_mb={peak:.0f} replies={replies_text} stored={InboundMessage.objects.count()}"
+        f"peak_rss_mb={peak:.0f} reader_peak_rss_mb={reader_peak:.0f} replies={replies_text} "
+        f"stored={InboundMessage.objects.count()} "
+        f"read={InboundMessage.objects.exclude(kind='received').count()}"
     )
 
 

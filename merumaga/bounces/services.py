@@ -130,13 +130,21 @@ def keep(items: Sequence[Inbound]) -> list[InboundMessage]:
 READ_BYTES = 4 * 1024 * 1024
 
 
-def read_waiting(limit: int = 200) -> int:
-    """Read and act on up to `limit` kept messages not read yet, oldest first; how many were
-    read. The bounce receiver's readers call it in a loop; a periodic task too, for what a
-    stopped receiver left."""
-    waiting = list(InboundMessage.objects.filter(kind=Kind.RECEIVED).order_by("pk")[:limit])
-    read(waiting)
-    return len(waiting)
+def read_waiting(limit: int = 1000, max_bytes: int = 64 * 1024 * 1024) -> int:
+    """Read and act on up to `limit` kept messages not read yet, oldest first, and no more of
+    them than fit in `max_bytes` (at least one): memory stays bounded when big ones wait. How
+    many were read. The bounce receiver's readers call it in a loop; a periodic task too, for
+    what a stopped receiver left."""
+    waiting = InboundMessage.objects.filter(kind=Kind.RECEIVED).order_by("pk")
+    ids, total = [], 0
+    for pk, size in waiting.values_list("pk", "size")[:limit]:
+        total += min(size, READ_BYTES)
+        if ids and total > max_bytes:
+            break
+        ids.append(pk)
+    messages = list(waiting.filter(pk__in=ids)) if ids else []
+    read(messages)
+    return len(messages)
 
 
 def read(

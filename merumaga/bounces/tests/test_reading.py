@@ -89,3 +89,12 @@ def test_two_copies_kept_apart_are_read_as_one_message_received_twice():
     message = InboundMessage.objects.get()
     assert (message.kind, message.times_received) == ("hard", 2)
     assert message.events.count() == 1
+
+
+def test_a_reading_takes_no_more_messages_than_fit_in_its_memory_budget():
+    kept = kept_bounces("a@example.jp", "b@example.jp", "c@example.jp")
+    budget = kept[0].size + kept[1].size  # two fit, the third would not
+
+    assert services.read_waiting(max_bytes=budget) == 2
+    assert services.read_waiting(max_bytes=1) == 1  # one at least, however big
+    assert not InboundMessage.objects.filter(kind="received").exists()

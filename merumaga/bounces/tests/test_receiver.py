@@ -307,3 +307,36 @@ def test_lmtp_answers_every_recipient_when_it_refuses_a_message(settings, monkey
         receiver.stop_receiver(controller)
     assert all(answer.startswith(b"552") for answer in answers), answers
     assert not InboundMessage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "<>",
+        "<> SIZE=123",
+        "<>SIZE=123",
+        " <>",
+        "<bounce+1-2-abc@bounces.example.jp>",
+        "<a@b> BODY=8BITMIME",
+        " <x@y>",
+        "<x@y>  SIZE=5",
+        "<A.b-c_d@Ex.JP>  ",
+        '<"a b"@c>',
+        "<@route:a@b>",
+        "<a@[192.0.2.1]>",
+        "<a..b@c>",
+        "<a@b",
+        "a@b",
+        "<" + "x" * 70 + "@example.jp>",
+        "<a@b>\r\nSIZE=1",
+    ],
+)
+def test_the_fast_path_reader_reads_an_smtp_path_as_aiosmtpd_does(arg):
+    from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
+
+    from merumaga.bounces.receiver import _SMTP
+
+    ours = _SMTP.__new__(_SMTP)
+    theirs = AiosmtpdSMTP.__new__(AiosmtpdSMTP)
+    ours.local_part_limit = theirs.local_part_limit = 64
+    assert ours._getaddr(arg) == theirs._getaddr(arg)
