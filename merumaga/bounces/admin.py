@@ -135,7 +135,7 @@ class BounceEventAdmin(admin.ModelAdmin):
         "score",
     )
     list_filter = ("kind", "reason", "outcome", "source")
-    search_fields = ("domain", "status", "rule", "subscriber__email")
+    search_fields = ("domain", "relay", "status", "rule", "subscriber__email")
     date_hierarchy = "created_at"
     list_select_related = ("subscriber", "mailing")
     readonly_fields = [field.name for field in BounceEvent._meta.fields]
@@ -170,6 +170,7 @@ class BounceEventAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "by_mailing": by_mailing,
             "by_domain": by_domain,
+            "by_relay": rates.ours_per_relay(),
             "complaint_warning": rates.COMPLAINT_WARNING * 100,
             "bounce_warning": rates.BOUNCE_WARNING * 100,
         }

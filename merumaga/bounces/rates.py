@@ -1,4 +1,5 @@
-"""Bounce and complaint rates per mailing and per recipient domain, for the admin.
+"""Bounce and complaint rates per mailing and per recipient domain, and the refusals that are
+ours per relay, for the admin.
 
 Mailbox providers judge a sender by these: Gmail's guidelines ask for a spam-complaint rate below
 0.1% and never at 0.3%; a hard-bounce rate above about 2% says the list is not kept clean.
@@ -12,6 +13,7 @@ from django.db.models import Count, F, Value
 from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
 
+from merumaga import reasons
 from merumaga.bounces.models import BounceEvent, Kind
 from merumaga.delivery.models import Delivery
 from merumaga.mailings.models import Mailing
@@ -110,3 +112,35 @@ def per_domain(limit: int = 30) -> list[Rates]:
         rows, BounceEvent.objects.filter(created_at__gte=since, domain__in=list(rows)), "domain"
     )
     return sorted(rows.values(), key=lambda r: (-r.complaint_rate, -r.hard_rate, -r.sent))
+
+
+RELAY_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class RelayRefusals:
+    relay: str
+    readers: int  # distinct readers refused for a reason of ours
+    by_reason: list[tuple[str, int]]  # (label, readers), most first
+
+
+def ours_per_relay() -> list[RelayRefusals]:
+    """The refusals that are ours (kind `sender`) in the last 24 hours, per relay that got them:
+    a relay whose IP is listed shows them at every domain. Two GROUP BY queries."""
+    events = BounceEvent.objects.filter(
+        kind=Kind.SENDER, created_at__gte=timezone.now() - RELAY_WINDOW
+    ).exclude(relay="")
+    rows = {
+        relay: RelayRefusals(relay, n, [])
+        for relay, n in events.values_list("relay")
+        .annotate(n=Count("address_hash", distinct=True))
+        .order_by()
+    }
+    for relay, reason, n in (
+        events.values_list("relay", "reason")
+        .annotate(n=Count("address_hash", distinct=True))
+        .order_by("relay", "-n")
+    ):
+        label = reasons.REASONS[reason].label if reason in reasons.REASONS else reason
+        rows[relay].by_reason.append((str(label), n))
+    return sorted(rows.values(), key=lambda row: -row.readers)

@@ -7,7 +7,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 from django.utils import timezone
 
-from merumaga.bounces import services
+from merumaga import reasons
+from merumaga.bounces import rates, services
 from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
 from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.models import Delivery
@@ -133,3 +134,41 @@ def test_staff_who_may_only_view_cannot_lift_or_re_read(client):
     assert Suppression.objects.filter(address_hash=reader.address_hash).exists()
     messages_page = client.get(reverse("admin:bounces_inboundmessage_changelist"))
     assert 'value="read_again"' not in messages_page.content.decode()
+
+
+def test_the_rates_page_counts_refusals_that_are_ours_per_relay(admin_client):
+    listed, clean = "relay1.example.net", "relay2.example.net"
+    for n in range(3):  # one relay refused at three domains: its IP is listed
+        reader = make_subscriber(f"r{n}@domain{n}.example")
+        for _ in range(2):  # refused at each retry: one reader, counted once
+            services.record_event(
+                kind="sender",
+                reason="blocked",
+                source="smtp_reply",
+                address=reader.email,
+                subscriber=reader,
+                relay=listed,
+            )
+    other = make_subscriber("x@example.jp")
+    services.record_event(
+        kind="sender",
+        reason="auth_failure",
+        source="smtp_reply",
+        address=other.email,
+        subscriber=other,
+        relay=clean,
+    )
+    services.record_event(  # a reader's own bounce: not ours, not on this table
+        kind="hard",
+        reason="user_unknown",
+        source="smtp_reply",
+        address="gone@example.jp",
+        subscriber=make_subscriber("gone@example.jp"),
+        relay=clean,
+    )
+
+    rows = rates.ours_per_relay()
+    assert [(row.relay, row.readers) for row in rows] == [(listed, 3), (clean, 1)]
+    assert rows[0].by_reason == [(str(reasons.REASONS["blocked"].label), 3)]
+    page = admin_client.get(reverse("admin:bounces_rates")).content.decode()
+    assert page.count('class="relay-row"') == 2 and listed in page
