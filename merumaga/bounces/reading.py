@@ -5,7 +5,7 @@ imports nothing that needs Django's apps until it has set them up.
 """
 
 
-def run_reader(kept, stopping) -> None:
+def run_reader(kept, stopping, share: tuple[int, int]) -> None:
     import os
     import signal
 
@@ -22,4 +22,4 @@ def run_reader(kept, stopping) -> None:
     django.setup()
     from merumaga.bounces.receiver import read_until_stopped
 
-    read_until_stopped(kept, stopping)
+    read_until_stopped(kept, stopping, share=share)

@@ -23,7 +23,7 @@ import re
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -81,7 +81,12 @@ class GroupCommit:
                         self.waiting.put(item)  # after this batch
                         break
                     batch.append(item)
-                self._store(batch)
+                try:
+                    self._store(batch)
+                except Exception:  # a bug here must not stop every session's reply for good
+                    logger.exception("bounce receiver: storing a batch failed")
+                    for _, future in batch:
+                        _answer(future, error=StoreFailed())
                 if self.kept is not None:
                     self.kept.set()
         finally:
@@ -96,31 +101,51 @@ class GroupCommit:
             connections.close_all()
             if len(batch) == 1:
                 logger.exception("could not store an inbound message; asked the sender to retry")
-                batch[0][1].set_exception(StoreFailed())
+                _answer(batch[0][1], error=StoreFailed())
                 return
             for item in batch:
                 self._store([item])
             return
         for (_, future), message in zip(batch, messages, strict=True):
+            _answer(future, message)
+
+
+def _answer(future: Future, message=None, error: Exception | None = None) -> None:
+    """Give a session its outcome. A session whose client went away meanwhile was cancelled
+    (aiosmtpd cancels it on a lost connection): its message is kept all the same, and the
+    sending server, having no reply, offers it again (a copy, counted on the first)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
             future.set_result(message)
+    except InvalidStateError:
+        pass
 
 
 class StoreFailed(Exception):
     pass
 
 
-def read_until_stopped(kept, stopping, *, batch: int = 1000, gather_seconds: float = 1.0) -> None:
-    """A reader's loop: read what was kept (services.read_waiting, `batch` at a time). After a
-    batch that was not full, wait `gather_seconds` so that the next one is bigger (a batch's
-    fixed costs, and SQLite's write lock, are shared by more messages); with none waiting,
-    sleep until the server keeps more (`kept`) or a second has passed (another receiver's
-    messages, on a shared database). Ends when `stopping` is set, after the batch in hand.
-    `kept` and `stopping` are threading or multiprocessing events."""
+def read_until_stopped(
+    kept,
+    stopping,
+    *,
+    share: tuple[int, int] = (0, 1),
+    batch: int = 1000,
+    gather_seconds: float = 1.0,
+) -> None:
+    """A reader's loop: read its `share` of what was kept (services.read_waiting, `batch` at a
+    time). After a batch that was not full, wait `gather_seconds` so that the next one is
+    bigger (a batch's fixed costs, and SQLite's write lock, are shared by more messages); with
+    none read, sleep until the server keeps more (`kept`) or a second has passed (another
+    receiver's messages, on a shared database). Ends when `stopping` is set, after the batch in
+    hand. `kept` and `stopping` are threading or multiprocessing events."""
     try:
         while not stopping.is_set():
             kept.clear()  # before reading: a message kept meanwhile sets it again
             try:
-                read = services.read_waiting(batch)
+                read = services.read_waiting(batch, share=share)
             except Exception:  # the database is away: what is waiting stays waiting
                 logger.exception("bounce reader: could not read the waiting messages")
                 connections.close_all()
@@ -259,9 +284,10 @@ class _Bounded:
 # A plain path, <dot-atom@domain>, which is what MTAs send (a bounce's RCPT TO is our VERP
 # address): read without the email package's header parser.
 _PLAIN_PATH = re.compile(
-    r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(.*)",
-    re.S,
+    r"[ \t]*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+    # then nothing, or ESMTP parameters (KEYWORD[=value]): anything else is left to aiosmtpd
+    r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9-]*(?:=[!-<>-~]+)?)*[ \t]*)"
 )
 
 

@@ -12,11 +12,12 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, Max
+from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -93,8 +94,15 @@ def receive_many(
 ) -> list[InboundMessage]:
     """Keep messages (keep), then read and act on them (read). Never loses one: once kept, a
     message that cannot be read now stays waiting, and read_waiting takes it up again. What
-    stands for each message afterwards: itself, or the first copy of it."""
-    return read(keep(items), verdicts)
+    stands for each message afterwards: itself, or the first copy of it.
+
+    With `verdicts` (a webhook's JSON, read by its own parser, which a later reading could not
+    read again) the message is kept and acted on in one transaction, or not at all: an error
+    goes to the caller, whose sender then tries again."""
+    if verdicts is not None:
+        with transaction.atomic():
+            return _read_batch(keep(items), verdicts)
+    return read(keep(items))
 
 
 def keep(items: Sequence[Inbound]) -> list[InboundMessage]:
@@ -130,21 +138,35 @@ def keep(items: Sequence[Inbound]) -> list[InboundMessage]:
 READ_BYTES = 4 * 1024 * 1024
 
 
-def read_waiting(limit: int = 1000, max_bytes: int = 64 * 1024 * 1024) -> int:
+def read_waiting(
+    limit: int = 1000,
+    max_bytes: int = 64 * 1024 * 1024,
+    *,
+    share: tuple[int, int] = (0, 1),
+    received_before: datetime | None = None,
+) -> int:
     """Read and act on up to `limit` kept messages not read yet, oldest first, and no more of
     them than fit in `max_bytes` (at least one): memory stays bounded when big ones wait. How
-    many were read. The bounce receiver's readers call it in a loop; a periodic task too, for
-    what a stopped receiver left."""
+    many were read (not counting those another reader took meanwhile, nor those left waiting
+    by a database that is away).
+
+    `share` (index, count): only the messages whose id is `index` modulo `count`, so that the
+    receiver's readers each read their own instead of classifying the same ones. The periodic
+    task reads those `received_before` a time (what no running reader took)."""
     waiting = InboundMessage.objects.filter(kind=Kind.RECEIVED).order_by("pk")
+    index, count = share
+    if count > 1:
+        waiting = waiting.alias(remainder=Mod("pk", count)).filter(remainder=index)
+    if received_before is not None:
+        waiting = waiting.filter(received_at__lt=received_before)
     ids, total = [], 0
     for pk, size in waiting.values_list("pk", "size")[:limit]:
         total += min(size, READ_BYTES)
         if ids and total > max_bytes:
             break
         ids.append(pk)
-    messages = list(waiting.filter(pk__in=ids)) if ids else []
-    read(messages)
-    return len(messages)
+    messages = list(InboundMessage.objects.filter(pk__in=ids).order_by("pk")) if ids else []
+    return sum(1 for message in read(messages) if message.kind != Kind.RECEIVED)
 
 
 def read(
@@ -175,17 +197,26 @@ def read(
                 for outcome in read([message], [verdict])
             ]
         message = messages[0]
-        if isinstance(error, DatabaseError):
+        if isinstance(error, OperationalError | InterfaceError):
             logger.exception("inbound message %s: kept, not read yet; read again later", message.pk)
             return [message]
+        # Anything else would fail again at every reading: set aside, still linked to its
+        # reader (an erasure finds it), for a person to read again once it is fixed.
         logger.exception("inbound message %s: could not act on it; quarantined", message.pk)
-        return _read_batch(
-            messages, [Verdict(kind=Kind.QUARANTINED, rule=f"error:act:{type(error).__name__}")]
+        aside = dataclasses.replace(
+            verdicts[0], kind=Kind.QUARANTINED, rule=f"error:act:{type(error).__name__}"
         )
+        return _read_batch(messages, [aside])
 
 
 def _read_batch(messages: Sequence[InboundMessage], verdicts: Sequence[Verdict]):
+    # What reading changes on the objects, as stored: each attempt starts from it, so that a
+    # rolled-back attempt leaves no note or link behind.
+    stored = [{name: getattr(m, name) for name in _READ_ATTNAMES} for m in messages]
     for attempt in (1, 2):
+        for message, fields in zip(messages, stored, strict=True):
+            for name, value in fields.items():
+                setattr(message, name, value)
         try:
             with transaction.atomic():
                 return _read_and_act(messages, verdicts)
@@ -218,7 +249,9 @@ def _read_and_act(messages, verdicts) -> list[InboundMessage]:
     mailing_ids = {v.mailing_id for _, v in pairs if v.mailing_id}
     mailings = Mailing.objects.in_bulk(mailing_ids) if mailing_ids else {}
     keys = {m.pk: _dedupe_key(m.source, v, m.digest) for m, v in pairs}
-    stored = {m.dedupe_key: m for m in InboundMessage.objects.filter(dedupe_key__in=keys.values())}
+    # And the key a message reusing another's Message-ID is kept under (below).
+    looked_up = [*keys.values(), *(f"{keys[m.pk]}:{m.digest}" for m, _ in pairs)]
+    stored = {m.dedupe_key: m for m in InboundMessage.objects.filter(dedupe_key__in=looked_up)}
     keep = settings.BOUNCE_KEEP_KB * 1024
     # What stands for each message: itself (read now), or the copy kept before it.
     outcomes: dict[int, InboundMessage] = {}
@@ -286,6 +319,7 @@ READ_FIELDS = [
     "envelope_from",
     "note",
 ]
+_READ_ATTNAMES = [InboundMessage._meta.get_field(name).attname for name in READ_FIELDS]
 
 
 def _join_note(*parts: str) -> str:

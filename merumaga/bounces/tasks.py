@@ -3,6 +3,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, lock_task
 from huey.exceptions import TaskLockedException
@@ -75,13 +76,29 @@ def _acquire() -> bool:
         return False
 
 
+READ_LOCK = lock_task("bounces-read-waiting")
+# What a running receiver's readers have not taken after this long, they are not going to.
+LEFT_WAITING_AFTER = timedelta(minutes=2)
+# Rounds of one reading (up to 1,000 messages each) per run: the run ends, and leaves the task
+# runner's workers to sending; the next minute's run goes on.
+READ_ROUNDS = 20
+
+
 @db_periodic_task(crontab(minute="*"))
 def read_waiting_messages() -> None:
     """What a bounce receiver kept and did not read (stopped before its readers got to it):
-    read within a minute, even if it never starts again. One indexed query when none waits."""
-    read = total = services.read_waiting()
-    while read:
-        read = services.read_waiting()
-        total += read
+    read within a few minutes, even if it never starts again. One indexed query when none
+    waits; never two runs at once."""
+    try:
+        with READ_LOCK:
+            before = timezone.now() - LEFT_WAITING_AFTER
+            total = 0
+            for _ in range(READ_ROUNDS):
+                read = services.read_waiting(received_before=before)
+                total += read
+                if not read:
+                    break
+    except TaskLockedException:
+        return
     if total:
         logger.warning("read %d inbound messages a bounce receiver had left waiting", total)

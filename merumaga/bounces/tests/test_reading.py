@@ -1,10 +1,13 @@
 """Kept first, read after: what the bounce receiver stores is read by its readers (or the
 periodic task), in batches, and one message that cannot be acted on does not stop the others."""
 
+import functools
+
 import pytest
-from django.db import OperationalError
+from django.db import IntegrityError, OperationalError
 
 from merumaga.bounces import services, tasks
+from merumaga.bounces.classify import Recipient, Verdict
 from merumaga.bounces.models import InboundMessage
 from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.subscribers.models import Suppression
@@ -34,8 +37,11 @@ def test_what_was_kept_waits_unread_until_a_reader_reads_it():
     assert services.read_waiting() == 0
 
 
-def test_the_periodic_task_reads_everything_left_waiting_in_batches():
-    kept_bounces(*[f"reader{n}@example.jp" for n in range(205)])  # more than one batch
+def test_the_periodic_task_reads_everything_left_waiting_in_batches(time_machine, monkeypatch):
+    time_machine.move_to("2026-12-01 10:00:00+09:00", tick=False)
+    kept_bounces(*[f"reader{n}@example.jp" for n in range(205)])
+    time_machine.move_to("2026-12-01 10:03:00+09:00", tick=False)  # no reader took them
+    monkeypatch.setattr(services, "read_waiting", functools.partial(services.read_waiting, 100))
 
     tasks.read_waiting_messages.call_local()
 
@@ -56,10 +62,28 @@ def test_a_message_that_cannot_be_acted_on_is_set_aside_and_the_others_are_read(
     assert services.read_waiting() == 3
 
     kinds = dict(InboundMessage.objects.values_list("subscriber__email", "kind"))
-    rules = dict(InboundMessage.objects.values_list("kind", "rule"))
-    assert kinds == {"first@example.jp": "hard", None: "quarantined", "last@example.jp": "hard"}
-    assert rules["quarantined"] == "error:act:RuntimeError"
+    assert kinds == {
+        "first@example.jp": "hard",
+        "poison@example.jp": "quarantined",  # still linked to its reader: an erasure finds it
+        "last@example.jp": "hard",
+    }
+    aside = InboundMessage.objects.get(kind="quarantined")
+    assert (aside.rule, aside.note) == ("error:act:RuntimeError", "")  # nothing of the failed try
     assert Suppression.objects.count() == 2
+
+
+def test_an_error_that_would_come_back_at_every_reading_sets_the_message_aside(monkeypatch):
+    kept_bounces("gone@example.jp")
+
+    def broken(specs):
+        if specs:
+            raise IntegrityError("NOT NULL constraint failed")  # not the database being away
+        return []
+
+    monkeypatch.setattr(services, "record_events", broken)
+    assert services.read_waiting() == 1
+    assert InboundMessage.objects.get().kind == "quarantined"
+    assert services.read_waiting() == 0
 
 
 def test_a_database_error_while_reading_leaves_the_message_waiting(monkeypatch):
@@ -69,7 +93,7 @@ def test_a_database_error_while_reading_leaves_the_message_waiting(monkeypatch):
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(services, "_read_and_act", database_down)
-    services.read_waiting()
+    assert services.read_waiting() == 0  # none read: the reader waits before trying again
     assert InboundMessage.objects.get().kind == "received"  # kept, to be read again
 
     monkeypatch.undo()
@@ -98,3 +122,60 @@ def test_a_reading_takes_no_more_messages_than_fit_in_its_memory_budget():
     assert services.read_waiting(max_bytes=budget) == 2
     assert services.read_waiting(max_bytes=1) == 1  # one at least, however big
     assert not InboundMessage.objects.filter(kind="received").exists()
+
+
+def test_a_second_copy_of_a_message_reusing_a_message_id_is_counted_on_it(settings):
+    reader = make_subscriber("gone@example.jp")
+    verp = f"bounce+{address_token('bounce', 0, reader.pk)}@bounces.example.jp"
+    first = unknown_user_dsn(verp, [reader.email], b"").replace(
+        b"MIME-Version", b"Message-ID: <same@mx.example>\r\nMIME-Version", 1
+    )
+    other = first.replace(b"MIME-Version", b"X-Other: yes\r\nMIME-Version", 1)
+    for raw in (first, other, other):  # the second message, delivered twice
+        services.keep([services.Inbound(raw, "smtp", "", (verp,))])
+        services.read_waiting()
+
+    rows = sorted(InboundMessage.objects.values_list("kind", "times_received"))
+    assert rows == [("duplicate", 2), ("hard", 1)]
+    assert services.read_waiting() == 0
+
+
+def test_readers_read_their_own_share_of_what_waits():
+    kept = kept_bounces(*[f"r{n}@example.jp" for n in range(4)])
+    even = sorted(m.pk for m in kept if m.pk % 2 == 0)
+
+    assert services.read_waiting(share=(0, 2)) == 2
+    read = InboundMessage.objects.exclude(kind="received").values_list("pk", flat=True)
+    assert sorted(read) == even
+
+
+def test_the_periodic_task_leaves_fresh_messages_to_the_receivers_readers(time_machine):
+    time_machine.move_to("2026-12-01 10:00:00+09:00", tick=False)
+    kept_bounces("old@example.jp")
+    time_machine.move_to("2026-12-01 10:05:00+09:00", tick=False)
+    kept_bounces("new@example.jp")
+
+    tasks.read_waiting_messages.call_local()
+
+    assert list(InboundMessage.objects.order_by("pk").values_list("kind", flat=True)) == [
+        "hard",  # the old one
+        "received",  # the new one, for the receiver's readers
+    ]
+
+
+def test_a_verdict_read_elsewhere_is_kept_and_acted_on_together_or_not_at_all(monkeypatch):
+    reader = make_subscriber("complainer@example.jp")
+
+    def database_down(*args):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "_read_and_act", database_down)
+    verdict = Verdict(
+        kind="complaint",
+        rule="webhook",
+        recipients=(Recipient(reader.email, "complaint", "", "", "feedback"),),
+        message_id="evt-1",
+    )
+    with pytest.raises(OperationalError):  # the webhook answers 5xx: its sender retries
+        services.receive_verdict(b'{"id": "evt-1"}', "webhook", verdict)
+    assert not InboundMessage.objects.exists()

@@ -105,6 +105,25 @@ def test_one_message_that_cannot_be_stored_does_not_fail_the_others_of_its_batch
     assert InboundMessage.objects.count() == 2
 
 
+def test_a_session_gone_before_its_reply_does_not_stop_the_others():
+    raws = (b"Subject: one\r\n\r\nx", b"Subject: gone\r\n\r\nx", b"Subject: two\r\n\r\nx")
+    batch = [(services.Inbound(raw, "smtp"), Future()) for raw in raws]
+    batch[1][1].cancel()  # aiosmtpd cancels a session whose client disconnected
+    writer = GroupCommit()
+    try:
+        writer._store(batch)
+        assert [bytes(f.result(timeout=30).raw) for _, f in (batch[0], batch[2])] == [
+            raws[0],
+            raws[2],
+        ]
+        # The writer goes on serving the next sessions.
+        later = writer.submit(services.Inbound(b"Subject: later\r\n\r\nx", "smtp"))
+        assert bytes(later.result(timeout=30).raw).startswith(b"Subject: later")
+    finally:
+        writer.close()
+    assert InboundMessage.objects.count() == 4  # the gone one too: its MTA will offer it again
+
+
 class StopAfterRounds:
     """A stop event that is set after the reader's loop asked it `rounds` times."""
 
@@ -329,6 +348,12 @@ def test_lmtp_answers_every_recipient_when_it_refuses_a_message(settings, monkey
         "a@b",
         "<" + "x" * 70 + "@example.jp>",
         "<a@b>\r\nSIZE=1",
+        "<a@b.c> (comment)",
+        "\xa0<a@b>",
+        "\x0b<a@b>",
+        "<a@b> SIZE=5 ",
+        "<a@b> BODY=8BITMIME SMTPUTF8",
+        "<a@b>SIZE=5",
     ],
 )
 def test_the_fast_path_reader_reads_an_smtp_path_as_aiosmtpd_does(arg):

@@ -1,6 +1,7 @@
 """`merumaga bounce-receiver` as the operator runs it: the server and its reader processes, on
 the embedded default, in a data dir of its own."""
 
+import importlib
 import os
 import signal
 import smtplib
@@ -64,3 +65,46 @@ def test_the_receiver_stores_before_250_and_its_reader_process_reads_it(tmp_path
 def kinds_after(data_dir) -> list[str]:
     with sqlite3.connect(data_dir / "merumaga.sqlite3") as database:
         return [row[0] for row in database.execute("SELECT kind FROM bounces_inboundmessage")]
+
+
+def test_a_reader_process_that_dies_is_started_again():
+    command = importlib.import_module("merumaga.bounces.management.commands.bounce-receiver")
+    started = []
+
+    class ReaderProcess:
+        def __init__(self, target, args, name):
+            self.share = args[2]
+            # The first reader of the second share dies at once (killed, out of memory…).
+            self.exitcode = -9 if self.share == (1, 2) and len(started) == 1 else None
+            started.append(self)
+
+        def start(self):
+            pass
+
+        def is_alive(self):
+            return self.exitcode is None
+
+        def join(self, timeout=None):
+            pass
+
+    class Context:
+        Process = ReaderProcess
+
+    class OneWatchRound:
+        rounds = 0
+
+        def wait(self, timeout):
+            self.rounds += 1
+            return self.rounds > 1
+
+        def is_set(self):
+            return self.rounds > 1
+
+        def set(self):
+            self.rounds = 99
+
+    reading = command._Readers(Context, 2, kept=None, stopping=OneWatchRound())
+    reading.watch.join(timeout=30)
+
+    assert [p.share for p in started] == [(0, 2), (1, 2), (1, 2)]
+    assert reading.processes == [started[0], started[2]]

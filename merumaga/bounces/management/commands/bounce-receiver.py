@@ -1,5 +1,7 @@
 import errno
+import logging
 import multiprocessing
+import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -7,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from merumaga.bounces.reading import run_reader
 from merumaga.bounces.receiver import start_receiver, stop_receiver
 from merumaga.delivery.catcher import serve_until_stopped
+
+logger = logging.getLogger(__name__)
 
 
 def parse_bind(value: str) -> tuple[str, int]:
@@ -55,12 +59,7 @@ class Command(BaseCommand):
                 ) from None
             raise CommandError(f"Cannot listen on {host}:{port}: {error}") from None
         # Started after the server: what it keeps meanwhile waits for them (nothing is lost).
-        processes = [
-            context.Process(target=run_reader, args=(kept, stopping), name=f"bounce-reader-{n}")
-            for n in range(readers)
-        ]
-        for process in processes:
-            process.start()
+        reading = _Readers(context, readers, kept, stopping)
         protocol = "lmtp" if lmtp else "smtp"
         self.stdout.write(f"Bounce receiver listening on {protocol}://{host}:{port}")
         self.stdout.write(f"Accepting mail for the bounce domain {settings.BOUNCE_DOMAIN}")
@@ -68,17 +67,48 @@ class Command(BaseCommand):
 
         def stop() -> None:
             stop_receiver(controller)
-            _stop_readers(processes, stopping)
+            reading.stop()
 
         serve_until_stopped(stop)
         self.stdout.write(f"Bounce receiver stopped after {controller.handler.received} messages.")
 
 
-def _stop_readers(processes, stopping) -> None:
-    """Each reader ends after the batch in hand; what is still waiting is read at the next
-    start (or by the periodic task)."""
-    stopping.set()
-    for process in processes:
-        process.join(timeout=60)
-        if process.is_alive():
-            process.terminate()
+class _Readers:
+    """The reader processes, each reading its share of what is kept (ids modulo their number).
+    One that dies is started again (its share would otherwise wait for the periodic task)."""
+
+    def __init__(self, context, count: int, kept, stopping) -> None:
+        self.context, self.count, self.kept, self.stopping = context, count, kept, stopping
+        self.processes = [self._start(index) for index in range(count)]
+        self.watch = threading.Thread(target=self._watch, name="reader-watch", daemon=True)
+        self.watch.start()
+
+    def _start(self, index: int):
+        process = self.context.Process(
+            target=run_reader,
+            args=(self.kept, self.stopping, (index, self.count)),
+            name=f"bounce-reader-{index}",
+        )
+        process.start()
+        return process
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(5):
+            for index, process in enumerate(self.processes):
+                if not process.is_alive() and not self.stopping.is_set():
+                    logger.error(
+                        "bounce reader %d ended (exit code %s); started again",
+                        index,
+                        process.exitcode,
+                    )
+                    self.processes[index] = self._start(index)
+
+    def stop(self) -> None:
+        """Each reader ends after the batch in hand; what is still waiting is read at the next
+        start (or by the periodic task)."""
+        self.stopping.set()
+        self.watch.join(timeout=10)
+        for process in self.processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
