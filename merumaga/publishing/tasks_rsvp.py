@@ -24,7 +24,7 @@ from huey.contrib.djhuey import db_task
 from merumaga.institute.services import sender_identity
 from merumaga.publishing import ics, rsvp
 from merumaga.publishing.models import Event, Rsvp
-from merumaga.subscribers.mail import mail_charset, reader_links
+from merumaga.subscribers.mail import apply_charset, reader_links
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import default_charset
 
@@ -72,7 +72,7 @@ def build_rsvp_mail(reply: Rsvp, kind: str, language: str | None = None) -> Emai
     if kind in WITH_CALENDAR:
         message.attach(calendar_attachment(event, reply.email))
     preferred = subscriber.charset if subscriber else default_charset(reply.email)
-    message.encoding = mail_charset(preferred, message)
+    apply_charset(message, preferred)
     return message
 
 
@@ -91,7 +91,7 @@ def send_rsvp_request_mail(event_id: int, email: str, url: str, language: str) -
         "unconfirmed": True,
     }
     message = _message("rsvp_request", context, email, {}, language)
-    message.encoding = mail_charset(default_charset(email), message)
+    apply_charset(message, default_charset(email))
     message.send()
 
 

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
+from merumaga.charset import choose
 from merumaga.institute.services import sender_identity
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber
@@ -70,29 +71,29 @@ def build_reader_mail(
         },
     )
     message.attach_alternative(html, "text/html")
-    message.encoding = mail_charset(subscriber.charset, message)
+    apply_charset(message, subscriber.charset)
     return message
 
 
-def mail_charset(preferred: str, message: EmailMultiAlternatives) -> str:
-    """The preferred charset, unless the text holds characters ISO-2022-JP cannot carry.
-
-    Then UTF-8, so that nothing is dropped (①, ㈱, 髙, half-width kana, …); the log says so.
-    """
-    if preferred != Subscriber.Charset.ISO2022JP:
-        return "utf-8"
-    parts = [message.subject, message.body, *(content for content, _ in message.alternatives)]
-    try:
-        for part in parts:
-            part.encode("iso-2022-jp")
-    except UnicodeEncodeError as error:
+def apply_charset(message: EmailMultiAlternatives, preferred: str) -> None:
+    """Encode `message` by the platform's one charset rule (merumaga.charset.choose, as for
+    mailings): ISO-2022-JP for a reader who prefers it, with the characters it lacks replaced
+    where the replacement means the same (① → (1)); UTF-8 when something would still be lost
+    (髙, …), and the log says why."""
+    html = [content for content, _ in message.alternatives]
+    charset, parts, uncarried = choose([message.subject, message.body, *html], preferred)
+    if uncarried:
         logger.info(
-            "mail to %s prefers ISO-2022-JP but %r cannot be carried: sent as UTF-8",
+            "mail to %s prefers ISO-2022-JP but %s cannot be carried: sent as UTF-8",
             ", ".join(message.to),
-            error.object[error.start : error.end],
+            "".join(uncarried),
         )
-        return "utf-8"
-    return "iso-2022-jp"
+    message.subject, message.body = parts[0], parts[1]
+    mimetypes = [mimetype for _, mimetype in message.alternatives]
+    message.alternatives = []
+    for content, mimetype in zip(parts[2:], mimetypes, strict=True):
+        message.attach_alternative(content, mimetype)
+    message.encoding = charset
 
 
 def send_reader_mail(

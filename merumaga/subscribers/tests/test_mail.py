@@ -75,6 +75,18 @@ def test_characters_iso_2022_jp_cannot_carry_switch_that_reader_to_utf8(caplog):
     assert "①髙﨑ラボ㈱" in parsed(message)["Subject"]
 
 
+def test_characters_with_a_faithful_jis_form_keep_the_reader_on_iso_2022_jp():
+    """The one charset rule (merumaga.charset.choose), as for mailings: ① and ㈱ have a form
+    ISO-2022-JP carries, so the mail stays ISO-2022-JP instead of falling back to UTF-8."""
+    SiteSettings.objects.create(organisation_name="①研究所㈱")
+    reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP)
+    message = mail.build_reader_mail(reader, "welcome", {"topics": []})
+    assert message.encoding == "iso-2022-jp"
+    parsed_message = parsed(message)
+    assert "(1)研究所(株)" in parsed_message["Subject"]
+    assert "(1)研究所(株)" in parsed_message.get_body(("html",)).get_content()
+
+
 def test_welcome_mail_names_the_topics_in_the_readers_language(
     mailoutbox, django_capture_on_commit_callbacks
 ):
