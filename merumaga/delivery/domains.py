@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery, DomainHold, DomainPace
-from merumaga.delivery.services import HELD
 
 # A worker writes its paces every few seconds while it sends; older rows are workers gone.
 PACE_FRESH = timedelta(minutes=2)
@@ -26,13 +25,13 @@ def waiting_for_holds(mailing_id: int) -> dict[str, int]:
     """Rows of a mailing waiting for their domain's hold to end, per domain."""
     rows = (
         Delivery.objects.filter(
-            mailing_id=mailing_id, status__in=queue.CLAIMABLE, reply__startswith=HELD
+            mailing_id=mailing_id, status__in=queue.CLAIMABLE, reply__startswith=queue.HELD
         )
         .values("reply")
         .annotate(n=Count("id"))
         .order_by()
     )
-    return {row["reply"].removeprefix(HELD): row["n"] for row in rows}
+    return {row["reply"].removeprefix(queue.HELD): row["n"] for row in rows}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ TABLE = Delivery._meta.db_table
 Status = Delivery.Status
 # Rows a worker may take when their time has come: new, to be retried, or whose lease ran out.
 CLAIMABLE = (Status.QUEUED, Status.DEFERRED, Status.SENDING)
+# The reply of a row waiting for its domain's hold to end (delivery.services.hold_domain),
+# before the domain.
+HELD = "held: "
 FINAL = (Status.SENT, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
 

@@ -21,10 +21,10 @@ from django.utils import timezone
 from merumaga import reasons
 from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery, DomainHold
+from merumaga.delivery.tasks import tell_operator_about_hold
 
 logger = logging.getLogger(__name__)
 
-HELD = "held: "  # the reply of a row waiting for its domain's hold to end, before the domain
 PROBE_DELIVERED = "probe delivered"
 # A hold of the same domain lifted by a probe this recently: the block came back, so the next
 # back-off starts where that one ended.
@@ -61,8 +61,6 @@ def hold_domain(domain: str, reason: str, *, backoff: timedelta | None = None) -
     logger.warning(
         "sending to %s held: %s (a probe in %s; lift it in the admin)", domain, reason, backoff
     )
-    from merumaga.delivery.tasks import tell_operator_about_hold  # tasks import this module
-
     transaction.on_commit(lambda: tell_operator_about_hold(hold.pk))
     return hold
 
@@ -78,7 +76,7 @@ def lift_hold(hold: DomainHold, *, user=None, note: str = "") -> int:
         if not ended:
             return 0
         released = Delivery.objects.filter(
-            status__in=queue.CLAIMABLE, reply=HELD + hold.domain
+            status__in=queue.CLAIMABLE, reply=queue.HELD + hold.domain
         ).update(available_at=now, reply="", updated_at=now)
     logger.warning("sending to %s resumed (%s); %d rows released", hold.domain, note, released)
     return released
@@ -117,4 +115,4 @@ def wait_for_hold(delivery_ids: list[int], worker: str, hold: DomainHold, now: d
     """Give rows claimed for a held domain back, to be taken again when its probe is due (and
     no sooner than a minute: a probe may be out; its success releases them at once)."""
     until = max(hold.probe_at, now + PROBE_WAIT)
-    return queue.postpone(delivery_ids, worker, until, HELD + hold.domain)
+    return queue.postpone(delivery_ids, worker, until, queue.HELD + hold.domain)

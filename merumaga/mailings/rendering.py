@@ -26,7 +26,7 @@ from merumaga.institute.services import SenderIdentity, sender_identity
 from merumaga.mailings import mime
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import ics
-from merumaga.publishing.rsvp import rsvp_link_url
+from merumaga.publishing.rsvp_links import rsvp_link_url
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
 from merumaga.subscribers.models import Subscriber

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from merumaga.publishing import rsvp_links, tasks_rsvp
 from merumaga.publishing.models import Event, Rsvp
 from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.mail import absolute_url
@@ -35,15 +36,8 @@ DECLINE = "decline"
 NAME_MAX_LENGTH = Rsvp._meta.get_field("name").max_length
 ORGANISATION_MAX_LENGTH = Rsvp._meta.get_field("organisation").max_length
 
+
 # The mails an answer can send; each is sent only if the RSVP is still in this state by then.
-MAIL_STATES = {
-    "attending": Rsvp.Answer.ATTENDING,
-    "waitlisted": Rsvp.Answer.WAITLISTED,
-    "promoted": Rsvp.Answer.ATTENDING,
-    "declined": Rsvp.Answer.DECLINED,
-}
-
-
 class RsvpError(ValueError):
     """The event takes no answers now; the message says why, for the person answering."""
 
@@ -203,17 +197,8 @@ def _fill_free_seats(event: Event) -> list[Rsvp]:
 
 
 def _queue_mail(rsvp: Rsvp, kind: str, language: str | None) -> None:
-    # Imported here because the mail module needs rsvp_link_url from this one.
-    from merumaga.publishing import tasks_rsvp
-
     rsvp_id = rsvp.pk
     transaction.on_commit(lambda: tasks_rsvp.send_rsvp_mail(rsvp_id, kind, language))
-
-
-def rsvp_link_url(subscriber: Subscriber, event: Event) -> str:
-    """The reader's own answer page for this event, for invitation mails: no form to fill."""
-    token = tokens.make_token(subscriber, tokens.RSVP, str(event.pk))
-    return absolute_url(reverse("rsvp_link", args=[token]))
 
 
 # Answers from the public form, where anyone can type any address, wait for its owner: nothing
@@ -258,9 +243,6 @@ def request_seat(
         [event.pk, email, name, organisation, language], salt=_REQUEST_SALT, compress=True
     )
     url = absolute_url(reverse("rsvp_request_link", args=[token]))
-    # Imported here because the mail module needs rsvp_link_url from this one.
-    from merumaga.publishing import tasks_rsvp
-
     transaction.on_commit(lambda: tasks_rsvp.send_rsvp_request_mail(event.pk, email, url, language))
     return email
 
@@ -276,22 +258,9 @@ def read_seat_request(token: str) -> SeatRequest:
     return SeatRequest(event, email, name, organisation, language)
 
 
-_ANSWER_LINK_SALT = "merumaga.publishing.rsvp-answer"
-
-
-def answer_token(reply: Rsvp) -> str:
-    """The token of the page where this person, and only they (the link is in their own mail),
-    can change their answer: no one can give back another's seat."""
-    return signing.dumps([reply.pk, reply.email], salt=_ANSWER_LINK_SALT)
-
-
-def answer_link_url(reply: Rsvp) -> str:
-    return absolute_url(reverse("rsvp_answer_link", args=[answer_token(reply)]))
-
-
 def read_answer_link(token: str) -> Rsvp:
     try:
-        rsvp_id, email = signing.loads(token, salt=_ANSWER_LINK_SALT)
+        rsvp_id, email = signing.loads(token, salt=rsvp_links.ANSWER_LINK_SALT)
         return Rsvp.objects.select_related("event").get(
             pk=rsvp_id, email=email, event__in=public_events()
         )

@@ -22,7 +22,7 @@ from django.utils import translation
 from huey.contrib.djhuey import db_task
 
 from merumaga.institute.services import sender_identity
-from merumaga.publishing import ics, rsvp
+from merumaga.publishing import ics, rsvp_links
 from merumaga.publishing.models import Event, Rsvp
 from merumaga.subscribers.mail import apply_charset, reader_links
 from merumaga.subscribers.models import Subscriber
@@ -32,13 +32,21 @@ logger = logging.getLogger(__name__)
 
 WITH_CALENDAR = {"attending", "promoted"}
 
+# The answer each mail is about: a mail queued for an answer changed since is not sent.
+MAIL_STATES = {
+    "attending": Rsvp.Answer.ATTENDING,
+    "waitlisted": Rsvp.Answer.WAITLISTED,
+    "promoted": Rsvp.Answer.ATTENDING,
+    "declined": Rsvp.Answer.DECLINED,
+}
+
 
 @db_task(retries=3, retry_delay=60)
 def send_rsvp_mail(rsvp_id: int, kind: str, language: str | None = None) -> None:
     """Send the mail for one answer, unless a later answer changed it meanwhile (that answer
     sends its own mail)."""
     reply = Rsvp.objects.select_related("event", "subscriber").filter(pk=rsvp_id).first()
-    if reply is None or reply.answer != rsvp.MAIL_STATES[kind]:
+    if reply is None or reply.answer != MAIL_STATES[kind]:
         return
     build_rsvp_mail(reply, kind, language).send()
 
@@ -59,12 +67,12 @@ def build_rsvp_mail(reply: Rsvp, kind: str, language: str | None = None) -> Emai
         "rsvp": reply,
         "event": event,
         "event_url": ics.event_url(event),
-        "change_url": rsvp.answer_link_url(reply),
+        "change_url": rsvp_links.answer_link_url(reply),
     }
     headers = {}
     if subscriber is not None:
         links = reader_links(subscriber)
-        context.update(links, change_url=rsvp.rsvp_link_url(subscriber, event))
+        context.update(links, change_url=rsvp_links.rsvp_link_url(subscriber, event))
         headers["List-Unsubscribe"] = f"<{links['unsubscribe_url']}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         language = subscriber.language

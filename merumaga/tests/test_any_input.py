@@ -123,7 +123,7 @@ def token_pages(reader, event) -> list[str]:
     """Pages behind a valid link: the hostile input reaches their forms, not the 404."""
     from django.urls import reverse
 
-    from merumaga.publishing import rsvp
+    from merumaga.publishing import rsvp, rsvp_links
     from merumaga.subscribers import tokens
 
     reader.pending_email = "new@example.jp"
@@ -137,7 +137,7 @@ def token_pages(reader, event) -> list[str]:
         reverse("confirm_address", args=[tokens.make_token(reader, tokens.ADDRESS, "new@x.jp")]),
         reverse("unsubscribe", args=[tokens.make_token(reader, tokens.UNSUBSCRIBE, "weekly")]),
         reverse("rsvp_link", args=[tokens.make_token(reader, tokens.RSVP, str(event.pk))]),
-        reverse("rsvp_answer_link", args=[rsvp.answer_token(answer)]),
+        reverse("rsvp_answer_link", args=[rsvp_links.answer_token(answer)]),
     ]
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from merumaga.bounces import services as bounce_services
 from merumaga.bounces.models import BounceEvent, BounceScore
-from merumaga.delivery import services
+from merumaga.delivery import queue, services
 from merumaga.delivery.models import Delivery, DomainHold
 from merumaga.delivery.worker import run_until_idle
 from merumaga.mailings import services as mailing_services
@@ -85,7 +85,7 @@ def test_a_blocked_domain_is_held_during_a_mailing_and_the_rest_goes_on(
     }
     waiting = statuses(mailing, BLOCKED)
     assert waiting == {"queued": 16, "deferred": 4}
-    assert Delivery.objects.filter(reply=services.HELD + BLOCKED).count() == 16
+    assert Delivery.objects.filter(reply=queue.HELD + BLOCKED).count() == 16
     assert hold.reason.startswith("4 件の拒否 (10 分間)") and "spamhaus" in hold.reason
 
     # No reader suppressed, nobody scored.

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from merumaga.publishing import rsvp, services
+from merumaga.publishing import rsvp, rsvp_links, services
 from merumaga.publishing.models import Event, Rsvp
 from merumaga.publishing.tests.test_rsvp import make_event
 from merumaga.subscribers import tokens
@@ -338,7 +338,7 @@ def test_calendar_download(client, settings):
 def test_a_reader_link_shows_the_event_and_does_not_answer_on_get(client):
     reader = make_subscriber("reader@example.jp")
     event = make_event()
-    url = rsvp.rsvp_link_url(reader, event)
+    url = rsvp_links.rsvp_link_url(reader, event)
     assert url.startswith("http")
 
     response = client.get(url)
@@ -358,7 +358,7 @@ def test_a_reader_link_shows_the_event_and_does_not_answer_on_get(client):
 def test_a_reader_link_answers_on_post(client, answer, heading, state):
     reader = make_subscriber("reader@example.jp", name="読者 花子", organisation="某大学")
     event = make_event()
-    response = client.post(rsvp.rsvp_link_url(reader, event), {"answer": answer}, follow=True)
+    response = client.post(rsvp_links.rsvp_link_url(reader, event), {"answer": answer}, follow=True)
     assert response.redirect_chain[0][1] == 302  # a refresh answers nothing
     assert heading in response.content.decode()
     saved = Rsvp.objects.get()
@@ -370,14 +370,14 @@ def test_a_reader_link_answers_on_post(client, answer, heading, state):
         state,
     )
     # Back on the link page, the current answer shows.
-    page = client.get(rsvp.rsvp_link_url(reader, event)).content.decode()
+    page = client.get(rsvp_links.rsvp_link_url(reader, event)).content.decode()
     assert f"現在のご回答: {saved.get_answer_display()}" in page
 
 
 def test_a_reader_link_for_a_closed_event_says_so(client):
     reader = make_subscriber()
     event = make_event(registration_deadline=timezone.now() - timedelta(minutes=1))
-    url = rsvp.rsvp_link_url(reader, event)
+    url = rsvp_links.rsvp_link_url(reader, event)
     page = client.get(url).content.decode()
     assert "申込の受付は終了しました。" in page
     assert 'value="attend"' not in page
@@ -392,7 +392,7 @@ def test_bad_reader_links_get_the_invalid_link_page(client):
     draft = make_event(slug="draft", status=Event.EventStatus.DRAFT, published_at=None)
     bad = [
         "not-a-token",
-        rsvp.rsvp_link_url(reader, event).rstrip("/").rsplit("/", 1)[1] + "x",  # tampered
+        rsvp_links.rsvp_link_url(reader, event).rstrip("/").rsplit("/", 1)[1] + "x",  # tampered
         tokens.make_token(reader, tokens.RSVP, "999999"),  # no such event
         tokens.make_token(reader, tokens.RSVP, "*"),  # not an event id
         tokens.make_token(reader, tokens.RSVP, str(draft.pk)),  # not public
@@ -410,7 +410,7 @@ def test_a_reader_link_stops_working_once_the_reader_erased_their_data(client):
     from merumaga.subscribers import services as subscriber_services
 
     reader = make_subscriber()
-    url = rsvp.rsvp_link_url(reader, make_event())
+    url = rsvp_links.rsvp_link_url(reader, make_event())
     subscriber_services.erase(reader, subscriber_services.Evidence(source="admin"))
     assert client.get(url).status_code == 404
 
@@ -450,6 +450,6 @@ def test_the_link_in_ones_own_mail_gives_the_seat_back_to_the_waitlist(
 def test_a_tampered_answer_link_is_404(client):
     event = make_event()
     reply = rsvp.answer(event, "own@example.jp", rsvp.ATTEND)
-    path = rsvp.answer_link_url(reply).split("localhost:8000", 1)[1]
+    path = rsvp_links.answer_link_url(reply).split("localhost:8000", 1)[1]
     assert client.post(path[:-3] + "xx/", {"answer": "decline"}).status_code == 404
     assert Rsvp.objects.get().answer == Rsvp.Answer.ATTENDING

@@ -13,7 +13,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from merumaga.publishing import ics, rsvp
+from merumaga.publishing import ics, rsvp, rsvp_links
 from merumaga.publishing.models import Event, Rsvp
 from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.models import ConsentRecord
@@ -98,7 +98,7 @@ def event_ics(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _done(answer: Rsvp) -> HttpResponse:
     """After any answer, the page that shows it: a redirect, so a refresh never answers again."""
-    return redirect("rsvp_done", token=rsvp.answer_token(answer))
+    return redirect("rsvp_done", token=rsvp_links.answer_token(answer))
 
 
 @require_safe
