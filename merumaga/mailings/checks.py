@@ -8,7 +8,9 @@ from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 
 from merumaga.charset import JisProblem, jis_problems
+from merumaga.mailings.contents import publishing_status_ok
 from merumaga.mailings.models import Mailing
+from merumaga.mailings.rendering import compile_mailing
 
 _LINK = re.compile(r'href="([^"]+)"')
 _TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
@@ -16,9 +18,6 @@ _TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
 
 def content_problems(mailing: Mailing) -> list[str]:
     """Empty or HTML subject, broken links to our own site, missing footer, too large."""
-    from merumaga.mailings.rendering import compile_mailing
-    from merumaga.mailings.services import publishing_status_ok
-
     problems = []
     if not mailing.subject.strip():
         problems.append(_("件名が空です。"))

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from merumaga import charset as mail_charset
 from merumaga.institute.services import SenderIdentity, sender_identity
 from merumaga.mailings import mime
+from merumaga.mailings.contents import weekly_extras
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import ics
 from merumaga.publishing.rsvp_links import rsvp_link_url
@@ -72,8 +73,6 @@ class Outgoing:
 
 def content_context(mailing: Mailing) -> dict:
     """Everything the templates show that is the same for every reader."""
-    from merumaga.mailings.services import weekly_extras
-
     context = {
         "mailing": mailing,
         "site_url": settings.SITE_URL,

@@ -10,20 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from merumaga.institute.services import weekly_schedule
+from merumaga.mailings.audience import deliverable
+from merumaga.mailings.checks import content_problems
+from merumaga.mailings.contents import FIRST_WEEKLY_LOOKBACK, weekly_gone_out
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
-from merumaga.publishing.models import Article, Event, Report, Status
+from merumaga.publishing.models import Article, Event, Report
 from merumaga.subscribers.models import Topic
 
 logger = logging.getLogger(__name__)
-
-# Only the first weekly report looks back this far; later ones take everything not yet sent.
-FIRST_WEEKLY_LOOKBACK = timedelta(days=7)
-UPCOMING_EVENTS_WINDOW = timedelta(days=45)
 
 
 class MailingError(ValueError):
@@ -61,13 +59,6 @@ def _create(by=None, **fields) -> Mailing:
 # worker had begun sending it included: some readers have them); until then, a draft or scheduled
 # report only holds them. Cancelled before sending, or deleted, it gives them back.
 WEEKLY_UNSENT = (Mailing.Status.DRAFT, Mailing.Status.SCHEDULED)
-
-
-def weekly_gone_out():
-    return Mailing.objects.filter(kind=Mailing.Kind.WEEKLY).filter(
-        Q(status__in=(Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT))
-        | Q(status=Mailing.Status.CANCELLED, audience_frozen_at__isnull=False)
-    )
 
 
 def weekly_candidates(until: datetime) -> list[Article]:
@@ -214,30 +205,6 @@ def _weekly_note(result: WeeklyComposed) -> str:
         _("新しい記事はありません。配信前の週報 (記事 %(count)d本) がそのまま配信を待っています。")
         % values
     )
-
-
-def weekly_extras(mailing: Mailing) -> dict:
-    """The reports and events a weekly report lists after its articles."""
-    until = mailing.covers_until or timezone.now()
-    previous = (
-        weekly_gone_out()
-        .filter(covers_until__lt=until)
-        .order_by("-covers_until")
-        .values_list("covers_until", flat=True)
-        .first()
-    ) or until - FIRST_WEEKLY_LOOKBACK
-    return {
-        "reports": list(
-            Report.objects.published().filter(published_at__gt=previous, published_at__lte=until)
-        ),
-        "events": list(
-            Event.objects.filter(
-                status=Event.EventStatus.PUBLISHED,
-                starts_at__gt=until,
-                starts_at__lte=until + UPCOMING_EVENTS_WINDOW,
-            ).order_by("starts_at")
-        ),
-    }
 
 
 def compose_custom(mailing: Mailing, by=None) -> Mailing:
@@ -420,19 +387,8 @@ def weekly_due(now: datetime | None = None) -> bool:
 
 
 def _require_sendable(mailing: Mailing) -> None:
-    from merumaga.mailings.audience import deliverable
-    from merumaga.mailings.checks import content_problems
-
     problems = content_problems(mailing)
     if problems:
         raise MailingError(" ".join(problems))
     if not deliverable(mailing).exists():
         raise MailingError(_("この配信先には、配信できる購読者がいません。"))
-
-
-def publishing_status_ok(mailing: Mailing) -> bool:
-    """What a mailing announces is still published (an article taken back must not go out)."""
-    for item in (mailing.article, mailing.report):
-        if item is not None and item.status != Status.PUBLISHED:
-            return False
-    return True

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from merumaga.mailings import services
+from merumaga.mailings import contents, services
 from merumaga.mailings.models import Mailing, StatusChange, WeeklyRun
 from merumaga.publishing.models import Article
 from merumaga.publishing.tests.factories import make_article, make_report
@@ -226,8 +226,8 @@ def test_a_report_delayed_by_a_day_is_in_the_next_weekly():
     type(report).objects.filter(pk=report.pk).update(published_at=MONDAY + timedelta(days=1))
     published("記事B", MONDAY + timedelta(days=3))
     second = compose(MONDAY + timedelta(days=7))
-    assert [r.title for r in services.weekly_extras(first)["reports"]] == []
-    assert [r.title for r in services.weekly_extras(second)["reports"]] == ["遅れたレポート"]
+    assert [r.title for r in contents.weekly_extras(first)["reports"]] == []
+    assert [r.title for r in contents.weekly_extras(second)["reports"]] == ["遅れたレポート"]
 
 
 def test_weekly_due_follows_the_site_settings(settings):
@@ -305,7 +305,7 @@ def test_a_scheduled_mailing_that_raises_goes_back_to_draft_and_the_others_start
             raise RuntimeError("template error")
         return content_problems(mailing)
 
-    monkeypatch.setattr(checks, "content_problems", raising_for_one)
+    monkeypatch.setattr(services, "content_problems", raising_for_one)
     assert services.start_due() == 1
     broken.refresh_from_db()
     healthy.refresh_from_db()
