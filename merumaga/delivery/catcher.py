@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.db import close_old_connections
 
+from merumaga import mailview
 from merumaga.delivery.signals import mail_caught
 
 MAX_MESSAGE_SIZE = 50 * 1024 * 1024
@@ -35,9 +36,6 @@ UNKNOWN_USER_PREFIX = "nosuchuser"
 MAX_HEADER_SIZE = 256 * 1024
 
 logger = logging.getLogger(__name__)
-
-# Charset names that Japanese mailers use but Python's codec registry does not know.
-CHARSET_ALIASES = {"windows-31j": "cp932", "x-sjis": "cp932"}
 
 
 class MessageNotFound(LookupError):
@@ -52,13 +50,6 @@ class CaughtMessage:
     to: tuple[str, ...]  # envelope recipients: who the mail was really delivered to
     to_header: str
     subject: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
     size: int
 
 
@@ -262,20 +253,6 @@ def _path(directory: Path | str, key: str) -> str:
     raise MessageNotFound(key)
 
 
-def header_items(message: EmailMessage) -> list[tuple[str, str]]:
-    """Every header in order, decoded (RFC 2047, raw UTF-8) where it can be parsed."""
-    items = []
-    for name, raw in message.raw_items():
-        try:
-            value = str(message.policy.header_fetch_parse(name, raw))
-        except Exception:
-            # policy.default gives up on some malformed headers; the catcher must still show the
-            # mail, so show the header as it came (its stray 8-bit bytes made printable).
-            value = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        items.append((name, value))
-    return items
-
-
 def _header_block(path: str) -> bytes:
     lines, size = [], 0
     with open(path, "rb") as file:
@@ -293,7 +270,7 @@ def _summary(entry: _Entry) -> CaughtMessage | None:
         block = _header_block(entry.path)
     except FileNotFoundError:  # deleted or moved since the scan
         return None
-    items = header_items(BytesHeaderParser(policy=policy.default).parsebytes(block))
+    items = mailview.header_items(BytesHeaderParser(policy=policy.default).parsebytes(block))
 
     def first(name: str) -> str:
         return next((value.strip() for key, value in items if key.lower() == name), "")
@@ -343,43 +320,3 @@ def raw_message(directory: Path | str, key: str) -> bytes:
 def read_message(directory: Path | str, key: str) -> EmailMessage:
     """The whole message, parsed; MessageNotFound if there is none."""
     return BytesParser(policy=policy.default).parsebytes(raw_message(directory, key))
-
-
-def decode_part(part: EmailMessage) -> str:
-    """A text part's content as str, whatever its transfer encoding and charset; LF line ends."""
-    payload = part.get_payload(decode=True) or b""
-    charset = (part.get_content_charset() or "utf-8").lower()
-    try:
-        # ISO-2022-JP mail often holds characters beyond JIS X 0208 (①, ㈱): replace, don't fail.
-        text = payload.decode(CHARSET_ALIASES.get(charset, charset), errors="replace")
-    except LookupError:
-        # Unknown charset: read it as UTF-8, where anything undecodable shows up as "�".
-        text = payload.decode("utf-8", errors="replace")
-    return text.replace("\r\n", "\n")
-
-
-def text_body(message: EmailMessage) -> str | None:
-    part = message.get_body(preferencelist=("plain",))
-    return None if part is None else decode_part(part)
-
-
-def html_body(message: EmailMessage) -> str | None:
-    part = message.get_body(preferencelist=("html",))
-    return None if part is None else decode_part(part)
-
-
-def attachments(message: EmailMessage) -> list[Attachment]:
-    """Every leaf part other than the text and HTML bodies shown: attachments, inline images."""
-    bodies = [message.get_body(preferencelist=(subtype,)) for subtype in ("plain", "html")]
-    found = []
-    for part in message.walk():
-        if part.is_multipart() or any(part is body for body in bodies):
-            continue
-        found.append(
-            Attachment(
-                filename=part.get_filename() or "",
-                content_type=part.get_content_type(),
-                size=len(part.get_payload(decode=True) or b""),
-            )
-        )
-    return found

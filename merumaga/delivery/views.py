@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
+from merumaga import mailview
 from merumaga.delivery import catcher
 
 PER_PAGE = 50
@@ -58,23 +59,23 @@ def message_list(request: HttpRequest) -> HttpResponse:
 
 def message_detail(request: HttpRequest, key: str) -> HttpResponse:
     message = _get(catcher.read_message, key)
-    headers = catcher.header_items(message)
+    headers = mailview.header_items(message)
     subject = next((value for name, value in headers if name.lower() == "subject"), "")
     context = {
         **admin.site.each_context(request),
         "title": subject or _("(件名なし)"),
         "key": key,
         "headers": headers,
-        "text": catcher.text_body(message),
-        "has_html": catcher.html_body(message) is not None,
-        "attachments": catcher.attachments(message),
+        "text": mailview.text_body(message),
+        "has_html": mailview.html_body(message) is not None,
+        "attachments": mailview.attachments(message),
     }
     return render(request, "delivery/message_detail.html", context)
 
 
 @xframe_options_sameorigin
 def message_html(request: HttpRequest, key: str) -> HttpResponse:
-    html = catcher.html_body(_get(catcher.read_message, key))
+    html = mailview.html_body(_get(catcher.read_message, key))
     if html is None:
         raise Http404(_("このメールには HTML パートがありません。"))
     response = HttpResponse(html, content_type="text/html; charset=utf-8")

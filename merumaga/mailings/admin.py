@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from merumaga.delivery import catcher
+from merumaga import mailview
 from merumaga.mailings import rendering, sending, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
@@ -193,15 +193,15 @@ class Preview:
 
     @property
     def text(self) -> str | None:
-        return catcher.text_body(self.message)
+        return mailview.text_body(self.message)
 
     @property
     def html(self) -> str | None:
-        return catcher.html_body(self.message)
+        return mailview.html_body(self.message)
 
     @property
     def headers(self) -> list[tuple[str, str]]:
-        return catcher.header_items(self.message)
+        return mailview.header_items(self.message)
 
     @property
     def raw_headers(self) -> str:

@@ -8,6 +8,7 @@ from email.parser import BytesParser
 import pytest
 from django.core.management import CommandError, call_command
 
+from merumaga import mailview
 from merumaga.delivery import catcher
 from merumaga.delivery.catcher import MessageNotFound, list_messages, raw_message, read_message
 
@@ -57,13 +58,13 @@ def test_catches_utf8_and_iso2022jp_mail_with_decoded_subjects_and_envelope(mail
     assert newsletter.date <= carrier.date
 
     assert (
-        catcher.text_body(read_message(maildir, carrier.key))
+        mailview.text_body(read_message(maildir, carrier.key))
         == "携帯電話のお客様へ\n配信停止はこちら\n"
     )
     parsed = read_message(maildir, newsletter.key)
-    assert catcher.text_body(parsed) == "山田様\n今月の研究成果をお届けします。\n"
-    assert "<b>研究成果</b>" in catcher.html_body(parsed)
-    assert catcher.attachments(parsed) == []
+    assert mailview.text_body(parsed) == "山田様\n今月の研究成果をお届けします。\n"
+    assert "<b>研究成果</b>" in mailview.html_body(parsed)
+    assert mailview.attachments(parsed) == []
 
 
 def test_stores_the_original_bytes_after_the_envelope_headers(maildir, catcher_port):
@@ -131,7 +132,7 @@ def test_a_bad_charset_is_shown_with_replacement_characters_not_an_error():
     )
     message = BytesParser(policy=policy.default).parsebytes(data)
 
-    assert catcher.text_body(message) == "café \ufffd\n"
+    assert mailview.text_body(message) == "café \ufffd\n"
 
 
 def test_a_taken_port_raises_oserror(maildir, catcher_port):
