@@ -33,8 +33,8 @@ def free_port() -> int:
 
 async def run(n: int, limit: float, server_rate: int, recovery: float) -> None:
     from merumaga.delivery.faultserver import start_fault_server
-    from merumaga.delivery.relays import build_relays
     from merumaga.delivery.smtp import Pool
+    from merumaga.relays import build_relays
 
     port = free_port()
     server = start_fault_server(port, keep=0)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from merumaga.delivery.relays import Relay
 from merumaga.delivery.smtp import Pool
+from merumaga.relays import Relay
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 MESSAGE_SIZE = 8 * 1024

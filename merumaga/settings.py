@@ -289,7 +289,7 @@ SES_TOPIC_ARNS = [
 
 # The delivery engine's relays (SMTP_RELAYS, else SMTP_URL, else the mail catcher) and the rate at
 # which each recipient domain may receive; both checked here, so that a typo stops start-up.
-from merumaga.delivery.relays import (  # noqa: E402
+from merumaga.relays import (  # noqa: E402
     DEFAULT_DOMAIN_LIMITS,
     build_relays,
     parse_domain_limits,

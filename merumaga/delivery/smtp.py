@@ -49,7 +49,7 @@ from django.conf import settings
 
 from merumaga import reasons
 from merumaga.delivery.pacing import AdaptivePace, Pacer, PaceState
-from merumaga.delivery.relays import Relay
+from merumaga.relays import Relay
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,6 @@ from merumaga.delivery import domains, queue
 from merumaga.delivery import services as delivery_services
 from merumaga.delivery.fastrender import FastTemplate, Reader
 from merumaga.delivery.models import Delivery, DomainHold, DomainPace
-from merumaga.delivery.relays import configured_relays
 from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
 from merumaga.delivery.signing import configured_signer
 from merumaga.delivery.smtp import Pool
@@ -46,6 +45,7 @@ from merumaga.mailings import rendering, services
 from merumaga.mailings.archive import archive
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.models import Mailing
+from merumaga.relays import configured_relays
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status

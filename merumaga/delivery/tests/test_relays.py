@@ -5,7 +5,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from merumaga.delivery.relays import (
+from merumaga.relays import (
     DEFAULT_CONNECTIONS,
     Relay,
     build_relays,

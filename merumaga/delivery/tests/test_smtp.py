@@ -11,9 +11,9 @@ import pytest
 
 from merumaga.delivery.faultserver import CODES, REPLIES, close_connections, start_fault_server
 from merumaga.delivery.pacing import Pacer
-from merumaga.delivery.relays import Relay
 from merumaga.delivery.smtp import Pool
 from merumaga.delivery.worker import run_in_own_loop
+from merumaga.relays import Relay
 
 TIME_LIMIT = 30  # seconds, for any one test's sending
 SENDER = "bounce+t1@news.example.jp"
