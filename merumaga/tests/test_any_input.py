@@ -13,8 +13,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from merumaga.publishing.tests.test_rsvp import make_event
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_event, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.test import Client, override_settings
 from django.urls import path
 
 from merumaga import urls as site_urls
-from merumaga.publishing.tests.factories import make_article
+from merumaga.testing import make_article
 
 pytestmark = pytest.mark.django_db
 

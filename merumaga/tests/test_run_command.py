@@ -6,11 +6,7 @@ import sys
 import time
 import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from merumaga.testing import free_port
 
 
 def test_run_starts_web_worker_and_catcher_and_stops_them_on_ctrl_c(tmp_path):

@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 
 from merumaga.subscribers.mail import build_reader_mail
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_subscriber
 
 CATALOG_DIR = Path(django_settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES"
 PO_FILE = CATALOG_DIR / "django.po"

@@ -1,18 +1,10 @@
-import socket
-
 import pytest
 
 from merumaga.bounces.receiver import start_receiver, stop_receiver
 from merumaga.delivery.faultserver import start_fault_server
+from merumaga.testing import free_port
 
 BOUNCE_DOMAIN = "bounces.example.jp"
-
-
-def free_port() -> int:
-    # aiosmtpd's Controller needs a concrete port: ask the kernel for one that is free now.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.models import Delivery
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers.models import Suppression, Topic
-from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from merumaga.bounces.models import InboundMessage
 from merumaga.bounces.tests.test_mailbox import PASSWORD, dsn, pop3  # noqa: F401 (a fixture)
 from merumaga.subscribers.models import Suppression
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

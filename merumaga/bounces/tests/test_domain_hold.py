@@ -21,9 +21,8 @@ from merumaga.delivery import queue, services
 from merumaga.delivery.models import Delivery, DomainHold
 from merumaga.delivery.worker import run_until_idle
 from merumaga.mailings import services as mailing_services
-from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers.models import Suppression
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

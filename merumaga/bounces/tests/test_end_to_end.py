@@ -18,10 +18,9 @@ from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.worker import run_until_idle
 from merumaga.mailings import services
-from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers.models import Suppression
-from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

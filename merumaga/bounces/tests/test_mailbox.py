@@ -23,8 +23,8 @@ from merumaga.bounces import mailbox, services, tasks
 from merumaga.bounces.mailbox import MailboxError, parse_mailbox_url, poll_mailbox
 from merumaga.bounces.models import BounceEvent, InboundMessage, Source
 from merumaga.subscribers.models import Suppression
-from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

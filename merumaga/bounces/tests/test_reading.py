@@ -11,8 +11,8 @@ from merumaga.bounces.classify import Recipient, Verdict
 from merumaga.bounces.models import InboundMessage
 from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.subscribers.models import Suppression
-from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

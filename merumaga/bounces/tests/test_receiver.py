@@ -14,11 +14,10 @@ from django.db import OperationalError
 from merumaga.bounces import services
 from merumaga.bounces.models import InboundMessage
 from merumaga.bounces.receiver import GroupCommit, StoreFailed, read_until_stopped
-from merumaga.bounces.tests.conftest import free_port
 from merumaga.delivery.catcher import list_messages, unknown_user_dsn
 from merumaga.subscribers.models import Suppression, address_hash
-from merumaga.subscribers.tests.factories import make_subscriber
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import free_port, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from merumaga.bounces.tests.conftest import free_port
+from merumaga.testing import free_port
 
 
 def test_the_receiver_stores_before_250_and_its_reader_process_reads_it(tmp_path):

@@ -13,8 +13,8 @@ from merumaga.delivery.catcher import unknown_user_dsn
 from merumaga.delivery.signals import DeliveryFailure
 from merumaga.subscribers import services as subscriber_services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, Topic, address_hash
-from merumaga.subscribers.tests.factories import make_subscriber, subscribed_keys
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
 Outcome = BounceEvent.Outcome

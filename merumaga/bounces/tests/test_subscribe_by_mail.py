@@ -11,7 +11,7 @@ from merumaga.bounces.classify import classify
 from merumaga.bounces.models import InboundMessage
 from merumaga.bounces.receivers import is_inbound_address
 from merumaga.subscribers.models import ConsentRecord, Subscriber
-from merumaga.subscribers.tests.factories import make_subscriber, subscribed_keys
+from merumaga.testing import make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
 DOMAIN = "bounces.example.jp"

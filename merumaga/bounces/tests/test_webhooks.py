@@ -16,8 +16,8 @@ from merumaga.bounces import sns, webhooks
 from merumaga.bounces.models import BounceEvent, BounceScore, InboundMessage
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers.models import Subscription, Suppression, Topic, address_hash
-from merumaga.subscribers.tests.factories import ALL_TOPICS, make_subscriber, subscribed_keys
 from merumaga.subscribers.tokens import address_token
+from merumaga.testing import ALL_TOPICS, make_subscriber, subscribed_keys
 
 Outcome = BounceEvent.Outcome
 TOPIC_ARN = "arn:aws:sns:ap-northeast-1:123456789012:merumaga-ses"

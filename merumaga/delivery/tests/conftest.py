@@ -1,16 +1,8 @@
-import socket
-
 import pytest
 
 from merumaga.delivery.catcher import start_catcher
 from merumaga.delivery.faultserver import start_fault_server
-
-
-def free_port() -> int:
-    # aiosmtpd's Controller needs a concrete port: ask the kernel for one that is free now.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from merumaga.testing import free_port
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from merumaga.delivery import domains, queue
 from merumaga.delivery.models import DomainPace
 from merumaga.delivery.worker import run_until_idle
 from merumaga.mailings import services
-from merumaga.publishing.tests.factories import make_article
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

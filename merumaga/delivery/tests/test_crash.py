@@ -16,12 +16,11 @@ from django.utils import timezone
 from merumaga.delivery import queue
 from merumaga.delivery.faultserver import start_fault_server
 from merumaga.delivery.models import Delivery
-from merumaga.delivery.tests.test_engine import free_port
 from merumaga.delivery.worker import run_until_idle
 from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
-from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers.models import Subscriber, Subscription, Topic
+from merumaga.testing import free_port, make_article
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BATCH = 20

@@ -3,7 +3,6 @@
 Transactional: the worker uses the database from its own thread, which sees committed data only.
 """
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -15,19 +14,12 @@ from merumaga.delivery.worker import Options, Worker, run_until_idle
 from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
 from merumaga.publishing.models import ArchivedMailing
-from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers import services as subscriber_services
 from merumaga.subscribers.models import Suppression, address_hash
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Delivery.Status
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

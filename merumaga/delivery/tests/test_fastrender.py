@@ -16,10 +16,9 @@ from merumaga.institute.services import sender_identity
 from merumaga.mailings import rendering
 from merumaga.mailings.tests.test_rendering import KINDS, mailing_of, make_event
 from merumaga.mailings.tests.test_rendering import sender as sender  # the fixture, re-exported
-from merumaga.publishing.tests.factories import make_article, make_report
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_report, make_subscriber
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sender", "frozen_clock")]
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -14,15 +13,10 @@ from merumaga.delivery.pacing import Pacer
 from merumaga.delivery.smtp import Pool
 from merumaga.delivery.worker import run_in_own_loop
 from merumaga.relays import Relay
+from merumaga.testing import free_port
 
 TIME_LIMIT = 30  # seconds, for any one test's sending
 SENDER = "bounce+t1@news.example.jp"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def relay(port: int, **options) -> Relay:

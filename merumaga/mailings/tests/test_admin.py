@@ -13,10 +13,9 @@ from merumaga.delivery.catcher import list_messages, raw_message
 from merumaga.mailings import services
 from merumaga.mailings.admin import HTML_CSP
 from merumaga.mailings.models import Mailing, StatusChange, WeeklyRun
-from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber, Topic
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -1,35 +1,18 @@
 """An editor on a phone: composes the weekly report, previews it and test-sends it to themself."""
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from merumaga.delivery.catcher import CaughtMessage, list_messages
 from merumaga.mailings.models import Mailing
-from merumaga.publishing.tests.factories import make_article
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import assert_fits_the_phone, make_article, make_subscriber, wait_for_mail
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def wait_for_mail(directory, timeout: float = 10.0) -> CaughtMessage:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        messages, total = list_messages(directory)
-        if total:
-            return messages[0]
-        time.sleep(0.1)
-    raise AssertionError("no mail in the catcher")
-
-
-def assert_fits_the_phone(page):
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
 
 def log_in(page, live_server, username: str, password: str) -> None:
@@ -71,7 +54,7 @@ def test_compose_preview_and_test_send_the_weekly_report(
     expect(page.locator(".messagelist")).to_contain_text("テストメールを送信しました")
 
     mail = wait_for_mail(mail_catcher)
-    assert mail.to == ("editor@example.jp",)
-    assert mail.subject.startswith("[テスト]") and mailing.subject in mail.subject
+    assert mail["To"] == "editor@example.jp"
+    assert mail["Subject"].startswith("[テスト]") and mailing.subject in mail["Subject"]
     mailing.refresh_from_db()
     assert mailing.status == Mailing.Status.DRAFT

@@ -6,8 +6,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from merumaga.mailings.models import Mailing
-from merumaga.publishing.tests.factories import make_article
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from merumaga.mailings import contents, services
 from merumaga.mailings.models import Mailing, StatusChange, WeeklyRun
 from merumaga.publishing.models import Article
-from merumaga.publishing.tests.factories import make_article, make_report
+from merumaga.testing import make_article, make_report
 
 pytestmark = pytest.mark.django_db
 JST = ZoneInfo("Asia/Tokyo")
@@ -284,7 +284,7 @@ def test_a_scheduled_mailing_that_raises_goes_back_to_draft_and_the_others_start
 
     from merumaga.mailings import checks
     from merumaga.subscribers.models import Topic
-    from merumaga.subscribers.tests.factories import make_subscriber
+    from merumaga.testing import make_subscriber
 
     make_subscriber()
     topic = Topic.objects.get(key="weekly")

@@ -12,9 +12,8 @@ from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
 from merumaga.mailings.tests.test_browser import log_in
 from merumaga.publishing.models import Report
-from merumaga.publishing.tests.factories import make_article
 from merumaga.subscribers.models import Suppression, address_hash
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_subscriber
 
 pytestmark = [
     pytest.mark.browser,

@@ -8,8 +8,7 @@ from django.utils import timezone
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import services as publishing
 from merumaga.publishing.models import Event
-from merumaga.publishing.tests.factories import make_article, make_report
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_report, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

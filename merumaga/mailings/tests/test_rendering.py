@@ -13,10 +13,9 @@ from merumaga.institute.models import SiteSettings
 from merumaga.mailings import rendering, services
 from merumaga.mailings.models import Mailing
 from merumaga.publishing.models import Event
-from merumaga.publishing.tests.factories import make_article, make_report
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber, Topic
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_article, make_report, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -232,7 +232,7 @@ def test_the_event_form_sets_a_reminder_and_a_publication_time(admin_client, tim
 )
 def test_the_form_offers_the_notification_with_its_exact_count(admin_client, model, add_url):
     from merumaga.subscribers.models import Subscriber, Suppression, Topic, address_hash
-    from merumaga.subscribers.tests.factories import make_subscriber
+    from merumaga.testing import make_subscriber
 
     keys = {"report": "reports", "event": "events", "article": "articles"}
     topic = Topic.objects.get(key=keys[model]).name
@@ -249,7 +249,7 @@ def test_the_form_offers_the_notification_with_its_exact_count(admin_client, mod
 
 def test_save_and_preview_opens_the_announcement_for_a_test_send(admin_client, settings, tmp_path):
     from merumaga.mailings.models import Mailing
-    from merumaga.subscribers.tests.factories import make_subscriber
+    from merumaga.testing import make_subscriber
 
     settings.MEDIA_ROOT = tmp_path
     make_subscriber(topics=["reports"])

@@ -1,34 +1,19 @@
 """Someone on a phone finds an event, answers, and gets the mail with the calendar file."""
 
 import re
-import time
 
 import icalendar
 import pytest
 from playwright.sync_api import expect
 
-from merumaga.delivery.catcher import attachments, list_messages, read_message, text_body
+from merumaga.mailview import attachments, text_body
 from merumaga.publishing.models import Rsvp
-from merumaga.publishing.tests.test_rsvp import make_event
+from merumaga.testing import assert_fits_the_phone, make_event, wait_for_mail
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def wait_for_mail(directory, count: int = 1, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        messages, total = list_messages(directory)
-        if total >= count:
-            return read_message(directory, messages[0].key)  # newest first
-        time.sleep(0.1)
-    raise AssertionError(f"expected {count} mails in the catcher")
-
-
-def assert_fits_the_phone(page):
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
 
 def test_answer_an_event_on_a_phone_and_get_the_ics(live_server, page, settings, mail_catcher):

@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from merumaga.publishing import rsvp, rsvp_links, services
 from merumaga.publishing.models import Event, Rsvp
-from merumaga.publishing.tests.test_rsvp import make_event
 from merumaga.subscribers import tokens
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_event, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -2,9 +2,8 @@
 
 import re
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes, policy
-from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -18,33 +17,13 @@ from merumaga.publishing.tasks_rsvp import build_rsvp_mail
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import Evidence, InvalidInput
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import TOKYO, make_event, make_subscriber
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 ATTENDING, WAITLISTED, DECLINED = (
     Rsvp.Answer.ATTENDING,
     Rsvp.Answer.WAITLISTED,
     Rsvp.Answer.DECLINED,
 )
-
-
-def make_event(**fields) -> Event:
-    """A published event a week from now, 14:00–16:00 Japan time, unless told otherwise."""
-    day = (timezone.now() + timedelta(days=7)).astimezone(TOKYO).date()
-    starts_at = datetime(day.year, day.month, day.day, 14, 0, tzinfo=TOKYO)
-    defaults = {
-        "title": "政策セミナー",
-        "description": "## 概要\n\n最新の**研究成果**を紹介します。",
-        "starts_at": starts_at,
-        "ends_at": starts_at + timedelta(hours=2),
-        "venue": "東京都千代田区 会議室A",
-        "capacity": 5,
-        "status": Event.EventStatus.PUBLISHED,
-        "published_at": timezone.now(),
-    }
-    event = services.prepare_event(Event(**{**defaults, **fields}))
-    event.save()
-    return event
 
 
 def parsed(message):

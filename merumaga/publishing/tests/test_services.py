@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from merumaga.publishing import services, signals
 from merumaga.publishing.models import Article, Status
-from merumaga.publishing.tests.factories import make_article
+from merumaga.testing import make_article
 
 pytestmark = pytest.mark.django_db
 

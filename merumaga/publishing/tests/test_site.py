@@ -10,7 +10,7 @@ from django.utils import timezone
 from merumaga.demo import demo_pdf
 from merumaga.publishing import services
 from merumaga.publishing.models import ArchivedMailing, Event, Tag
-from merumaga.publishing.tests.factories import make_article, make_report
+from merumaga.testing import make_article, make_report
 
 pytestmark = pytest.mark.django_db
 

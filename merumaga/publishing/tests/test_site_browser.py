@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from merumaga.publishing.tests.factories import make_article
+from merumaga.testing import make_article
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

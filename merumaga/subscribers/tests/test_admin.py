@@ -3,7 +3,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from merumaga.subscribers.models import ConsentRecord, Subscriber
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

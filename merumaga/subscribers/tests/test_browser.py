@@ -1,14 +1,13 @@
 """A reader on a phone: sign up, confirm from the mail, turn 週報 off; real SMTP to the catcher."""
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
 
-from merumaga.delivery.catcher import list_messages, read_message, text_body
+from merumaga.mailview import text_body
 from merumaga.subscribers.models import Subscriber
-from merumaga.subscribers.tests.factories import subscribed_keys
+from merumaga.testing import assert_fits_the_phone, subscribed_keys, wait_for_mail
 
 pytestmark = [
     pytest.mark.browser,
@@ -16,22 +15,8 @@ pytestmark = [
 ]
 
 
-def wait_for_mail(directory, count: int, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        messages, total = list_messages(directory)
-        if total >= count:
-            return read_message(directory, messages[0].key)  # newest first
-        time.sleep(0.1)
-    raise AssertionError(f"expected {count} mails in the catcher, found {total}")
-
-
 def link_in(message, path: str) -> str:
     return re.search(rf"http://\S+/{path}/\S+/", text_body(message)).group(0)
-
-
-def assert_fits_the_phone(page):
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
 
 def test_sign_up_confirm_and_turn_off_the_weekly_report(live_server, page, settings, mail_catcher):
@@ -89,7 +74,7 @@ def test_sign_up_from_the_home_page_box_in_under_a_second(
 
 def test_one_click_unsubscribe_page_on_a_phone(live_server, page, settings, mail_catcher):
     from merumaga.subscribers import tokens
-    from merumaga.subscribers.tests.factories import make_subscriber
+    from merumaga.testing import make_subscriber
 
     reader = make_subscriber("leaving@example.jp")
     token = tokens.make_token(reader, tokens.UNSUBSCRIBE, "weekly")
@@ -104,7 +89,7 @@ def test_one_click_unsubscribe_page_on_a_phone(live_server, page, settings, mail
 def test_unsubscribe_by_address_from_a_broken_link_on_a_phone(
     live_server, page, settings, mail_catcher
 ):
-    from merumaga.subscribers.tests.factories import make_subscriber
+    from merumaga.testing import make_subscriber
 
     settings.SITE_URL = live_server.url
     reader = make_subscriber("lost@example.jp")
@@ -130,7 +115,7 @@ def test_change_of_address_confirmed_from_the_new_mailbox_on_a_phone(
     live_server, page, settings, mail_catcher
 ):
     from merumaga.subscribers import tokens
-    from merumaga.subscribers.tests.factories import make_subscriber
+    from merumaga.testing import make_subscriber
 
     settings.SITE_URL = live_server.url
     reader = make_subscriber("old-box@example.jp")

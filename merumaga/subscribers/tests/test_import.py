@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from merumaga.subscribers import csv_io, services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, address_hash
-from merumaga.subscribers.tests.factories import make_subscriber, subscribed_keys
+from merumaga.testing import make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
 

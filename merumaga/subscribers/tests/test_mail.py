@@ -6,7 +6,7 @@ from django.conf import settings
 from merumaga.institute.models import SiteSettings
 from merumaga.subscribers import mail, tokens
 from merumaga.subscribers.models import Subscriber
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from merumaga.subscribers import services, tokens
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, address_hash
-from merumaga.subscribers.tests.factories import ALL_TOPICS, make_subscriber, subscribed_keys
+from merumaga.testing import ALL_TOPICS, make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from django.core import signing
 
 from merumaga.subscribers import tokens
-from merumaga.subscribers.tests.factories import make_subscriber
+from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.urls import resolve, reverse
 
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber, address_hash
-from merumaga.subscribers.tests.factories import ALL_TOPICS, make_subscriber, subscribed_keys
+from merumaga.testing import ALL_TOPICS, make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -421,7 +421,7 @@ def test_only_the_latest_change_of_address_can_be_confirmed(
 def test_a_readers_event_answers_follow_them_to_the_new_address(client):
     from merumaga.publishing import rsvp
     from merumaga.publishing.models import Rsvp
-    from merumaga.publishing.tests.test_rsvp import make_event
+    from merumaga.testing import make_event
 
     reader = make_subscriber("old@example.jp")
     rsvp.answer(make_event(), "old@example.jp", rsvp.ATTEND, subscriber=reader)
@@ -573,8 +573,8 @@ def test_one_address_gets_few_unasked_mails_a_day_whatever_the_form(
     """Stop links, change-of-address links and event confirmations share one daily budget per
     address, so that the hourly limits of each cannot add up to a flood."""
     from merumaga.publishing import rsvp
-    from merumaga.publishing.tests.test_rsvp import make_event
     from merumaga.subscribers import services
+    from merumaga.testing import make_event
 
     target = make_subscriber("target@example.jp")
     someone = make_subscriber("someone@example.jp")
