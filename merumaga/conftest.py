@@ -156,3 +156,18 @@ def site_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.deactivate()
+
+
+@pytest.fixture
+def sender():
+    """The institute that sends the mail, filled in as in production."""
+    from merumaga.institute.models import SiteSettings
+
+    return SiteSettings.objects.create(
+        organisation_name="テスト経済研究所",
+        postal_address="〒100-0005 東京都千代田区丸の内0-0-0",
+        contact_email="info@example.jp",
+        contact_url="https://example.jp/contact/",
+        contact_phone="03-0000-0000",
+        from_email="news@example.jp",
+    )

@@ -9,8 +9,11 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from merumaga.delivery.catcher import list_messages, read_message
+from merumaga.mailings import services as mailing_services
+from merumaga.mailings.models import Mailing
 from merumaga.publishing import services as publishing_services
 from merumaga.publishing.models import Article, Event, Report, Status
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
@@ -86,6 +89,53 @@ def make_event(**fields) -> Event:
     return event
 
 
+def make_seminar(**fields) -> Event:
+    """A published event ten days from now, made directly (slug "seminar"): the mail tests'
+    event."""
+    starts = timezone.now() + timedelta(days=10)
+    return Event.objects.create(
+        title="公開セミナー",
+        slug="seminar",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=2),
+        venue="東京",
+        status="published",
+        published_at=timezone.now(),
+        description="**説明**",
+        **fields,
+    )
+
+
+KINDS = ["weekly", "article", "report", "event_invitation", "event_reminder", "custom"]
+
+
+def mailing_of(kind: str) -> Mailing:
+    if kind == "weekly":
+        make_article(
+            "週報の記事",
+            published_at=timezone.now() - timedelta(days=1),
+            source_name="架空新聞",
+            source_detail="12月号",
+        )
+        return mailing_services.compose_weekly().mailing
+    if kind == "article":
+        return mailing_services.compose_for_article(
+            make_article("通知する記事", source_name="架空新聞")
+        )
+    if kind == "report":
+        return mailing_services.compose_for_report(make_report("コンパクト版レポート"))
+    if kind == "event_invitation":
+        return mailing_services.compose_event_invitation(make_seminar())
+    if kind == "event_reminder":
+        return mailing_services.compose_event_reminder(make_seminar())
+    return Mailing.objects.create(
+        kind="custom",
+        topic=Topic.objects.get(key="articles"),
+        subject="お知らせ",
+        intro="年末年始の休業について",
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -108,3 +158,12 @@ def wait_for_mail(directory, count: int = 1, timeout: float = 10.0) -> EmailMess
 def assert_fits_the_phone(page) -> None:
     """No sideways scrolling on a 375 px wide screen."""
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def log_in(page, live_server, username: str, password: str) -> None:
+    """Log in to the admin in the browser test's page."""
+    page.goto(f"{live_server.url}/admin/login/")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(password)
+    page.locator("input[type=submit]").click()
+    expect(page.locator("#user-tools")).to_contain_text(username)

@@ -14,11 +14,16 @@ from merumaga.delivery.fastrender import READER_FIELDS, FastTemplate, Reader
 from merumaga.institute.models import SiteSettings
 from merumaga.institute.services import sender_identity
 from merumaga.mailings import rendering
-from merumaga.mailings.tests.test_rendering import KINDS, mailing_of, make_event
-from merumaga.mailings.tests.test_rendering import sender as sender  # the fixture, re-exported
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber
-from merumaga.testing import make_article, make_report, make_subscriber
+from merumaga.testing import (
+    KINDS,
+    mailing_of,
+    make_article,
+    make_report,
+    make_seminar,
+    make_subscriber,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sender", "frozen_clock")]
 
@@ -103,7 +108,7 @@ def test_weekly_with_several_articles_a_report_and_an_event(language):
             source_name="架空新聞",
         )
     make_report("新しいレポート")
-    make_event()
+    make_seminar()
     mailing = mailing_of("weekly")
     assert mailing.articles.count() == 5
     compiled = rendering.compile_mailing(mailing, language)

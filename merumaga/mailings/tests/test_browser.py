@@ -7,20 +7,18 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from merumaga.mailings.models import Mailing
-from merumaga.testing import assert_fits_the_phone, make_article, make_subscriber, wait_for_mail
+from merumaga.testing import (
+    assert_fits_the_phone,
+    log_in,
+    make_article,
+    make_subscriber,
+    wait_for_mail,
+)
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def log_in(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}/admin/login/")
-    page.locator("#id_username").fill(username)
-    page.locator("#id_password").fill(password)
-    page.locator("input[type=submit]").click()
-    expect(page.locator("#user-tools")).to_contain_text(username)
 
 
 def test_compose_preview_and_test_send_the_weekly_report(

@@ -10,10 +10,9 @@ from playwright.sync_api import expect
 from merumaga.demo import demo_pdf
 from merumaga.mailings import services
 from merumaga.mailings.models import Mailing
-from merumaga.mailings.tests.test_browser import log_in
 from merumaga.publishing.models import Report
 from merumaga.subscribers.models import Suppression, address_hash
-from merumaga.testing import make_article, make_subscriber
+from merumaga.testing import log_in, make_article, make_subscriber
 
 pytestmark = [
     pytest.mark.browser,

@@ -1,78 +1,23 @@
 """Every kind of mail, built for a reader and read back with the standard library."""
 
 import re
-from datetime import timedelta
 from email import message_from_bytes, policy
 from unicodedata import east_asian_width
 
 import pytest
 from django.conf import settings
-from django.utils import timezone
 
 from merumaga.institute.models import SiteSettings
 from merumaga.mailings import rendering, services
-from merumaga.mailings.models import Mailing
-from merumaga.publishing.models import Event
 from merumaga.subscribers import tokens
-from merumaga.subscribers.models import Subscriber, Topic
-from merumaga.testing import make_article, make_report, make_subscriber
+from merumaga.subscribers.models import Subscriber
+from merumaga.testing import (
+    KINDS,
+    mailing_of,
+    make_subscriber,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sender():
-    return SiteSettings.objects.create(
-        organisation_name="テスト経済研究所",
-        postal_address="〒100-0005 東京都千代田区丸の内0-0-0",
-        contact_email="info@example.jp",
-        contact_url="https://example.jp/contact/",
-        contact_phone="03-0000-0000",
-        from_email="news@example.jp",
-    )
-
-
-def make_event(**fields):
-    starts = timezone.now() + timedelta(days=10)
-    return Event.objects.create(
-        title="公開セミナー",
-        slug="seminar",
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=2),
-        venue="東京",
-        status="published",
-        published_at=timezone.now(),
-        description="**説明**",
-        **fields,
-    )
-
-
-def mailing_of(kind: str) -> Mailing:
-    if kind == "weekly":
-        make_article(
-            "週報の記事",
-            published_at=timezone.now() - timedelta(days=1),
-            source_name="架空新聞",
-            source_detail="12月号",
-        )
-        return services.compose_weekly().mailing
-    if kind == "article":
-        return services.compose_for_article(make_article("通知する記事", source_name="架空新聞"))
-    if kind == "report":
-        return services.compose_for_report(make_report("コンパクト版レポート"))
-    if kind == "event_invitation":
-        return services.compose_event_invitation(make_event())
-    if kind == "event_reminder":
-        return services.compose_event_reminder(make_event())
-    return Mailing.objects.create(
-        kind="custom",
-        topic=Topic.objects.get(key="articles"),
-        subject="お知らせ",
-        intro="年末年始の休業について",
-    )
-
-
-KINDS = ["weekly", "article", "report", "event_invitation", "event_reminder", "custom"]
 
 
 def parsed(outgoing):
