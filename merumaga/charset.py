@@ -21,7 +21,7 @@ UTF8 = "utf-8"
 ISO2022JP = "iso-2022-jp"
 CHARSETS = (UTF8, ISO2022JP)
 
-_CODEC = "iso2022_jp"
+JIS_CODEC = "iso2022_jp"
 # ESC is ASCII, so the codec "encodes" it, but in ISO-2022-JP it starts an escape sequence:
 # a reader would misinterpret the following bytes. It cannot be carried.
 _ESC = "\x1b"
@@ -146,7 +146,7 @@ def is_jis(text: str) -> bool:
     if text.isascii():
         return _ESC not in text
     try:
-        text.encode(_CODEC)
+        text.encode(JIS_CODEC)
     except UnicodeEncodeError:
         return False
     return _ESC not in text
@@ -182,7 +182,7 @@ def encode_jis(text: str) -> bytes:
     missing = uncarried(text)
     if missing:
         raise ValueError(f"ISO-2022-JP cannot carry {''.join(missing)!r}")
-    return text.encode(_CODEC)
+    return text.encode(JIS_CODEC)
 
 
 def choose(text_parts: list[str], preferred: str) -> tuple[str, list[str], list[str]]:

@@ -48,7 +48,7 @@ MAX_LINE = 998  # RFC 5322 "MUST", without the CRLF
 _ENCODED_WORD_LINE = 76
 _CRLF = "\r\n"
 
-_POLICY = email_policy.compat32.clone(linesep=_CRLF, max_line_length=MAX_HEADER_LINE)
+POLICY = email_policy.compat32.clone(linesep=_CRLF, max_line_length=MAX_HEADER_LINE)
 
 
 def _header_charset(name: str) -> Charset:
@@ -102,7 +102,7 @@ class Attachment:
     params: dict[str, str] = field(default_factory=dict)
 
 
-class _Folded:
+class Folded:
     """A header value folded by this module; compat32 writes it without refolding it."""
 
     def __init__(self, text: str) -> None:
@@ -138,42 +138,42 @@ def build_message(
     """
     if charset not in _HEADER_CHARSETS:
         raise ValueError(f"charset must be {UTF8!r} or {ISO2022JP!r}, not {charset!r}")
-    message_id = _message_id(message_id)
-    msg = Message(policy=_POLICY)
-    msg["From"] = _Folded(_from_header(from_name, _address(from_address), charset))
-    msg["To"] = _Folded(_address(to_address))
-    msg["Subject"] = _Folded(_subject_header(subject, charset))
-    msg["Date"] = _Folded(_date_header(date))
-    msg["Message-ID"] = _Folded(message_id)
+    message_id = checked_message_id(message_id)
+    msg = Message(policy=POLICY)
+    msg["From"] = Folded(from_header_value(from_name, checked_address(from_address), charset))
+    msg["To"] = Folded(checked_address(to_address))
+    msg["Subject"] = Folded(subject_header_value(subject, charset))
+    msg["Date"] = Folded(date_header_value(date))
+    msg["Message-ID"] = Folded(message_id)
     msg["MIME-Version"] = "1.0"
     for name, value in headers:
-        _header_name(name)
-        _ascii_header_value(name, value)
-        msg[name] = _Folded(_fold_ascii(name, value))
+        checked_header_name(name)
+        ascii_header_value(name, value)
+        msg[name] = Folded(fold_ascii(name, value))
 
-    text_part = _text_part("plain", text, charset, allow_7bit=True)
-    html_part = _text_part("html", html, charset, allow_7bit=False)
+    text_part = make_text_part("plain", text, charset, allow_7bit=True)
+    html_part = make_text_part("html", html, charset, allow_7bit=False)
     # Only a 7bit payload could contain a boundary line; base64 never contains "_".
     seven_bit = [p.get_payload() for p in (text_part, html_part) if _is_7bit(p)]
     if attachments:
-        alternative = _multipart(Message(policy=_POLICY), "alternative", message_id, seven_bit)
+        alternative = _multipart(Message(policy=POLICY), "alternative", message_id, seven_bit)
         alternative.attach(text_part)
         alternative.attach(html_part)
         _multipart(msg, "mixed", message_id, seven_bit)
         msg.attach(alternative)
         for attachment in attachments:
-            msg.attach(_attachment_part(attachment, charset))
+            msg.attach(make_attachment_part(attachment, charset))
     else:
         _multipart(msg, "alternative", message_id, seven_bit)
         msg.attach(text_part)
         msg.attach(html_part)
-    return _serialise(msg)
+    return serialise_message(msg)
 
 
 # --- Top-level headers -----------------------------------------------------------------------
 
 
-def _message_id(message_id: str) -> str:
+def checked_message_id(message_id: str) -> str:
     bare = message_id.strip()
     if bare.startswith("<") and bare.endswith(">"):
         bare = bare[1:-1]
@@ -182,20 +182,20 @@ def _message_id(message_id: str) -> str:
     return f"<{bare}>"
 
 
-def _address(address: str) -> str:
+def checked_address(address: str) -> str:
     # SMTPUTF8 addresses would need raw UTF-8 headers, which this builder does not write.
     if not address.isascii() or not _ADDRESS.fullmatch(address):
         raise ValueError(f"invalid or non-ASCII mail address {address!r}")
     return address
 
 
-def _date_header(date: datetime) -> str:
+def date_header_value(date: datetime) -> str:
     if date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("date must be timezone-aware (Asia/Tokyo gives +0900)")
     return format_datetime(date)
 
 
-def _header_name(name: str) -> str:
+def checked_header_name(name: str) -> str:
     if not _HEADER_NAME.fullmatch(name):
         raise ValueError(f"invalid header name {name!r}")
     if name.lower() in _RESERVED_HEADERS:
@@ -203,7 +203,7 @@ def _header_name(name: str) -> str:
     return name
 
 
-def _ascii_header_value(name: str, value: str) -> str:
+def ascii_header_value(name: str, value: str) -> str:
     # CR or LF would start a new header (header injection); non-ASCII would need encoding the
     # caller did not ask for.
     if not value.isascii() or not _ASCII_HEADER_VALUE.fullmatch(value):
@@ -217,7 +217,7 @@ def _text_header_value(name: str, value: str) -> str:
     return value
 
 
-def _fold_ascii(name: str, value: str) -> str:
+def fold_ascii(name: str, value: str) -> str:
     """Fold ``name: value`` to lines of at most 78 characters, at whitespace only.
 
     Folding inserts CRLF before an existing space or tab, so unfolding restores the value
@@ -257,21 +257,21 @@ def _needs_encoding(value: str) -> bool:
     return not value.isascii() or "=?" in value
 
 
-def _subject_header(subject: str, charset: str) -> str:
+def subject_header_value(subject: str, charset: str) -> str:
     _text_header_value("Subject", subject)
     # Encoded words can be split anywhere; a plain word too long for any line cannot.
     too_long = any(len("Subject: ") + len(word) > MAX_LINE for word in subject.split())
     if _needs_encoding(subject) or too_long:
         return _encoded_words("Subject", subject, charset)
-    return _fold_ascii("Subject", subject)
+    return fold_ascii("Subject", subject)
 
 
-def _from_header(from_name: str, address: str, charset: str) -> str:
+def from_header_value(from_name: str, address: str, charset: str) -> str:
     _text_header_value("From", from_name)
     if not from_name:
         return address
     if not _needs_encoding(from_name):
-        return _fold_ascii("From", formataddr((from_name, address)))
+        return fold_ascii("From", formataddr((from_name, address)))
     words = _encoded_words("From", from_name, charset)
     last_line = ("From: " + words).rsplit(_CRLF, 1)[-1]
     separator = " " if len(last_line) + len(address) + 3 <= MAX_HEADER_LINE else _CRLF + " "
@@ -281,13 +281,13 @@ def _from_header(from_name: str, address: str, charset: str) -> str:
 # --- Body parts ------------------------------------------------------------------------------
 
 
-def _text_part(subtype: str, content: str, charset: str, *, allow_7bit: bool) -> Message:
+def make_text_part(subtype: str, content: str, charset: str, *, allow_7bit: bool) -> Message:
     """One text part: ISO-2022-JP plain text as 7bit when its lines allow, otherwise base64.
 
     UTF-8 is always base64: Japanese in quoted-printable is three times its size. HTML lines
     can be arbitrarily long, so HTML is base64 too.
     """
-    part = Message(policy=_POLICY)
+    part = Message(policy=POLICY)
     part["Content-Type"] = f"text/{subtype}; charset={charset}"
     if charset == ISO2022JP and allow_7bit:
         seven_bit = _seven_bit_jis(content)
@@ -333,12 +333,12 @@ def _is_7bit(part: Message) -> bool:
 
 def _multipart(msg: Message, subtype: str, message_id: str, seven_bit: list[str]) -> Message:
     msg["Content-Type"] = (
-        f'multipart/{subtype}; boundary="{_boundary(message_id, subtype, seven_bit)}"'
+        f'multipart/{subtype}; boundary="{make_boundary(message_id, subtype, seven_bit)}"'
     )
     return msg
 
 
-def _boundary(message_id: str, subtype: str, seven_bit: list[str]) -> str:
+def make_boundary(message_id: str, subtype: str, seven_bit: list[str]) -> str:
     """A boundary derived from the Message-ID: deterministic, and absent from the 7bit bodies.
 
     Base64 payloads cannot contain it ("_" is not in the base64 alphabet); only a 7bit text
@@ -356,7 +356,7 @@ def _boundary(message_id: str, subtype: str, seven_bit: list[str]) -> str:
 # --- Attachments -----------------------------------------------------------------------------
 
 
-def _attachment_part(attachment: Attachment, charset: str) -> Message:
+def make_attachment_part(attachment: Attachment, charset: str) -> Message:
     content_type = attachment.content_type.lower()
     if not _MIME_TYPE.fullmatch(content_type) or content_type.split("/")[0] in (
         "multipart",
@@ -369,10 +369,10 @@ def _attachment_part(attachment: Attachment, charset: str) -> Message:
     if any(name.lower() == "name" for name in attachment.params):
         raise ValueError("the name parameter is derived from the filename")
     params = [_param(name, value) for name, value in attachment.params.items()]
-    part = Message(policy=_POLICY)
+    part = Message(policy=POLICY)
     part["Content-Type"] = "; ".join([content_type, *params, _name_param(filename, charset)])
     part["Content-Transfer-Encoding"] = "base64"
-    part["Content-Disposition"] = _Folded(_disposition(filename))
+    part["Content-Disposition"] = Folded(_disposition(filename))
     part.set_payload(_base64(attachment.data))
     return part
 
@@ -435,11 +435,9 @@ def _rfc2231_segments(value: str, first: int) -> list[str]:
 # --- Serialisation ---------------------------------------------------------------------------
 
 
-def _serialise(msg: Message) -> bytes:
+def serialise_message(msg: Message) -> bytes:
     out = io.BytesIO()
-    generator = BytesGenerator(
-        out, mangle_from_=False, maxheaderlen=MAX_HEADER_LINE, policy=_POLICY
-    )
+    generator = BytesGenerator(out, mangle_from_=False, maxheaderlen=MAX_HEADER_LINE, policy=POLICY)
     generator.flatten(msg, linesep=_CRLF)
     return out.getvalue()
 

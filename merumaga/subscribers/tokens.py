@@ -27,12 +27,23 @@ class InvalidToken(Exception):
     """Bad, tampered, expired or revoked: callers answer all of these the same way."""
 
 
+def token_salt(purpose: str) -> str:
+    """The signing salt of a reader token for `purpose` (make_token); the fast renderer derives
+    its key from it once per mailing."""
+    return f"merumaga.subscribers.{purpose}"
+
+
+def address_token_salt(purpose: str) -> str:
+    """The HMAC salt of an address token for `purpose` (address_token)."""
+    return f"merumaga.address.{purpose}"
+
+
 def make_token(subscriber: Subscriber, purpose: str, scope: str = ALL_TOPICS) -> str:
     """A link token; `scope` says what an unsubscribe or RSVP link acts on."""
     payload = [subscriber.pk, subscriber.nonce]
     if purpose in _SCOPED:
         payload.append(str(scope))
-    return signing.dumps(payload, salt=f"merumaga.subscribers.{purpose}")
+    return signing.dumps(payload, salt=token_salt(purpose))
 
 
 def read_token(token: str, purpose: str) -> tuple[Subscriber, str]:
@@ -42,7 +53,7 @@ def read_token(token: str, purpose: str) -> tuple[Subscriber, str]:
     if purpose in _EXPIRING:
         max_age = timedelta(days=settings.CONFIRMATION_MAX_AGE_DAYS)
     try:
-        payload = signing.loads(token, salt=f"merumaga.subscribers.{purpose}", max_age=max_age)
+        payload = signing.loads(token, salt=token_salt(purpose), max_age=max_age)
         subscriber_id, nonce, *rest = payload
         subscriber = Subscriber.objects.get(pk=subscriber_id, nonce=nonce)
     except (signing.BadSignature, ValueError, TypeError, Subscriber.DoesNotExist):
@@ -56,7 +67,7 @@ def address_token(purpose: str, *ids: int) -> str:
     """A token for the local part of an address (VERP bounce, mailto unsubscribe): digits, dashes
     and lower-case hex only, since mail systems may change the case of a local part."""
     body = "-".join(str(number) for number in ids)
-    mac = salted_hmac(f"merumaga.address.{purpose}", body).hexdigest()[:16]
+    mac = salted_hmac(address_token_salt(purpose), body).hexdigest()[:16]
     return f"{body}-{mac}"
 
 

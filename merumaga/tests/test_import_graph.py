@@ -107,6 +107,41 @@ def test_the_settings_and_the_shared_modules_import_no_app():
         assert {imported for imported in edges[module] if app_of(imported)} == set(), module
 
 
+def private_uses(path: Path, known: dict[str, Path]) -> list[str]:
+    """Names with a leading underscore that `path` takes from another module of the package:
+    `from merumaga.x import _name`, or `module._name` on a module it imported."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    module_aliases = set()
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in known:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in known:
+                    module_aliases.add(alias.asname or alias.name)
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in known and alias.asname:
+                    module_aliases.add(alias.asname)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in module_aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_another_modules_private_names():
+    known = modules()
+    uses = {name: private_uses(path, known) for name, path in known.items()}
+    assert {name: found for name, found in uses.items() if found} == {}
+
+
 def test_the_checks_see_a_circle_an_upward_import_and_an_import_inside_a_function(tmp_path):
     """The helpers above, on modules written for the purpose: each rule can fail."""
     (tmp_path / "a.py").write_text("def f():\n    from merumaga.mailings import b\n")
@@ -114,3 +149,12 @@ def test_the_checks_see_a_circle_an_upward_import_and_an_import_inside_a_functio
     assert imports_of(tmp_path / "a.py", known) == {"merumaga.mailings.b"}
     assert circles({"x": {"y"}, "y": {"z"}, "z": {"x"}, "w": {"x"}}) == [["x", "y", "z"]]
     assert app_of("merumaga.delivery.catcher") == "delivery" and app_of("merumaga.relays") is None
+    (tmp_path / "c.py").write_text(
+        "from merumaga.mailings import mime\nfrom merumaga.charset import _ESC\nmime._POLICY\n"
+    )
+    known = {
+        "merumaga.mailings": Path(),
+        "merumaga.mailings.mime": Path(),
+        "merumaga.charset": Path(),
+    }
+    assert private_uses(tmp_path / "c.py", known) == ["merumaga.charset._ESC", "mime._POLICY"]

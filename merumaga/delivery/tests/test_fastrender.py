@@ -351,7 +351,7 @@ def test_piece_boundaries_map_and_encode_like_the_whole_text(text, name):
 
 def test_a_boundary_string_in_a_7bit_body_moves_the_boundary():
     message_id = "<1@example.jp>"
-    taken = fastrender.mime._boundary(message_id, "alternative", [])
+    taken = fastrender.mime.make_boundary(message_id, "alternative", [])
     compiled = hand_compiled(f"{GREETING}\n{taken}\n")
     fast = assert_same(compiled, Reader(5, "a@example.jp", "佐藤", "ja", JIS, "n"), message_id)
     assert f'boundary="{taken}"'.encode() not in fast.data
@@ -369,12 +369,12 @@ def test_folding_words_folds_as_mime_does():
         for second in range(1, 90, 7):
             words = ["<" + "u" * first + ">,", "<mailto:" + "m" * second + ">"]
             assert fastrender._fold_words("List-Unsubscribe", words) == (
-                fastrender.mime._fold_ascii("List-Unsubscribe", " ".join(words))
+                fastrender.mime.fold_ascii("List-Unsubscribe", " ".join(words))
             )
     with pytest.raises(ValueError, match="longer than 998") as fast:
         fastrender._fold_words("List-Unsubscribe", ["<" + "u" * 1000 + ">,", "<mailto:m>"])
     with pytest.raises(ValueError, match="longer than 998") as reference:
-        fastrender.mime._fold_ascii("List-Unsubscribe", "<" + "u" * 1000 + ">, <mailto:m>")
+        fastrender.mime.fold_ascii("List-Unsubscribe", "<" + "u" * 1000 + ">, <mailto:m>")
     assert str(fast.value) == str(reference.value)
 
 
