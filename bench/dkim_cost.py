@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import dkim
 
-from merumaga.delivery.signing import SIGNED_HEADERS
+from merumaga.delivery.dkim import SIGNED_HEADERS
 from merumaga.mailings import mime
 
 

@@ -20,6 +20,6 @@ def run_reader(kept, stopping, share: tuple[int, int]) -> None:
     os.nice(10)
 
     django.setup()
-    from merumaga.bounces.receiver import read_until_stopped
+    from merumaga.bounces.server import read_until_stopped
 
     read_until_stopped(kept, stopping, share=share)

@@ -36,10 +36,10 @@ from django.utils.translation import gettext
 from merumaga import reasons
 from merumaga.delivery import domains, queue
 from merumaga.delivery import services as delivery_services
+from merumaga.delivery.dkim import configured_signer
 from merumaga.delivery.fastrender import FastTemplate, Reader
 from merumaga.delivery.models import Delivery, DomainHold, DomainPace
 from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
-from merumaga.delivery.signing import configured_signer
 from merumaga.delivery.smtp import Pool
 from merumaga.mailings import rendering, services
 from merumaga.mailings.archive import archive

@@ -11,7 +11,9 @@ from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.readers import readers_of, without_suppressed
 
 
-def recipients(mailing: Mailing) -> QuerySet[Subscriber]:
+def intended_readers(mailing: Mailing) -> QuerySet[Subscriber]:
+    """The readers the mailing is meant for, before suppressed addresses are taken out (the
+    mailing's `recipients` field is the count of those it was frozen for)."""
     readers = readers_of(mailing.topic)
     if mailing.kind == Mailing.Kind.EVENT_REMINDER:
         # A reminder goes only to readers who said they will attend.
@@ -21,5 +23,5 @@ def recipients(mailing: Mailing) -> QuerySet[Subscriber]:
 
 
 def deliverable(mailing: Mailing) -> QuerySet[Subscriber]:
-    """The recipients minus suppressed addresses."""
-    return without_suppressed(recipients(mailing))
+    """The intended readers minus suppressed addresses."""
+    return without_suppressed(intended_readers(mailing))

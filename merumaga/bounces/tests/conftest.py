@@ -1,6 +1,6 @@
 import pytest
 
-from merumaga.bounces.receiver import start_receiver, stop_receiver
+from merumaga.bounces.server import start_receiver, stop_receiver
 from merumaga.delivery.faultserver import start_fault_server
 from merumaga.testing import free_port
 

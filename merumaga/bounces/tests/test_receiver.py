@@ -13,7 +13,7 @@ from django.db import OperationalError
 
 from merumaga.bounces import services
 from merumaga.bounces.models import InboundMessage
-from merumaga.bounces.receiver import GroupCommit, StoreFailed, read_until_stopped
+from merumaga.bounces.server import GroupCommit, StoreFailed, read_until_stopped
 from merumaga.delivery.catcher import list_messages, unknown_user_dsn
 from merumaga.subscribers.models import Suppression, address_hash
 from merumaga.subscribers.tokens import address_token
@@ -227,10 +227,10 @@ def big_dsn(reader, original_bytes: int) -> bytes:
 def test_a_huge_bounce_is_read_from_its_beginning_and_its_full_size_recorded(
     receiver_port, settings
 ):
-    from merumaga.bounces import receiver
+    from merumaga.bounces import server
 
     reader = make_subscriber("gone@example.jp")
-    dsn = big_dsn(reader, 3 * receiver.SPOOL_IN_MEMORY + services.READ_BYTES)
+    dsn = big_dsn(reader, 3 * server.SPOOL_IN_MEMORY + services.READ_BYTES)
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
         assert client.sendmail("", [verp(reader.pk)], dsn) == {}
     services.read_waiting()
@@ -264,7 +264,7 @@ def test_a_spool_that_cannot_be_written_answers_452_and_keeps_nothing(receiver_p
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("merumaga.bounces.receiver.tempfile.SpooledTemporaryFile", FullDisk)
+    monkeypatch.setattr("merumaga.bounces.server.tempfile.SpooledTemporaryFile", FullDisk)
     reader = make_subscriber("gone@example.jp")
     dsn = unknown_user_dsn(verp(reader.pk), [reader.email], b"Subject: x")
     with smtplib.SMTP("127.0.0.1", receiver_port) as client:
@@ -277,12 +277,12 @@ def test_a_spool_that_cannot_be_written_answers_452_and_keeps_nothing(receiver_p
 
 
 def test_a_message_over_the_size_limit_is_refused_whole(settings, monkeypatch):
-    from merumaga.bounces import receiver
+    from merumaga.bounces import server
 
     settings.BOUNCE_DOMAIN = "bounces.example.jp"
-    monkeypatch.setattr(receiver, "MAX_MESSAGE_SIZE", 200_000)
+    monkeypatch.setattr(server, "MAX_MESSAGE_SIZE", 200_000)
     port = free_port()
-    controller = receiver.start_receiver("127.0.0.1", port)
+    controller = server.start_receiver("127.0.0.1", port)
     try:
         reader = make_subscriber("gone@example.jp")
         with smtplib.SMTP("127.0.0.1", port) as client:
@@ -291,17 +291,17 @@ def test_a_message_over_the_size_limit_is_refused_whole(settings, monkeypatch):
             client.rcpt(verp(reader.pk))
             code, _reply = client.data(big_dsn(reader, 300_000))
     finally:
-        receiver.stop_receiver(controller)
+        server.stop_receiver(controller)
     assert code == 552 and not InboundMessage.objects.exists()
 
 
 def test_lmtp_answers_every_recipient_when_it_refuses_a_message(settings, monkeypatch):
-    from merumaga.bounces import receiver
+    from merumaga.bounces import server
 
     settings.BOUNCE_DOMAIN = "bounces.example.jp"
-    monkeypatch.setattr(receiver, "MAX_MESSAGE_SIZE", 200_000)
+    monkeypatch.setattr(server, "MAX_MESSAGE_SIZE", 200_000)
     port = free_port()
-    controller = receiver.start_receiver("127.0.0.1", port, lmtp=True)
+    controller = server.start_receiver("127.0.0.1", port, lmtp=True)
     first, second = make_subscriber("a@example.jp"), make_subscriber("b@example.jp")
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as lmtp:
@@ -322,7 +322,7 @@ def test_lmtp_answers_every_recipient_when_it_refuses_a_message(settings, monkey
             lmtp.sendall(big_dsn(first, 300_000) + b".\r\n")
             answers = [replies.readline(), replies.readline()]  # one per recipient
     finally:
-        receiver.stop_receiver(controller)
+        server.stop_receiver(controller)
     assert all(answer.startswith(b"552") for answer in answers), answers
     assert not InboundMessage.objects.exists()
 
@@ -358,7 +358,7 @@ def test_lmtp_answers_every_recipient_when_it_refuses_a_message(settings, monkey
 def test_the_fast_path_reader_reads_an_smtp_path_as_aiosmtpd_does(arg):
     from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
 
-    from merumaga.bounces.receiver import _SMTP
+    from merumaga.bounces.server import _SMTP
 
     ours = _SMTP.__new__(_SMTP)
     theirs = AiosmtpdSMTP.__new__(AiosmtpdSMTP)

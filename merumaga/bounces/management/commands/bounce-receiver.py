@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from merumaga.bounces.reading import run_reader
-from merumaga.bounces.receiver import start_receiver, stop_receiver
+from merumaga.bounces.server import start_receiver, stop_receiver
 from merumaga.delivery.catcher import serve_until_stopped
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ import dkim
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from merumaga.delivery.signing import Signer, configured_signer
+from merumaga.delivery.dkim import Signer, configured_signer
 from merumaga.mailings import mime
 
 
