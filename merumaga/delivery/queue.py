@@ -12,6 +12,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from merumaga.delivery.models import Delivery
+from merumaga.mailings import services as mailing_services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.models import Mailing
 
@@ -34,28 +35,20 @@ def snapshot(mailing: Mailing) -> int:
     """
     select_sql, select_params = deliverable(mailing).values("id").query.sql_with_params()
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {TABLE} "
             "(mailing_id, subscriber_id, status, available_at, attempts, worker, reply) "
             f"SELECT %s, audience.id, %s, %s, 0, '', '' FROM ({select_sql}) AS audience",
             [mailing.pk, Status.QUEUED, now, *select_params],
         )
-        created = cursor.rowcount
-        Mailing.objects.filter(pk=mailing.pk).update(recipients=created)
-    return created
+        return cursor.rowcount
 
 
 def freeze_audience(mailing: Mailing) -> bool:
-    """Snapshot the audience once, whichever worker comes first: the conditional UPDATE and the
-    INSERT … SELECT commit together, so a crash leaves neither. True if this call did it."""
-    with transaction.atomic():
-        taken = Mailing.objects.filter(pk=mailing.pk, audience_frozen_at__isnull=True).update(
-            audience_frozen_at=timezone.now()
-        )
-        if taken:
-            snapshot(mailing)
-    return bool(taken)
+    """Snapshot the audience once, whichever worker comes first (mailings.services marks the
+    mailing and records the count; the rows are made here). True if this call did it."""
+    return mailing_services.freeze_audience(mailing, snapshot)
 
 
 @dataclass(frozen=True)
@@ -78,7 +71,7 @@ def claim(mailing_id: int, worker: str, size: int, lease: timedelta) -> list[Cla
     now = timezone.now()
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     statuses = ", ".join(f"'{status}'" for status in CLAIMABLE)  # constants, not input
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {TABLE} SET status = %s, available_at = %s, worker = %s, "
             "attempts = attempts + 1, updated_at = %s "

@@ -376,11 +376,8 @@ class Worker:
 
     def _finish(self, mailing: Mailing) -> None:
         counts = queue.counts(mailing.pk)
-        Mailing.objects.filter(pk=mailing.pk).update(
-            sent=counts[Status.SENT], failed=counts[Status.FAILED]
-        )
         try:
-            services.finish(mailing)
+            services.finish(mailing, sent=counts[Status.SENT], failed=counts[Status.FAILED])
         except services.MailingError:
             return  # another worker finished it first
         self.mailings.pop(mailing.pk, None)

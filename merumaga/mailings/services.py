@@ -6,6 +6,7 @@ StatusChange with who and when; so two editors pressing "send" at once send once
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -340,10 +341,30 @@ def cancel(mailing: Mailing, by=None) -> Mailing:
     return _transition(mailing, allowed, Mailing.Status.CANCELLED, by)
 
 
-def finish(mailing: Mailing) -> Mailing:
+def finish(mailing: Mailing, *, sent: int, failed: int) -> Mailing:
+    """Sending is over (the delivery engine says so, with its counts)."""
     return _transition(
-        mailing, (Mailing.Status.SENDING,), Mailing.Status.SENT, finished_at=timezone.now()
+        mailing,
+        (Mailing.Status.SENDING,),
+        Mailing.Status.SENT,
+        finished_at=timezone.now(),
+        sent=sent,
+        failed=failed,
     )
+
+
+def freeze_audience(mailing: Mailing, make_rows: Callable[[Mailing], int]) -> bool:
+    """Fix who receives `mailing`, once, whichever worker comes first: mark it frozen and have
+    the delivery engine make its rows (`make_rows`, which returns how many) in one transaction,
+    so that a crash leaves neither; the count becomes the mailing's `recipients`. True if this
+    call did it."""
+    with transaction.atomic():
+        taken = Mailing.objects.filter(pk=mailing.pk, audience_frozen_at__isnull=True).update(
+            audience_frozen_at=timezone.now()
+        )
+        if taken:
+            Mailing.objects.filter(pk=mailing.pk).update(recipients=make_rows(mailing))
+    return bool(taken)
 
 
 def start_due(now: datetime | None = None) -> int:
