@@ -1,6 +1,6 @@
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,13 +18,14 @@ POLL_LOCK = lock_task("bounces-poll-mailbox")
 # stops starting messages after mailbox.MAX_SECONDS, far less than this.
 POLL_STARTED_KEY = "bounces-poll-mailbox-started"
 STALE_LOCK_SECONDS = 60 * 60
-_EPOCH = datetime(1970, 1, 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def poll_due(now: datetime) -> bool:
     """Every BOUNCE_POLL_MINUTES, counted from the epoch: unlike a crontab "*/N", any N works
     (7, 90…) without a short gap at each hour or midnight."""
-    minute = (now.replace(tzinfo=None) - _EPOCH) // timedelta(minutes=1)
+    # Huey passes its clock naive (UTC, its default): read as such.
+    minute = (now.replace(tzinfo=UTC) - _EPOCH) // timedelta(minutes=1)
     return minute % settings.BOUNCE_POLL_MINUTES == 0
 
 

@@ -249,7 +249,7 @@ def test_a_punycode_domain_is_an_ordinary_address():
     ("date", "message_id", "charset"),
     [
         (DATE, "<bad id>", UTF8),
-        (datetime(2025, 4, 7, 8, 0), "1@example.jp", UTF8),  # naive
+        (datetime(2025, 4, 7, 8, 0), "1@example.jp", UTF8),  # noqa: DTZ001 (naive, refused)
         (DATE, "1@example.jp", "shift_jis"),
     ],
 )

@@ -1,6 +1,6 @@
 """The weekly report on a calendar of publications: every article exactly once, none missed."""
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -233,7 +233,7 @@ def test_a_report_delayed_by_a_day_is_in_the_next_weekly():
 def test_weekly_due_follows_the_site_settings(settings):
     from merumaga.institute.models import SiteSettings
 
-    SiteSettings.objects.create(weekly_weekday=2, weekly_time=datetime(2000, 1, 1, 9, 30).time())
+    SiteSettings.objects.create(weekly_weekday=2, weekly_time=time(9, 30))
     wednesday = datetime(2026, 11, 4, 9, 29, tzinfo=JST)
     assert not services.weekly_due(wednesday)
     assert services.weekly_due(wednesday + timedelta(minutes=1))

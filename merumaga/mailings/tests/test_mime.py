@@ -373,7 +373,7 @@ def test_date_must_be_aware_and_reads_tokyo_time() -> None:
     raw = _build(date=datetime(2025, 1, 1, 0, 0, tzinfo=TOKYO))
     assert _parse(raw)["Date"].endswith("+0900")
     with pytest.raises(ValueError):
-        _build(date=datetime(2025, 1, 1, 0, 0))
+        _build(date=datetime(2025, 1, 1, 0, 0))  # noqa: DTZ001 (naive: refused)
 
 
 def test_message_id_gets_angle_brackets() -> None:
