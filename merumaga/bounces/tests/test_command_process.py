@@ -7,9 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from merumaga.bounces.models import InboundMessage
-from merumaga.bounces.tests.test_mailbox import PASSWORD, dsn, pop3  # noqa: F401 (a fixture)
 from merumaga.subscribers.models import Suppression
-from merumaga.testing import make_subscriber
+from merumaga.testing import PASSWORD, dsn, make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +45,7 @@ def test_process_reports_a_missing_file_after_the_others(tmp_path):
     assert InboundMessage.objects.count() == 1
 
 
-def test_poll_fetches_the_mailbox_and_prints_its_report(pop3):  # noqa: F811
+def test_poll_fetches_the_mailbox_and_prints_its_report(pop3):
     reader = make_subscriber("gone@example.jp")
     pop3.maildrop.messages = [dsn("gone@example.jp", reader=reader)]
 

@@ -1,71 +1,24 @@
 """Polling a bounce mailbox: POP3 through real poplib against a small server, IMAP with a fake."""
 
 import imaplib
-import ipaddress
 import itertools
 import logging
 import re
-import socketserver
 import ssl
-import threading
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from huey.contrib.djhuey import HUEY
 
 from merumaga.bounces import mailbox, services, tasks
 from merumaga.bounces.mailbox import MailboxError, parse_mailbox_url, poll_mailbox
 from merumaga.bounces.models import BounceEvent, InboundMessage, Source
 from merumaga.subscribers.models import Suppression
-from merumaga.subscribers.tokens import address_token
-from merumaga.testing import make_subscriber
+from merumaga.testing import PASSWORD, dsn, make_subscriber
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "p@ss/w:rd"  # what operators' passwords look like: percent-encoded in the URL
-
-
-def dsn(recipient: str, message_id: str = "<dsn-1@mx.example.net>", reader=None) -> bytes:
-    """A DSN for `recipient`; with `reader`, delivered to our VERP address for them (the
-    Delivered-To header a mailbox keeps), which is what makes it credible."""
-    to = (
-        f"bounce+{address_token('bounce', 0, reader.pk)}@example.jp"
-        if reader
-        else "bounce@example.jp"
-    )
-    return (
-        f"Delivered-To: {to}\r\n"
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
-        f"To: {to}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        f"Message-ID: {message_id}\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n'
-        "\r\n"
-        "--b1\r\n"
-        "Content-Type: text/plain\r\n"
-        "\r\n"
-        "Your message could not be delivered.\r\n"
-        "\r\n"
-        "--b1\r\n"
-        "Content-Type: message/delivery-status\r\n"
-        "\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\n"
-        "\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\n"
-        "Action: failed\r\n"
-        "Status: 5.1.1\r\n"
-        f"Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: User unknown\r\n"
-        "\r\n"
-        "--b1--\r\n"
-    ).encode()
-
 
 AUTO_REPLY = (
     b"From: Mika Tanaka <m.tanaka@example.com>\r\n"
@@ -84,150 +37,6 @@ GARBAGE = b"\x00\xff\xfeContent-Type: multipart/report; boundary=\r\n\r\n--cut o
 
 def message(n: int) -> bytes:
     return f"From: x@example.com\r\nMessage-ID: <m{n}@example.com>\r\n\r\nbody {n}\r\n".encode()
-
-
-# A POP3 server (RFC 1939) just big enough for poplib: deletions take effect at QUIT only.
-
-
-class Maildrop:
-    def __init__(self, messages=(), user="bounces@example.jp", password=PASSWORD):
-        self.messages = list(messages)
-        self.user, self.password = user, password
-        self.lock = threading.Lock()
-        self.commands: list[str] = []
-
-
-class POP3Handler(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        drop: Maildrop = self.server.maildrop
-        self.send("+OK test POP3 server ready")
-        user, session, deleted = None, None, set()
-        while line := self.rfile.readline():
-            command, _, argument = line.decode().rstrip("\r\n").partition(" ")
-            command = command.upper()
-            drop.commands.append(command)
-            if command == "QUIT":
-                if session is not None:
-                    with drop.lock:
-                        drop.messages = [m for m in drop.messages if id(m) not in deleted]
-                self.send("+OK bye")
-                return
-            if command == "USER":
-                user = argument
-                self.send("+OK")
-            elif command == "PASS":
-                if (user, argument) != (drop.user, drop.password):
-                    self.send("-ERR [AUTH] invalid user name or password")
-                    continue
-                with drop.lock:
-                    session = list(drop.messages)  # numbers stay fixed for the session
-                self.send("+OK logged in")
-            elif session is None:
-                self.send("-ERR log in first")
-            elif command == "STAT":
-                live = [m for m in session if id(m) not in deleted]
-                self.send(f"+OK {len(live)} {sum(map(len, live))}")
-            elif command == "LIST":
-                self.send("+OK")
-                for number, raw in enumerate(session, 1):
-                    if id(raw) not in deleted:
-                        self.send(f"{number} {len(raw)}")
-                self.send(".")
-            elif command in ("RETR", "DELE"):
-                number = int(argument) if argument.isdigit() else 0
-                if not 0 < number <= len(session) or id(session[number - 1]) in deleted:
-                    self.send("-ERR no such message")
-                elif command == "DELE":
-                    deleted.add(id(session[number - 1]))
-                    self.send("+OK marked for deletion")
-                else:
-                    self.send(f"+OK {len(session[number - 1])} octets")
-                    lines = session[number - 1].split(b"\r\n")
-                    for body_line in lines[:-1] if lines[-1] == b"" else lines:
-                        stuffed = b"." + body_line if body_line.startswith(b".") else body_line
-                        self.wfile.write(stuffed + b"\r\n")
-                    self.send(".")
-            else:
-                self.send("-ERR unknown command")
-        # The client went away without QUIT: nothing is deleted.
-
-    def send(self, text: str) -> None:
-        self.wfile.write(text.encode() + b"\r\n")
-
-
-class POP3Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class POP3TLSServer(POP3Server):
-    """pop3s: TLS from the first byte, with a certificate for 127.0.0.1 signed by nobody."""
-
-    def get_request(self):
-        sock, address = super().get_request()
-        return self.tls.wrap_socket(sock, server_side=True), address
-
-
-def self_signed_certificate(directory) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
-def start_pop3(server_class, scheme: str):
-    server = server_class(("127.0.0.1", 0), POP3Handler)
-    server.maildrop = Maildrop()
-    server.url = (
-        f"{scheme}://{quote(server.maildrop.user, safe='')}:{quote(PASSWORD, safe='')}"
-        f"@127.0.0.1:{server.server_address[1]}"
-    )
-    return server
-
-
-@pytest.fixture
-def pop3():
-    server = start_pop3(POP3Server, "pop3")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def pop3s(tmp_path):
-    server = start_pop3(POP3TLSServer, "pop3s")
-    server.cert_file, key_file = self_signed_certificate(tmp_path)
-    server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.tls.load_cert_chain(server.cert_file, key_file)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_pop3_poll_stores_acts_on_and_deletes_each_message(pop3):
