@@ -24,8 +24,12 @@ A mis-read that suppresses a reader is the costly one, so what is not recognised
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # What the platform does with each group.
 GONE = "gone"
@@ -38,7 +42,7 @@ FEEDBACK = "feedback"
 @dataclass(frozen=True)
 class Reason:
     key: str
-    label: str
+    label: "StrOrPromise"  # translated when shown
     group: str
     status: str  # the enhanced status code to record when the message gives none
 

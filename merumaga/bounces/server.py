@@ -203,7 +203,7 @@ SPOOL_IN_MEMORY = 1024 * 1024
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 
 
-class _Bounded:
+class _Bounded(SMTP):
     """What aiosmtpd's SMTP and LMTP need to keep memory bounded: a cap on sessions, and DATA
     spooled instead of held as a list of lines (aiosmtpd 1.4.6's smtp_DATA, which this follows
     line for line but for where the lines go; pinned in pyproject.toml)."""
@@ -291,7 +291,7 @@ _PLAIN_PATH = re.compile(
 )
 
 
-class _FastPaths:
+class _FastPaths(SMTP):
     """aiosmtpd 1.4.6 reads each MAIL and RCPT path with the email package's header parser (and
     defines a typing Protocol class at every call): a sixth of the receiver's time with four
     busy connections (py-spy, bench/bounce_receiver.py). A plain path is read by _PLAIN_PATH,
@@ -309,7 +309,7 @@ class _FastPaths:
         return address, rest.lstrip(" \t")
 
 
-class _SMTP(_Bounded, _FastPaths, SMTP):
+class _SMTP(_Bounded, _FastPaths):
     pass
 
 
