@@ -119,13 +119,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Huey: on SQLite in the data dir by default, on Redis when REDIS_URL is set.
 REDIS_URL = env_url("REDIS_URL", "", ("redis", "rediss", "unix"))
 HUEY_WORKERS = env_int("HUEY_WORKERS", 2, minimum=1, maximum=64)
+# An idle consumer polls less and less often, up to max_delay (Huey's default: 10 s): a sign-up
+# after a quiet hour waited 7 s for its confirmation (bench/confirmation_latency.py). Half a
+# second keeps it under one; the cost is two cheap queries a second per worker.
+HUEY_CONSUMER = {"workers": HUEY_WORKERS, "worker_type": "thread", "max_delay": 0.5}
 if REDIS_URL:
     HUEY = {
         "huey_class": "huey.PriorityRedisHuey",
         "name": "merumaga",
         "url": REDIS_URL,
         "immediate": False,
-        "consumer": {"workers": HUEY_WORKERS, "worker_type": "thread"},
+        "consumer": HUEY_CONSUMER,
     }
     CACHES = {
         "default": {
@@ -141,7 +145,7 @@ else:
         "filename": str(DATA_DIR / "huey.sqlite3"),
         # Huey's Django integration defaults `immediate` to DEBUG: tasks would run inline.
         "immediate": False,
-        "consumer": {"workers": HUEY_WORKERS, "worker_type": "thread"},
+        "consumer": HUEY_CONSUMER,
     }
     # Shared by every process (web workers, consumer), unlike the per-process local-memory cache;
     # the table is made by `merumaga setup` (createcachetable) and by the test runner.
