@@ -10,8 +10,9 @@ arrives. Prints one line:
 
 latency_s: from the sign-up's commit to the mail's arrival, p50/p95/max over the sign-ups made
 while the mailing was sending; idle_latency_s: the same for one sign-up after --idle seconds of
-nothing to do (the task runner polls less often when idle); mailing_msgs_per_s: the mailing's
-rate meanwhile.
+nothing to do, made at second 55 of a minute (the task runner polls less often the longer it is
+idle, and its periodic tasks wake it at each minute: this is its longest wait); mailing_msgs_per_s:
+the mailing's rate meanwhile. With --backend postgres, Huey uses Redis if REDIS_URL is set.
 """
 
 import argparse
@@ -98,6 +99,7 @@ def main() -> None:
 
     try:
         time.sleep(args.idle)
+        time.sleep((55 - time.time()) % 60)  # the end of an idle minute
         sign_up("idle@signup0.example.jp")
         services.start(mailing)
         queue.freeze_audience(mailing)
@@ -126,6 +128,8 @@ def main() -> None:
     idle = signed_up.pop("idle@signup0.example.jp")
     idle_latency = clock.arrived.get("idle@signup0.example.jp", float("nan")) - idle
     latencies = sorted(clock.arrived[a] - t for a, t in signed_up.items() if a in clock.arrived)
+    if not latencies:
+        raise SystemExit(f"no confirmation arrived of {len(signed_up)} sign-ups")
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
     print(
         f"backend={args.backend} n={args.n} signups={len(signed_up)} "

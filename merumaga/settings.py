@@ -120,8 +120,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_url("REDIS_URL", "", ("redis", "rediss", "unix"))
 HUEY_WORKERS = env_int("HUEY_WORKERS", 2, minimum=1, maximum=64)
 # An idle consumer polls less and less often, up to max_delay (Huey's default: 10 s): a sign-up
-# after a quiet hour waited 7 s for its confirmation (bench/confirmation_latency.py). Half a
-# second keeps it under one; the cost is two cheap queries a second per worker.
+# in a quiet moment waited up to 7 s for its confirmation (bench/confirmation_latency.py). Half
+# a second keeps it under one; the cost is two cheap queries a second per worker.
 HUEY_CONSUMER = {"workers": HUEY_WORKERS, "worker_type": "thread", "max_delay": 0.5}
 if REDIS_URL:
     HUEY = {

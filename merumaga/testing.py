@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.utils import timezone
-from playwright.sync_api import expect
 
 from merumaga.delivery.catcher import list_messages, read_message
 from merumaga.mailings import services as mailing_services
@@ -172,6 +171,8 @@ def assert_fits_the_phone(page) -> None:
 
 def log_in(page, live_server, username: str, password: str) -> None:
     """Log in to the admin in the browser test's page."""
+    from playwright.sync_api import expect  # only the browser tests have a browser
+
     page.goto(f"{live_server.url}/admin/login/")
     page.locator("#id_username").fill(username)
     page.locator("#id_password").fill(password)

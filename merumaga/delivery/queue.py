@@ -35,7 +35,7 @@ def snapshot(mailing: Mailing) -> int:
     """
     select_sql, select_params = deliverable(mailing).values("id").query.sql_with_params()
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {TABLE} "
             "(mailing_id, subscriber_id, status, available_at, attempts, worker, reply) "
@@ -71,7 +71,7 @@ def claim(mailing_id: int, worker: str, size: int, lease: timedelta) -> list[Cla
     now = timezone.now()
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     statuses = ", ".join(f"'{status}'" for status in CLAIMABLE)  # constants, not input
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {TABLE} SET status = %s, available_at = %s, worker = %s, "
             "attempts = attempts + 1, updated_at = %s "

@@ -376,10 +376,12 @@ class Worker:
 
     def _finish(self, mailing: Mailing) -> None:
         counts = queue.counts(mailing.pk)
+        sent, failed = counts[Status.SENT], counts[Status.FAILED]
         try:
-            services.finish(mailing, sent=counts[Status.SENT], failed=counts[Status.FAILED])
-        except services.MailingError:
-            return  # another worker finished it first
+            services.finish(mailing, sent=sent, failed=failed)
+        except services.MailingError:  # finished by another worker, or paused, or cancelled
+            services.record_counts(mailing, sent=sent, failed=failed)
+            return
         self.mailings.pop(mailing.pk, None)
         logger.info("mailing %s: done %s", mailing.pk, counts)
         try:

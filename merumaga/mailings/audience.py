@@ -12,8 +12,8 @@ from merumaga.subscribers.readers import readers_of, without_suppressed
 
 
 def intended_readers(mailing: Mailing) -> QuerySet[Subscriber]:
-    """The readers the mailing is meant for, before suppressed addresses are taken out (the
-    mailing's `recipients` field is the count of those it was frozen for)."""
+    """The readers the mailing is meant for, before suppressed addresses are taken out
+    (`deliverable`; the mailing's `recipients` field counts those)."""
     readers = readers_of(mailing.topic)
     if mailing.kind == Mailing.Kind.EVENT_REMINDER:
         # A reminder goes only to readers who said they will attend.

@@ -353,6 +353,12 @@ def finish(mailing: Mailing, *, sent: int, failed: int) -> Mailing:
     )
 
 
+def record_counts(mailing: Mailing, *, sent: int, failed: int) -> None:
+    """The delivery engine's final counts, for a mailing it could not finish (an editor paused
+    or cancelled it at the last moment): the mailing still says how many went."""
+    Mailing.objects.filter(pk=mailing.pk).update(sent=sent, failed=failed)
+
+
 def freeze_audience(mailing: Mailing, make_rows: Callable[[Mailing], int]) -> bool:
     """Fix who receives `mailing`, once, whichever worker comes first: mark it frozen and have
     the delivery engine make its rows (`make_rows`, which returns how many) in one transaction,

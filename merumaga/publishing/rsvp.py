@@ -37,7 +37,6 @@ NAME_MAX_LENGTH = Rsvp._meta.get_field("name").max_length
 ORGANISATION_MAX_LENGTH = Rsvp._meta.get_field("organisation").max_length
 
 
-# The mails an answer can send; each is sent only if the RSVP is still in this state by then.
 class RsvpError(ValueError):
     """The event takes no answers now; the message says why, for the person answering."""
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 WITH_CALENDAR = {"attending", "promoted"}
 
-# The answer each mail is about: a mail queued for an answer changed since is not sent.
+# The mails an answer can send; each is sent only if the RSVP is still in this state by then.
 MAIL_STATES = {
     "attending": Rsvp.Answer.ATTENDING,
     "waitlisted": Rsvp.Answer.WAITLISTED,

@@ -25,14 +25,24 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
+def absolute(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
+    """The module a `from … import` names, relative imports resolved against `importer`."""
+    if not node.level:
+        return node.module or ""
+    package = importer.split(".") if is_package else importer.split(".")[:-1]
+    base = ".".join(package[: len(package) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
+
+
+def imports_of(path: Path, known: dict[str, Path], importer: str = "") -> set[str]:
     """The package's modules `path` imports, anywhere in it (a function's body too)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute(node, importer, path.name == "__init__.py")
+            names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
         else:
             continue
         found.update(name for name in names if name in known)
@@ -41,12 +51,12 @@ def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     known = modules()
-    return {name: imports_of(path, known) - {name} for name, path in known.items()}
+    return {name: imports_of(path, known, name) - {name} for name, path in known.items()}
 
 
 def app_of(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 and parts[1] in APPS else None
+    return parts[1] if len(parts) >= 2 and parts[1] in APPS else None
 
 
 def circles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -125,15 +135,26 @@ def private_uses(path: Path, known: dict[str, Path]) -> list[str]:
                 if alias.name in known and alias.asname:
                     module_aliases.add(alias.asname)
     for node in ast.walk(tree):
-        if (
+        if not (
             isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in module_aliases
             and node.attr.startswith("_")
             and not node.attr.startswith("__")
         ):
-            found.append(f"{node.value.id}.{node.attr}")
+            continue
+        owner = dotted(node.value)
+        if owner in module_aliases or owner in known:  # `mime._x`, `merumaga.mailings.mime._x`
+            found.append(f"{owner}.{node.attr}")
     return found
+
+
+def dotted(node: ast.expr) -> str:
+    """`a.b.c` of an expression made of names and attributes only, else ""."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
 
 
 def test_no_module_uses_another_modules_private_names():
@@ -158,3 +179,16 @@ def test_the_checks_see_a_circle_an_upward_import_and_an_import_inside_a_functio
         "merumaga.charset": Path(),
     }
     assert private_uses(tmp_path / "c.py", known) == ["merumaga.charset._ESC", "mime._POLICY"]
+    (tmp_path / "d.py").write_text("import merumaga.mailings.mime\nmerumaga.mailings.mime._x\n")
+    assert private_uses(tmp_path / "d.py", known) == ["merumaga.mailings.mime._x"]
+    (tmp_path / "e.py").write_text("from . import mime\nfrom ..delivery import queue\n")
+    known = {
+        "merumaga.mailings.mime": Path(),
+        "merumaga.delivery.queue": Path(),
+        "merumaga.bounces": Path(),
+    }
+    assert imports_of(tmp_path / "e.py", known, "merumaga.mailings.rendering") == {
+        "merumaga.mailings.mime",
+        "merumaga.delivery.queue",
+    }
+    assert app_of("merumaga.bounces") == "bounces"
