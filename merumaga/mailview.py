@@ -3,7 +3,7 @@ charset, its attachments listed. Shown by the mail catcher's viewer and the mail
 """
 
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 # Charset names that Japanese mailers use but Python's codec registry does not know.
 CHARSET_ALIASES = {"windows-31j": "cp932", "x-sjis": "cp932"}
@@ -30,9 +30,10 @@ def header_items(message: EmailMessage) -> list[tuple[str, str]]:
     return items
 
 
-def decode_part(part: EmailMessage) -> str:
+def decode_part(part: Message) -> str:
     """A text part's content as str, whatever its transfer encoding and charset; LF line ends."""
-    payload = part.get_payload(decode=True) or b""
+    decoded = part.get_payload(decode=True)  # bytes for a leaf part
+    payload = decoded if isinstance(decoded, bytes) else b""
     charset = (part.get_content_charset() or "utf-8").lower()
     try:
         # ISO-2022-JP mail often holds characters beyond JIS X 0208 (①, ㈱): replace, don't fail.

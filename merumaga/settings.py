@@ -94,7 +94,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "merumaga.sqlite3",
+            "NAME": str(DATA_DIR / "merumaga.sqlite3"),
             # Tests use a file too, not the default shared-cache in-memory database: there,
             # concurrent writers fail at once with "database table is locked" (no busy wait),
             # so the tests of concurrent answers could not run as production does. One file per
