@@ -27,7 +27,7 @@ def content_problems(mailing: Mailing) -> list[str]:
         problems.append(_("お知らせする記事またはレポートが公開されていません。"))
     if mailing.kind == Mailing.Kind.WEEKLY and not mailing.articles.exists():
         problems.append(_("週報に記事がありません。"))
-    needs = {
+    needs: dict[str, object] = {
         Mailing.Kind.ARTICLE: mailing.article,
         Mailing.Kind.REPORT: mailing.report,
         Mailing.Kind.EVENT_INVITATION: mailing.event,

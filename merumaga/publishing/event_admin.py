@@ -28,7 +28,11 @@ def rsvp_counts(event: Event) -> dict:
 
 def attendee_rows(event: Event):
     """Attending first, then the waitlist in the order it is served, then those who declined."""
-    order = {Rsvp.Answer.ATTENDING: 0, Rsvp.Answer.WAITLISTED: 1, Rsvp.Answer.DECLINED: 2}
+    order: dict[str, int] = {
+        Rsvp.Answer.ATTENDING: 0,
+        Rsvp.Answer.WAITLISTED: 1,
+        Rsvp.Answer.DECLINED: 2,
+    }
     answers = sorted(event.rsvps.order_by("requested_at", "id"), key=lambda r: order[r.answer])
     for answer in answers:
         yield [
