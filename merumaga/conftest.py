@@ -171,3 +171,16 @@ def sender():
         contact_phone="03-0000-0000",
         from_email="news@example.jp",
     )
+
+
+@pytest.fixture
+def relay(settings):
+    """A fault server as the only relay; rules are set per test on `relay.handler.rules`."""
+    from merumaga.delivery.faultserver import start_fault_server
+    from merumaga.testing import free_port
+
+    port = free_port()
+    controller = start_fault_server(port)
+    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
+    yield controller
+    controller.stop()

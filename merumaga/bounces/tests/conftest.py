@@ -4,7 +4,6 @@ import threading
 import pytest
 
 from merumaga.bounces.server import start_receiver, stop_receiver
-from merumaga.delivery.faultserver import start_fault_server
 from merumaga.testing import (
     POP3Server,
     POP3TLSServer,
@@ -33,16 +32,6 @@ def lmtp_port(settings):
     controller = start_receiver("127.0.0.1", port, lmtp=True)
     yield port
     stop_receiver(controller)
-
-
-@pytest.fixture
-def relay(settings):
-    """A fault server as the only relay; rules are set per test on `relay.handler.rules`."""
-    port = free_port()
-    controller = start_fault_server(port)
-    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 import pytest
 
 from merumaga.delivery.catcher import start_catcher
-from merumaga.delivery.faultserver import start_fault_server
 from merumaga.testing import free_port
 
 
@@ -17,14 +16,4 @@ def catcher_port(maildir):
     port = free_port()
     controller = start_catcher(maildir, port=port)
     yield port
-    controller.stop()
-
-
-@pytest.fixture
-def relay(settings):
-    """A fault server as the only relay; rules are set per test on `relay.handler.rules`."""
-    port = free_port()
-    controller = start_fault_server(port)
-    settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
-    yield controller
     controller.stop()
