@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import dkim
 
+from merumaga import mime
 from merumaga.delivery.dkim import SIGNED_HEADERS
-from merumaga.mailings import mime
 
 
 def main() -> None:

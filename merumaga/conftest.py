@@ -118,7 +118,8 @@ def browser_context_args(browser_context_args):
 
 @pytest.fixture
 def mail_catcher(settings, tmp_path):
-    """The built-in catcher on a free port, with Django's SMTP backend sending to it.
+    """The built-in catcher on a free port, with every mail sent to it as in production (the
+    relay backend, no relay configured: the catcher is the relay).
 
     Yields the Maildir, to be read with merumaga.delivery.catcher.list_messages/read_message.
     """
@@ -132,8 +133,8 @@ def mail_catcher(settings, tmp_path):
     directory = tmp_path / "mail"
     controller = start_catcher(directory, port=port)
     settings.MAILCATCHER_DIR = directory
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_BACKEND = "merumaga.delivery.transactional.RelayBackend"
+    settings.SMTP_RELAYS, settings.SMTP_URL, settings.MAILCATCHER_PORT = "", "", port
     yield directory
     controller.stop()
 

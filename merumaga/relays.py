@@ -4,7 +4,8 @@ Both are read from the environment when the settings are imported, so that a typ
 with a message naming the variable, instead of deferring every message of a mailing later.
 
     SMTP_RELAYS="smtp+starttls://user:pass@relay1.example.jp:587?weight=3&connections=8
-                 smtps://relay2.example.jp?per_second=50&per_minute=2000"
+                 smtps://relay2.example.jp?per_second=50&per_minute=2000
+                 smtps://relay3.example.jp?lane=transactional"
     MERUMAGA_DOMAIN_LIMITS="docomo.ne.jp=20/s,gmail.com=300/s,example.org=600/m"
 """
 
@@ -18,6 +19,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 Security = Literal["none", "starttls", "tls"]
+# Which mail a relay carries: mailings (the delivery worker), mail sent one at a time as something
+# happens (confirmations, RSVP answers, test sends, operator alerts), or both. A relay of its own
+# for the one-at-a-time lane keeps a confirmation from queueing behind a running mailing.
+Lane = Literal["bulk", "transactional", "both"]
+LANES: tuple[Lane, ...] = ("bulk", "transactional", "both")
 
 # scheme → (security, default port), as for SMTP_URL in settings.py.
 SCHEMES: dict[str, tuple[Security, int]] = {
@@ -49,15 +55,26 @@ class Relay:
     connections: int  # persistent connections kept open to it
     per_second: float | None  # the relay's own sending limits, if it has any
     per_minute: int | None
+    lane: Lane = "both"
 
     def __repr__(self) -> str:
         # Never print the password (logs, tracebacks, test failures).
         return f"Relay({self.name!r}, {self.security}, weight={self.weight})"
 
 
-def configured_relays() -> list[Relay]:
-    """The relays from settings: SMTP_RELAYS, else SMTP_URL, else the built-in mail catcher."""
+def configured_relays(lane: Literal["bulk", "transactional"]) -> list[Relay]:
+    """The relays from settings (SMTP_RELAYS, else SMTP_URL, else the built-in mail catcher) that
+    carry the mail of `lane`."""
+    return [relay for relay in all_relays() if relay.lane in (lane, "both")]
+
+
+def all_relays() -> list[Relay]:
     return build_relays(settings.SMTP_RELAYS, settings.SMTP_URL, settings.MAILCATCHER_PORT)
+
+
+def uses_catcher() -> bool:
+    """Whether mail goes to the built-in mail catcher (no relay configured)."""
+    return not (settings.SMTP_RELAYS.strip() or settings.SMTP_URL)
 
 
 def build_relays(smtp_relays: str, smtp_url: str, catcher_port: int) -> list[Relay]:
@@ -68,6 +85,12 @@ def build_relays(smtp_relays: str, smtp_url: str, catcher_port: int) -> list[Rel
             for index, url in enumerate(re.split(r"[\s,]+", smtp_relays.strip()), start=1)
         ]
         _check_unique_names(relays)
+        for lane in ("bulk", "transactional"):
+            if not any(relay.lane in (lane, "both") for relay in relays):
+                raise ImproperlyConfigured(
+                    f"SMTP_RELAYS: no relay carries the {lane} lane; "
+                    f"give one ?lane={lane} or leave lane unset (both)"
+                )
         return relays
     if smtp_url:
         return [parse_relay(smtp_url, "SMTP_URL")]
@@ -91,7 +114,8 @@ def catcher_relay(port: int) -> Relay:
 
 def parse_relay(url: str, variable: str, index: int | None = None) -> Relay:
     """One relay URL: scheme://[user:password@]host[:port][?weight=&connections=&per_second=
-    &per_minute=&name=]. Errors name the variable and the part at fault, never the password."""
+    &per_minute=&name=&lane=]. Errors name the variable and the part at fault, never the
+    password."""
 
     def fail(problem: str) -> ImproperlyConfigured:
         where = f"{variable} (relay {index})" if index else variable
@@ -122,10 +146,19 @@ def parse_relay(url: str, variable: str, index: int | None = None) -> Relay:
         connections=_number(options, "connections", int, fail, default=DEFAULT_CONNECTIONS),
         per_second=_number(options, "per_second", float, fail),
         per_minute=_number(options, "per_minute", int, fail),
+        lane=_lane(options, fail),
     )
 
 
-_OPTIONS = ("weight", "connections", "per_second", "per_minute", "name")
+_OPTIONS = ("weight", "connections", "per_second", "per_minute", "name", "lane")
+
+
+def _lane(options: dict[str, str], fail) -> Lane:
+    lane = options.get("lane", "both")
+    for known in LANES:
+        if lane == known:
+            return known
+    raise fail(f"lane={lane!r} must be one of {', '.join(LANES)}")
 
 
 def _relay_options(query: str, fail) -> dict[str, str]:

@@ -156,23 +156,13 @@ else:
         }
     }
 
-# Outgoing mail: the relay named by SMTP_URL, else the built-in mail catcher on loopback.
+# Outgoing mail: the relays named by SMTP_RELAYS (or the one of SMTP_URL), else the built-in mail
+# catcher on loopback; checked below with the delivery engine's settings. Every mail that is not a
+# mailing goes through Django's mail API to this backend, which sends it through the delivery
+# engine's SMTP pool over the relays of the transactional lane (merumaga/outgoing.py).
 MAILCATCHER_PORT = env_int("MAILCATCHER_PORT", 1025, minimum=1, maximum=65535)
 SMTP_URL = env_url("SMTP_URL", "", ("smtp", "smtps", "smtp+starttls"))
-EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-EMAIL_TIMEOUT = 30
-EMAIL_USE_LOCALTIME = True  # Date: in +0900 (TIME_ZONE), as Japanese readers expect
-if SMTP_URL:
-    _smtp = urlsplit(SMTP_URL)
-    EMAIL_HOST = _smtp.hostname or "localhost"
-    EMAIL_USE_SSL = _smtp.scheme == "smtps"
-    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls"
-    EMAIL_PORT = _smtp.port or (465 if EMAIL_USE_SSL else 587 if EMAIL_USE_TLS else 25)
-    EMAIL_HOST_USER = _smtp.username or ""
-    EMAIL_HOST_PASSWORD = _smtp.password or ""
-else:
-    EMAIL_HOST = "127.0.0.1"
-    EMAIL_PORT = MAILCATCHER_PORT
+EMAIL_BACKEND = "merumaga.delivery.transactional.RelayBackend"
 MAILCATCHER_DIR = DATA_DIR / "mail"
 
 # The sender's identity (特定電子メール法). Site settings in the admin override these defaults.

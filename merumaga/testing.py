@@ -99,12 +99,13 @@ def make_event(**fields) -> Event:
 
 
 def make_seminar(**fields) -> Event:
-    """A published event ten days from now, made directly (slug "seminar"): the mail tests'
-    event."""
+    """A published event ten days from now, made directly (slug "seminar", or "seminar-N" when
+    a test makes several): the mail tests' event."""
     starts = timezone.now() + timedelta(days=10)
+    taken = Event.objects.filter(slug__startswith="seminar").count()
     return Event.objects.create(
         title="公開セミナー",
-        slug="seminar",
+        slug=f"seminar-{taken + 1}" if taken else "seminar",
         starts_at=starts,
         ends_at=starts + timedelta(hours=2),
         venue="東京",

@@ -47,8 +47,9 @@ from django.utils.encoding import force_bytes
 from django.utils.translation import gettext
 
 from merumaga import charset as mail_charset
+from merumaga import mime, outgoing
 from merumaga.charset import ISO2022JP, UTF8
-from merumaga.mailings import mime, rendering
+from merumaga.mailings import rendering
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
 from merumaga.subscribers.models import Subscriber
@@ -621,7 +622,7 @@ class FastTemplate:
 
     def render(
         self, reader: Reader | Subscriber, *, date: datetime, message_id: str
-    ) -> rendering.Outgoing:
+    ) -> outgoing.Built:
         if not self._regular:
             return self._reference(reader, date, message_id)
         values = self.personal_values(reader)
@@ -653,7 +654,8 @@ class FastTemplate:
         data = self._message(
             variant, reader, values, text_body, html_body, date=date, message_id=message_id
         )
-        return rendering.Outgoing(
+        return outgoing.Built(
+            kind="mailing",
             envelope_from=(
                 f"bounce+{self._bounce.token(self._mailing_pk, reader.pk)}@{self._bounce_domain}"
             ),
@@ -665,7 +667,7 @@ class FastTemplate:
 
     def _reference(
         self, reader: Reader | Subscriber, date: datetime, message_id: str
-    ) -> rendering.Outgoing:
+    ) -> outgoing.Built:
         return rendering.build(self._compiled, reader, date=date, message_id=message_id)
 
     def _message(
@@ -681,7 +683,7 @@ class FastTemplate:
     ) -> bytes:
         # Checked in the order build_message checks them, so the same error wins.
         message_id = mime.checked_message_id(message_id or make_msgid(domain=self._msgid_domain))
-        to = mime.checked_address(reader.email)
+        to = mime.checked_address(reader.email or "")
         date_line = self._date_line(date)
         mailto = self._mailto.token(reader.pk, self._topic_id)
         # rendering.list_headers' List-Unsubscribe: "<URL>, <mailto:…>"

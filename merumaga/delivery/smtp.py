@@ -1,6 +1,6 @@
 """The sending side of the delivery engine: a pool of persistent SMTP connections to the relays.
 
-    async with Pool(configured_relays()) as pool:
+    async with Pool(configured_relays("bulk")) as pool:
         result = await pool.send("bounce+x@example.jp", "reader@example.jp", message_bytes)
 
 `send` never raises for a mail problem: every outcome is a SendResult, and the caller records it.

@@ -14,6 +14,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from merumaga import mailview
 from merumaga.delivery import catcher
+from merumaga.relays import uses_catcher
 
 PER_PAGE = 50
 
@@ -52,7 +53,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
         "total": total,
         "page": page,
         "query": query,
-        "relay": bool(settings.SMTP_URL),
+        "relay": not uses_catcher(),
     }
     return render(request, "delivery/message_list.html", context)
 

@@ -104,7 +104,7 @@ class Worker:
         """Work until stopped (SIGTERM), or with `until_idle` until nothing is left to do."""
         own_pool = self.pool is None
         if own_pool:
-            self.pool = Pool(configured_relays())
+            self.pool = Pool(configured_relays("bulk"))
         try:
             await asyncio.gather(*(self._loop(until_idle) for _ in range(self.options.loops)))
         finally:

@@ -5,7 +5,6 @@ who did it); the admin only shows the buttons the current state allows and relay
 """
 
 import re
-import smtplib
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -26,8 +25,8 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from merumaga import mailview
-from merumaga.mailings import rendering, sending, services
+from merumaga import mailview, outgoing
+from merumaga.mailings import rendering, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
@@ -188,7 +187,7 @@ class TestSendForm(forms.Form):
 @dataclass
 class Preview:
     reader: Subscriber
-    outgoing: rendering.Outgoing
+    built: outgoing.Built
     message: EmailMessage
 
     @property
@@ -205,7 +204,7 @@ class Preview:
 
     @property
     def raw_headers(self) -> str:
-        block = self.outgoing.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        block = self.built.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         return block.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
@@ -229,31 +228,34 @@ def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
 def build_preview(mailing: Mailing, reader: Subscriber, force_jis: bool) -> Preview:
     if force_jis:
         reader.charset = Subscriber.Charset.ISO2022JP  # in memory only: never saved
-    outgoing = rendering.build(rendering.compile_mailing(mailing, reader.language), reader)
-    message = message_from_bytes(outgoing.data, policy=policy.default)
-    return Preview(reader=reader, outgoing=outgoing, message=message)
+    built = rendering.build(rendering.compile_mailing(mailing, reader.language), reader)
+    message = message_from_bytes(built.data, policy=policy.default)
+    return Preview(reader=reader, built=built, message=message)
 
 
-def send_tests(mailing: Mailing, addresses: list[str]) -> tuple[list[str], list[str]]:
-    """Sends the test copy to each address; returns (sent, failed with the relay's reason).
+@dataclass
+class TestSends:
+    sent: list[str]
+    refused: list[str]  # each with the relay's reason
+    relay_error: str = ""  # why the relay took nothing more (unreachable, busy), if it did not
 
-    Raises OSError or SMTPException when the relay cannot be reached or drops the connection.
-    """
+
+def send_tests(mailing: Mailing, addresses: list[str]) -> TestSends:
+    """Sends the test copy to each address, through the one path of every mail; stops at the
+    first temporary failure (the relay is down or busy: the next address would fare no better)."""
     compiled = rendering.compile_mailing(mailing, "ja", test=True)
-    sent, failed = [], []
-    with sending.open_relay() as relay:
-        for address in addresses:
-            outgoing = rendering.build(compiled, pseudo_reader(address))
-            try:
-                relay.sendmail(outgoing.envelope_from, [address], outgoing.data)
-            except smtplib.SMTPRecipientsRefused as error:
-                code, reply = error.recipients[address]
-                failed.append(f"{address} ({code} {reply.decode(errors='replace')})")
-            except smtplib.SMTPResponseException as error:  # refused at MAIL FROM or DATA
-                failed.append(f"{address} ({error.smtp_code} {error.smtp_error!r})")
-            else:
-                sent.append(address)
-    return sent, failed
+    result = TestSends(sent=[], refused=[])
+    for address in addresses:
+        try:
+            outgoing.send_built(rendering.build(compiled, pseudo_reader(address)))
+        except outgoing.NotSent as error:
+            if error.temporary:
+                result.relay_error = str(error)
+                break
+            result.refused.append(f"{address} ({error})")
+        else:
+            result.sent.append(address)
+    return result
 
 
 # Read-only displays.
@@ -640,22 +642,24 @@ class MailingAdmin(admin.ModelAdmin):
         form = TestSendForm(request.POST)
         if not form.is_valid():
             return self._render_preview(request, mailing, form)
-        try:
-            sent, failed = send_tests(mailing, form.cleaned_data["addresses"])
-        except (OSError, smtplib.SMTPException) as error:
-            messages.error(
-                request, _("メールサーバーに送信できませんでした: %(error)s") % {"error": error}
-            )
-            return self._render_preview(request, mailing, form)
-        if sent:
+        result = send_tests(mailing, form.cleaned_data["addresses"])
+        if result.sent:
             messages.success(
                 request,
-                _("テストメールを送信しました: %(addresses)s") % {"addresses": ", ".join(sent)},
+                _("テストメールを送信しました: %(addresses)s")
+                % {"addresses": ", ".join(result.sent)},
             )
-        if failed:
+        if result.refused:
             messages.error(
                 request,
                 _("次のアドレスには送信できませんでした: %(addresses)s")
-                % {"addresses": ", ".join(failed)},
+                % {"addresses": ", ".join(result.refused)},
             )
+        if result.relay_error:
+            messages.error(
+                request,
+                _("メールサーバーに送信できませんでした: %(error)s")
+                % {"error": result.relay_error},
+            )
+            return self._render_preview(request, mailing, form)
         return HttpResponseRedirect(reverse("admin:mailings_mailing_preview", args=[mailing.pk]))

@@ -12,18 +12,16 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import make_msgid
 
 import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
-from merumaga import charset as mail_charset
+from merumaga import mime, outgoing
 from merumaga.institute.services import SenderIdentity, sender_identity
-from merumaga.mailings import mime
 from merumaga.mailings.contents import weekly_extras
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import ics
@@ -60,15 +58,6 @@ class Compiled:
     html: str
     sender: SenderIdentity
     attachments: list[mime.Attachment] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    envelope_from: str  # the VERP return path: bounce+TOKEN@BOUNCE_DOMAIN
-    to: str
-    charset: str
-    data: bytes
-    uncarried: tuple[str, ...]  # characters that made an ISO-2022-JP reader get UTF-8
 
 
 def content_context(mailing: Mailing) -> dict:
@@ -217,12 +206,9 @@ def list_headers(compiled: Compiled, subscriber: Subscriber, values: dict) -> li
     mailto_token = tokens.address_token("unsubscribe", subscriber.pk, mailing.topic_id)
     topic = mailing.topic
     return [
-        (
-            "List-Unsubscribe",
-            f"<{values['unsubscribe_url']}>, "
-            f"<mailto:unsubscribe+{mailto_token}@{settings.BOUNCE_DOMAIN}>",
+        *outgoing.list_unsubscribe(
+            values["unsubscribe_url"], f"unsubscribe+{mailto_token}@{settings.BOUNCE_DOMAIN}"
         ),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("List-Id", f"{topic.name_en or topic.key} <{topic.key}.{settings.LIST_ID_DOMAIN}>"),
         ("Feedback-ID", f"{mailing.pk}:{topic.key}:{mailing.kind}:merumaga"),
         ("Precedence", "bulk"),
@@ -235,35 +221,25 @@ def build(
     *,
     date: datetime | None = None,
     message_id: str | None = None,
-) -> Outgoing:
-    """The bytes of this mailing for this reader (the reference every faster path must match)."""
+) -> outgoing.Built:
+    """The bytes of this mailing for this reader (the reference every faster path must match):
+    the reader's parts filled in, then built as every mail is (merumaga.outgoing.build)."""
     values = personal_values(compiled, subscriber)
-    subject = compiled.subject
-    text = fill(compiled.text, values, escape=False)
-    page = fill(compiled.html, values, escape=True)
-    chosen, (subject, text, page, from_name), uncarried = mail_charset.choose(
-        [subject, text, page, compiled.sender.organisation_name], subscriber.charset
-    )
-    data = mime.build_message(
-        charset=chosen,
-        from_name=from_name,
-        from_address=compiled.sender.from_email,
-        to_address=subscriber.email,
-        subject=subject,
-        text=text,
-        html=page,
+    mail = outgoing.Mail(
+        kind="mailing",
+        sender_name=compiled.sender.organisation_name,
+        sender_address=compiled.sender.from_email,
+        to=subscriber.email or "",
+        subject=compiled.subject,
+        text=fill(compiled.text, values, escape=False),
+        html=fill(compiled.html, values, escape=True),
+        preferred_charset=subscriber.charset,
         headers=list_headers(compiled, subscriber, values),
-        date=date or timezone.localtime(timezone.now()),
-        message_id=message_id or make_msgid(domain=compiled.sender.from_email.rsplit("@", 1)[-1]),
         attachments=compiled.attachments,
-    )
-    return Outgoing(
         envelope_from=envelope_from(compiled.mailing, subscriber),
-        to=subscriber.email,
-        charset=chosen,
-        data=data,
-        uncarried=tuple(uncarried),
+        about=f"reader {subscriber.pk} of mailing {compiled.mailing.pk}",
     )
+    return outgoing.build(mail, date=date, message_id=message_id)
 
 
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL)

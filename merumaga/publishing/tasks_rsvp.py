@@ -11,24 +11,16 @@ asked for. Their mail carries the sender's identity all the same, and points to 
 to change the answer.
 """
 
-import logging
-from email.mime.text import MIMEText
-from email.utils import make_msgid
-
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from huey.contrib.djhuey import db_task
 
-from merumaga.institute.services import sender_identity
+from merumaga import mime, outgoing
+from merumaga.institute.mail import templated_mail
 from merumaga.publishing import ics, rsvp_links
 from merumaga.publishing.models import Event, Rsvp
-from merumaga.subscribers.mail import apply_charset, reader_links
+from merumaga.subscribers.mail import reader_links
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import default_charset
-
-logger = logging.getLogger(__name__)
 
 WITH_CALENDAR = {"attending", "promoted"}
 
@@ -39,16 +31,18 @@ MAIL_STATES = {
     "promoted": Rsvp.Answer.ATTENDING,
     "declined": Rsvp.Answer.DECLINED,
 }
+# Why the mail came, at its foot (特定電子メール法); a template may say otherwise.
+REASON = _("このメールは、イベントへの出欠のご回答を受けてお送りしています。")
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_rsvp_mail(rsvp_id: int, kind: str, language: str | None = None) -> None:
     """Send the mail for one answer, unless a later answer changed it meanwhile (that answer
     sends its own mail)."""
     reply = Rsvp.objects.select_related("event", "subscriber").filter(pk=rsvp_id).first()
     if reply is None or reply.answer != MAIL_STATES[kind]:
         return
-    build_rsvp_mail(reply, kind, language).send()
+    outgoing.send(build_rsvp_mail(reply, kind, language))
 
 
 def _reader(reply: Rsvp) -> Subscriber | None:
@@ -59,7 +53,7 @@ def _reader(reply: Rsvp) -> Subscriber | None:
     return subscriber
 
 
-def build_rsvp_mail(reply: Rsvp, kind: str, language: str | None = None) -> EmailMultiAlternatives:
+def build_rsvp_mail(reply: Rsvp, kind: str, language: str | None = None) -> outgoing.Mail:
     """The mail of `kind` ("attending", "waitlisted", "promoted", "declined") for one answer."""
     event = reply.event
     subscriber = _reader(reply)
@@ -69,22 +63,27 @@ def build_rsvp_mail(reply: Rsvp, kind: str, language: str | None = None) -> Emai
         "event_url": ics.event_url(event),
         "change_url": rsvp_links.answer_link_url(reply),
     }
-    headers = {}
+    headers: list[tuple[str, str]] = []
     if subscriber is not None:
         links = reader_links(subscriber)
         context.update(links, change_url=rsvp_links.rsvp_link_url(subscriber, event))
-        headers["List-Unsubscribe"] = f"<{links['unsubscribe_url']}>"
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers = outgoing.list_unsubscribe(links["unsubscribe_url"])
         language = subscriber.language
-    message = _message(f"rsvp_{kind}", context, reply.email, headers, language)
-    if kind in WITH_CALENDAR:
-        message.attach(calendar_attachment(event, reply.email))
     preferred = subscriber.charset if subscriber else default_charset(reply.email)
-    apply_charset(message, preferred)
-    return message
+    attachments = [calendar_attachment(event, reply.email)] if kind in WITH_CALENDAR else []
+    return templated_mail(
+        f"publishing/mail/rsvp_{kind}",
+        {"reason": REASON, **context},
+        to=reply.email,
+        language=language or "",
+        preferred_charset=preferred,
+        headers=headers,
+        attachments=attachments,
+        about=f"RSVP {reply.pk}",
+    )
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_rsvp_request_mail(event_id: int, email: str, url: str, language: str) -> None:
     """The link that confirms an answer from the public form, to the address typed there. No
     text typed on the form goes into it: only the event, our identity and the link."""
@@ -98,38 +97,24 @@ def send_rsvp_request_mail(event_id: int, email: str, url: str, language: str) -
         "confirm_url": url,
         "unconfirmed": True,
     }
-    message = _message("rsvp_request", context, email, {}, language)
-    apply_charset(message, default_charset(email))
-    message.send()
-
-
-def _message(name: str, context: dict, to: str, headers: dict, language) -> EmailMultiAlternatives:
-    """Subject, text and HTML from the three templates `name`, in `language` (or the site's)."""
-    identity = sender_identity()
-    language = language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
-    context = {**context, "institute": identity, "language": language}
-    with translation.override(language):
-        subject = render_to_string(f"publishing/mail/{name}_subject.txt", context)
-        text = render_to_string(f"publishing/mail/{name}_body.txt", context)
-        html = render_to_string(f"publishing/mail/{name}_body.html", context)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=text,
-        from_email=identity.from_header,
-        to=[to],
-        headers={
-            "Message-ID": make_msgid(domain=identity.from_email.rsplit("@", 1)[-1]),
-            **headers,
-        },
+    outgoing.send(
+        templated_mail(
+            "publishing/mail/rsvp_request",
+            {"reason": REASON, **context},
+            to=email,
+            language=language,
+            preferred_charset=default_charset(email),
+            about=f"an answer to event {event.pk}",
+        )
     )
-    message.attach_alternative(html, "text/html")
-    return message
 
 
-def calendar_attachment(event: Event, email: str) -> MIMEText:
+def calendar_attachment(event: Event, email: str) -> mime.Attachment:
     """The attendee's copy of the event, always UTF-8 whatever the mail's own charset: calendar
     apps read iCalendar as UTF-8 (RFC 5545), and base64 keeps carrier mail 7-bit clean."""
-    part = MIMEText(ics.event_calendar(event, email).decode("utf-8"), "calendar", "utf-8")
-    part.set_param("method", "REQUEST")
-    part.add_header("Content-Disposition", "attachment", filename="event.ics")
-    return part
+    return mime.Attachment(
+        filename="event.ics",
+        content_type="text/calendar",
+        data=ics.event_calendar(event, email),
+        params={"method": "REQUEST", "charset": "utf-8"},
+    )

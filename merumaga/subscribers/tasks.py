@@ -4,6 +4,7 @@ from django.urls import reverse
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
+from merumaga import outgoing
 from merumaga.subscribers import throttle, tokens
 from merumaga.subscribers.mail import absolute_url, send_reader_mail
 from merumaga.subscribers.models import Subscriber, Topic
@@ -14,7 +15,7 @@ def _reader(subscriber_id: int) -> Subscriber | None:
     return Subscriber.objects.filter(pk=subscriber_id, email__isnull=False).first()
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_confirmation_mail(subscriber_id: int, topic_keys: list[str] | None = None) -> None:
     """The link to confirm; it carries the mailings asked for, which the confirmation page
     offers (a reader who left keeps their own settings until they confirm)."""
@@ -31,7 +32,7 @@ def send_confirmation_mail(subscriber_id: int, topic_keys: list[str] | None = No
     )
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_welcome_mail(subscriber_id: int) -> None:
     subscriber = _reader(subscriber_id)
     if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:
@@ -43,7 +44,7 @@ def send_welcome_mail(subscriber_id: int) -> None:
     send_reader_mail(subscriber, "welcome", {"topics": names})
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_stop_link_mail(subscriber_id: int) -> None:
     subscriber = _reader(subscriber_id)
     if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:
@@ -51,7 +52,7 @@ def send_stop_link_mail(subscriber_id: int) -> None:
     send_reader_mail(subscriber, "stop_link")
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_address_confirmation_mail(subscriber_id: int, new_email: str) -> None:
     """To the new address: its owner confirms it before any mail of ours goes there."""
     subscriber = _reader(subscriber_id)
@@ -64,7 +65,7 @@ def send_address_confirmation_mail(subscriber_id: int, new_email: str) -> None:
     )
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_address_changed_mail(subscriber_id: int, old_email: str) -> None:
     """To the old address: a change nobody asked for must not go unnoticed."""
     subscriber = _reader(subscriber_id)
@@ -73,7 +74,7 @@ def send_address_changed_mail(subscriber_id: int, old_email: str) -> None:
     send_reader_mail(subscriber, "address_changed", {"old_email": old_email}, to=old_email)
 
 
-@db_task(retries=3, retry_delay=60)
+@db_task(retries=3, retry_delay=60, priority=outgoing.TASK_PRIORITY)
 def send_already_subscribed_mail(subscriber_id: int) -> None:
     subscriber = _reader(subscriber_id)
     if subscriber is None or subscriber.status != Subscriber.Status.CONFIRMED:

@@ -172,13 +172,13 @@ def test_sign_up_page_in_japanese(client):
 def test_welcome_mail_in_english(english_sender):
     subscriber = make_subscriber(email="reader@example.com", language="en")
     message = build_reader_mail(subscriber, "welcome", {"topics": []})
-    html = message.alternatives[0][0]
+    html = message.html
     assert message.subject == "[Example Institute] Your newsletter subscription is confirmed"
-    assert "Thank you for subscribing." in message.body
-    assert "You can unsubscribe at any time." in message.body
+    assert "Thank you for subscribing." in message.text
+    assert "You can unsubscribe at any time." in message.text
     assert "Open mail preferences" in html
     # The HTML footer separates its two links with a bare "・" (markup, not a message).
-    for part in (message.subject, message.body, html.replace("</a> ・", "</a>")):
+    for part in (message.subject, message.text, html.replace("</a> ・", "</a>")):
         leftover = JAPANESE.findall(part)
         assert not leftover, "".join(leftover)
 
@@ -188,4 +188,4 @@ def test_welcome_mail_in_japanese():
     subscriber = make_subscriber(email="reader@example.jp", language="ja")
     message = build_reader_mail(subscriber, "welcome", {"topics": []})
     assert "メールマガジンの登録が完了しました" in message.subject
-    assert "メールマガジンへのご登録ありがとうございます。" in message.body
+    assert "メールマガジンへのご登録ありがとうございます。" in message.text

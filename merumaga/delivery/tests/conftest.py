@@ -1,3 +1,6 @@
+import base64
+import subprocess
+
 import pytest
 
 from merumaga.delivery.catcher import start_catcher
@@ -17,3 +20,19 @@ def catcher_port(maildir):
     controller = start_catcher(maildir, port=port)
     yield port
     controller.stop()
+
+
+@pytest.fixture(scope="module")
+def key_pair(tmp_path_factory):
+    """A 2048-bit RSA key for DKIM: (private key file, public key as in the DNS record)."""
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "private.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True
+    )
+    public_der = subprocess.run(
+        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return private, base64.b64encode(public_der)

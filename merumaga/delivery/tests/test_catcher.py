@@ -143,7 +143,7 @@ def test_a_taken_port_raises_oserror(maildir, catcher_port):
 def test_command_refuses_to_run_beside_a_relay(settings):
     settings.SMTP_URL = "smtp://relay.example.jp:587"
 
-    with pytest.raises(CommandError, match="SMTP_URL is set"):
+    with pytest.raises(CommandError, match="A relay is set"):
         call_command("mailcatcher", "--port", "0")
 
 

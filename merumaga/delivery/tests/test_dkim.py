@@ -1,27 +1,9 @@
-import base64
-import subprocess
-
 import dkim
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from merumaga import mime
 from merumaga.delivery.dkim import Signer, configured_signer
-from merumaga.mailings import mime
-
-
-@pytest.fixture(scope="module")
-def key_pair(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dkim")
-    private = folder / "private.pem"
-    subprocess.run(
-        ["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True
-    )
-    public_der = subprocess.run(
-        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return private, base64.b64encode(public_der)
 
 
 def message() -> bytes:

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -83,11 +84,37 @@ def test_smtp_url_then_the_catcher_when_no_relays_are_set():
 
 def test_configured_relays_reads_settings(settings):
     settings.SMTP_RELAYS = "smtp://a.example.jp?weight=2 smtp://b.example.jp"
-    assert [r.host for r in configured_relays()] == ["a.example.jp", "b.example.jp"]
+    assert [r.host for r in configured_relays("bulk")] == ["a.example.jp", "b.example.jp"]
     settings.SMTP_RELAYS = ""
     settings.SMTP_URL = ""
     settings.MAILCATCHER_PORT = 3030
-    assert [(r.host, r.port) for r in configured_relays()] == [("127.0.0.1", 3030)]
+    for lane in ("bulk", "transactional"):
+        assert [(r.host, r.port) for r in configured_relays(lane)] == [("127.0.0.1", 3030)]
+
+
+def test_a_relay_of_its_own_for_mail_sent_one_at_a_time(settings):
+    settings.SMTP_RELAYS = (
+        "smtp://bulk.example.jp?lane=bulk smtp://now.example.jp?lane=transactional "
+        "smtp://spare.example.jp"
+    )
+    assert [r.host for r in configured_relays("bulk")] == ["bulk.example.jp", "spare.example.jp"]
+    assert [r.host for r in configured_relays("transactional")] == [
+        "now.example.jp",
+        "spare.example.jp",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("relays", "problem"),
+    [
+        ("smtp://a.example.jp?lane=bulk", "no relay carries the transactional lane"),
+        ("smtp://a.example.jp?lane=transactional", "no relay carries the bulk lane"),
+        ("smtp://a.example.jp?lane=fast", "lane='fast' must be one of bulk, transactional, both"),
+    ],
+)
+def test_every_lane_needs_a_relay_and_a_known_name(relays, problem):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(problem)):
+        build_relays(relays, "", 1025)
 
 
 @pytest.mark.parametrize(

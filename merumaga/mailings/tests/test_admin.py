@@ -443,10 +443,12 @@ def test_a_relay_that_cannot_be_reached_is_an_error_message(admin_client, weekly
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    settings.EMAIL_BACKEND = "merumaga.delivery.transactional.RelayBackend"
+    settings.SMTP_RELAYS, settings.SMTP_URL = "", f"smtp://127.0.0.1:{port}"
     response = admin_client.post(url("test_send", weekly), {"addresses": "editor@example.jp"})
     assert response.status_code == 200
     assert "メールサーバーに送信できませんでした" in page(response)
+    assert f"127.0.0.1:{port}): Error connecting" in page(response)  # which relay, and why
 
 
 # Access.

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from merumaga.relays import all_relays, uses_catcher
+
 # A child that ran this long before it died is started again at once; one that dies sooner waits
 # 1, 2, 4 … seconds (at most MAX_DELAY) before each new start, so a crash loop costs little.
 STEADY_SECONDS = 60.0
@@ -84,8 +86,9 @@ class Supervisor:
 class Command(BaseCommand):
     help = (
         "Run the whole platform in the foreground: web server, background tasks (Huey), one "
-        "delivery worker and, unless SMTP_URL is set, the mail catcher. A process that dies is "
-        "started again (after a growing delay if it keeps dying). Ctrl-C stops everything."
+        "delivery worker and, unless a relay is set (SMTP_RELAYS or SMTP_URL), the mail "
+        "catcher. A process that dies is started again (after a growing delay if it keeps "
+        "dying). Ctrl-C stops everything."
     )
 
     def handle(self, *args, **options):
@@ -112,7 +115,7 @@ class Command(BaseCommand):
             "tasks": [*merumaga, "run_huey"],
             "delivery": [*merumaga, "worker"],
         }
-        if not settings.SMTP_URL:
+        if uses_catcher():
             commands["mailcatcher"] = [*merumaga, "mailcatcher"]
         supervisor = Supervisor(commands, log=lambda line: self.stderr.write(line))
         supervisor.start_all()
@@ -125,7 +128,7 @@ class Command(BaseCommand):
                 + (
                     f"  mail viewer:  {settings.SITE_URL}/admin/mail/\n"
                     if "mailcatcher" in commands
-                    else f"  mail goes to: {settings.SMTP_URL.split('@')[-1]}\n"
+                    else "  mail goes to: " + ", ".join(relay.name for relay in all_relays()) + "\n"
                 )
             )
         )

@@ -411,8 +411,7 @@ def test_english_mail_for_an_english_reader():
     answer = Rsvp.objects.create(
         event=event, email=reader.email, subscriber=reader, answer=ATTENDING
     )
-    message = build_rsvp_mail(answer, "attending")
-    assert 'lang="en"' in message.alternatives[0][0]
+    assert 'lang="en"' in build_rsvp_mail(answer, "attending").html
 
 
 # The calendar file.

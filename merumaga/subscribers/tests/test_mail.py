@@ -3,6 +3,7 @@ from email import message_from_bytes, policy
 import pytest
 from django.conf import settings
 
+from merumaga import outgoing
 from merumaga.institute.models import SiteSettings
 from merumaga.subscribers import mail, tokens
 from merumaga.subscribers.models import Subscriber
@@ -11,9 +12,13 @@ from merumaga.testing import make_subscriber
 pytestmark = pytest.mark.django_db
 
 
-def parsed(message):
-    """The mail exactly as it leaves: serialised, then read back by the standard library."""
-    return message_from_bytes(message.message().as_bytes(), policy=policy.default)
+def welcome(reader: Subscriber) -> outgoing.Built:
+    return outgoing.build(mail.build_reader_mail(reader, "welcome", {"topics": []}))
+
+
+def parsed(built: outgoing.Built):
+    """The mail exactly as it leaves, read back by the standard library."""
+    return message_from_bytes(built.data, policy=policy.default)
 
 
 def test_welcome_mail_headers_and_legal_footer_in_both_parts():
@@ -23,7 +28,7 @@ def test_welcome_mail_headers_and_legal_footer_in_both_parts():
         contact_phone="03-0000-0000",
     )
     reader = make_subscriber(name="読者 一郎")
-    message = parsed(mail.build_reader_mail(reader, "welcome", {"topics": []}))
+    message = parsed(welcome(reader))
 
     assert message["To"] == reader.email
     assert "テスト研究所" in message["From"]
@@ -55,7 +60,7 @@ def test_welcome_mail_headers_and_legal_footer_in_both_parts():
 
 def test_iso_2022_jp_reader_gets_iso_2022_jp():
     reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP)
-    raw = mail.build_reader_mail(reader, "welcome", {"topics": []}).message().as_bytes()
+    raw = welcome(reader).data
     assert b'charset="iso-2022-jp"' in raw.lower() or b"charset=iso-2022-jp" in raw.lower()
     assert b"=?iso-2022-jp?b?" in raw.lower()
     assert max(raw) < 128  # 7-bit clean, as old carrier mail needs
@@ -66,13 +71,15 @@ def test_iso_2022_jp_reader_gets_iso_2022_jp():
     assert html.get_content_charset() == "iso-2022-jp" and "charset" not in html.get_content()
 
 
-def test_characters_iso_2022_jp_cannot_carry_switch_that_reader_to_utf8(caplog):
+def test_characters_iso_2022_jp_cannot_carry_switch_that_reader_to_utf8(caplog, mailoutbox):
     SiteSettings.objects.create(organisation_name="①髙﨑ラボ㈱")
     reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP)
-    message = mail.build_reader_mail(reader, "welcome", {"topics": []})
-    assert message.encoding == "utf-8"
-    assert "cannot be carried" in caplog.text
+    message = welcome(reader)
+    assert message.charset == "utf-8" and message.uncarried == ("髙", "﨑")
     assert "①髙﨑ラボ㈱" in parsed(message)["Subject"]
+    outgoing.send(mail.build_reader_mail(reader, "welcome", {"topics": []}))
+    assert mailoutbox[0].encoding == "utf-8"
+    assert f"welcome mail to reader {reader.pk} prefers ISO-2022-JP but 髙﨑" in caplog.text
 
 
 def test_characters_with_a_faithful_jis_form_keep_the_reader_on_iso_2022_jp():
@@ -80,8 +87,8 @@ def test_characters_with_a_faithful_jis_form_keep_the_reader_on_iso_2022_jp():
     ISO-2022-JP carries, so the mail stays ISO-2022-JP instead of falling back to UTF-8."""
     SiteSettings.objects.create(organisation_name="①研究所㈱")
     reader = make_subscriber(charset=Subscriber.Charset.ISO2022JP)
-    message = mail.build_reader_mail(reader, "welcome", {"topics": []})
-    assert message.encoding == "iso-2022-jp"
+    message = welcome(reader)
+    assert message.charset == "iso-2022-jp"
     parsed_message = parsed(message)
     assert "(1)研究所(株)" in parsed_message["Subject"]
     assert "(1)研究所(株)" in parsed_message.get_body(("html",)).get_content()

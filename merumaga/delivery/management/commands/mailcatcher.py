@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from merumaga.delivery.catcher import serve_until_stopped, start_catcher
+from merumaga.relays import uses_catcher
 
 HOST = "127.0.0.1"
 
@@ -17,8 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--dir", dest="directory", type=Path, default=settings.MAILCATCHER_DIR)
 
     def handle(self, *args, port: int, directory: Path, **options) -> None:
-        if settings.SMTP_URL:
-            raise CommandError("SMTP_URL is set: mail goes to the relay; the catcher is not needed")
+        if not uses_catcher():
+            raise CommandError(
+                "A relay is set (SMTP_RELAYS or SMTP_URL): mail goes there; "
+                "the catcher is not needed"
+            )
         try:
             controller = start_catcher(directory, host=HOST, port=port)
         except OSError as error:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from merumaga.charset import FAITHFUL, choose
-from merumaga.mailings.mime import Attachment, build_message
+from merumaga.mime import Attachment, build_message
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 DATE = datetime(2025, 4, 7, 8, 0, tzinfo=TOKYO)
