@@ -10,7 +10,6 @@ Each call opens a pool and closes it when done (one connection for one mail): th
 one by one, as people act, and a connection held open between them would mostly idle.
 """
 
-import asyncio
 from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
@@ -21,6 +20,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from merumaga.delivery.dkim import configured_signer
 from merumaga.delivery.smtp import Pool, SendResult
+from merumaga.delivery.worker import run_in_own_loop
 from merumaga.outgoing import BuiltMessage, NotSent
 from merumaga.relays import configured_relays
 
@@ -33,7 +33,7 @@ class RelayBackend(BaseEmailBackend):
         fail_silently (then the refusal is only left out of the count)."""
         if not email_messages:
             return 0
-        return asyncio.run(self._send_all(list(email_messages)))
+        return run_in_own_loop(lambda: self._send_all(list(email_messages)))
 
     async def _send_all(self, email_messages: list[EmailMessage]) -> int:
         signer = configured_signer()
