@@ -1,6 +1,8 @@
 """The demo readers that `make run` loads into an empty database. All written for this project;
 the addresses use reserved example domains, so no mail can reach a real person."""
 
+from typing import TypedDict
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -63,8 +65,18 @@ def load_demo_readers() -> int:
     return len(READERS)
 
 
+class DemoArticle(TypedDict):
+    title: str
+    digest: str
+    body: str
+    source_name: str
+    source_detail: str
+    days_ago: int
+    tags: list[str]
+
+
 # The demo articles: digests of imagined sources, written for this project.
-ARTICLES = [
+ARTICLES: list[DemoArticle] = [
     {
         "title": "中国の自動運転タクシー、郊外路線で無人運行の範囲を拡大",
         "digest": (

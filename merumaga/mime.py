@@ -37,6 +37,7 @@ from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.utils import format_datetime, formataddr
+from typing import TypeAlias
 from urllib.parse import quote
 
 from merumaga.charset import ISO2022JP, UTF8, encode_jis, is_jis
@@ -115,6 +116,11 @@ class Folded:
         return self.text
 
 
+# A compat32 message that takes Folded header values as well as plain strings; typeshed's
+# Message defaults to str values only. A string: Message is not subscriptable at runtime.
+_FoldingMessage: TypeAlias = "Message[str, str | Folded]"
+
+
 def build_message(
     *,
     charset: str,
@@ -139,7 +145,7 @@ def build_message(
     if charset not in _HEADER_CHARSETS:
         raise ValueError(f"charset must be {UTF8!r} or {ISO2022JP!r}, not {charset!r}")
     message_id = checked_message_id(message_id)
-    msg = Message(policy=POLICY)
+    msg: _FoldingMessage = Message(policy=POLICY)
     msg["From"] = Folded(from_header_value(from_name, checked_address(from_address), charset))
     msg["To"] = Folded(checked_address(to_address))
     msg["Subject"] = Folded(subject_header_value(subject, charset))
@@ -154,7 +160,7 @@ def build_message(
     text_part = make_text_part("plain", text, charset, allow_7bit=True)
     html_part = make_text_part("html", html, charset, allow_7bit=False)
     # Only a 7bit payload could contain a boundary line; base64 never contains "_".
-    seven_bit = [p.get_payload() for p in (text_part, html_part) if _is_7bit(p)]
+    seven_bit = _seven_bit_payloads(text_part, html_part)
     if attachments:
         alternative = _multipart(Message(policy=POLICY), "alternative", message_id, seven_bit)
         alternative.attach(text_part)
@@ -331,6 +337,19 @@ def _is_7bit(part: Message) -> bool:
     return part["Content-Transfer-Encoding"] == "7bit"
 
 
+def _seven_bit_payloads(*parts: Message) -> list[str]:
+    payloads = []
+    for part in parts:
+        if not _is_7bit(part):
+            continue
+        payload = part.get_payload()
+        # make_text_part sets a 7bit payload as one str; anything else is a bug here.
+        if not isinstance(payload, str):
+            raise TypeError(f"7bit part with a {type(payload).__name__} payload")
+        payloads.append(payload)
+    return payloads
+
+
 def _multipart(msg: Message, subtype: str, message_id: str, seven_bit: list[str]) -> Message:
     msg["Content-Type"] = (
         f'multipart/{subtype}; boundary="{make_boundary(message_id, subtype, seven_bit)}"'
@@ -369,7 +388,7 @@ def make_attachment_part(attachment: Attachment, charset: str) -> Message:
     if any(name.lower() == "name" for name in attachment.params):
         raise ValueError("the name parameter is derived from the filename")
     params = [_param(name, value) for name, value in attachment.params.items()]
-    part = Message(policy=POLICY)
+    part: _FoldingMessage = Message(policy=POLICY)
     part["Content-Type"] = "; ".join([content_type, *params, _name_param(filename, charset)])
     part["Content-Transfer-Encoding"] = "base64"
     part["Content-Disposition"] = Folded(_disposition(filename))

@@ -19,7 +19,7 @@ which keeps them in django.core.mail.outbox.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
@@ -105,7 +105,7 @@ def build(mail: Mail, *, date: datetime | None = None, message_id: str | None = 
     )
 
 
-def render(template: str, context: dict, language: str) -> tuple[str, str, str]:
+def render(template: str, context: Mapping[str, object], language: str) -> tuple[str, str, str]:
     """(subject, text, HTML) from the three templates `template`_subject.txt, _body.txt and
     _body.html, in `language` (the site's when it is not one of ours)."""
     if language not in dict(settings.LANGUAGES):

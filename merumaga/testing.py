@@ -8,6 +8,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import quote
@@ -127,7 +128,10 @@ def mailing_of(kind: str) -> Mailing:
             source_name="架空新聞",
             source_detail="12月号",
         )
-        return mailing_services.compose_weekly().mailing
+        weekly = mailing_services.compose_weekly().mailing
+        if weekly is None:  # the article just published is new to every report
+            raise RuntimeError("compose_weekly found nothing to send")
+        return weekly
     if kind == "article":
         return mailing_services.compose_for_article(
             make_article("通知する記事", source_name="架空新聞")
@@ -226,7 +230,12 @@ def dsn(recipient: str, message_id: str = "<dsn-1@mx.example.net>", reader=None)
 
 
 class Maildrop:
-    def __init__(self, messages=(), user="bounces@example.jp", password=PASSWORD):
+    def __init__(
+        self,
+        messages: Iterable[bytes] = (),
+        user: str = "bounces@example.jp",
+        password: str = PASSWORD,
+    ) -> None:
         self.messages = list(messages)
         self.user, self.password = user, password
         self.lock = threading.Lock()
@@ -235,7 +244,9 @@ class Maildrop:
 
 class POP3Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
-        drop: Maildrop = self.server.maildrop
+        if not isinstance(self.server, POP3Server):
+            raise TypeError("POP3Handler serves a POP3Server (its maildrop)")
+        drop = self.server.maildrop
         self.send("+OK test POP3 server ready")
         user, session, deleted = None, None, set()
         while line := self.rfile.readline():
@@ -294,6 +305,9 @@ class POP3Handler(socketserver.StreamRequestHandler):
 class POP3Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Set by start_pop3.
+    maildrop: Maildrop
+    url: str
 
 
 class POP3TLSServer(POP3Server):

@@ -700,9 +700,10 @@ def _outer_parts(msg: Message) -> Iterator[Message]:
         part = stack.pop()
         count += 1
         yield part
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
+        if part.get_content_maintype() == "multipart":
             children = part.get_payload()
-            stack.extend(child for child in reversed(children) if isinstance(child, Message))
+            if isinstance(children, list):  # part.is_multipart(), spelled for the type checker
+                stack.extend(child for child in reversed(children) if isinstance(child, Message))
 
 
 def _embedded_headers(part: Message) -> Message | None:

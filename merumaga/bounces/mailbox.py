@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
@@ -188,7 +188,12 @@ def poll_mailbox(
     report = PollReport(mailbox=parts.redacted)
     with _talking(parts, "connecting"):
         client = (connect or open_connection)(parts)
-    box = _Pop3Box(client, parts) if parts.protocol == "pop3" else _ImapBox(client, parts)
+    # `connect` returns the client for the URL's protocol: a contract its type cannot state.
+    box = (
+        _Pop3Box(cast(POP3Client, client), parts)
+        if parts.protocol == "pop3"
+        else _ImapBox(cast(IMAPClient, client), parts)
+    )
     try:
         _poll(box, report, progress, limit)
     except MailboxError as error:
@@ -213,7 +218,19 @@ def open_connection(parts: MailboxURL) -> POP3Client | IMAPClient:
     return imaplib.IMAP4(parts.host, parts.port, timeout=TIMEOUT)
 
 
-class _LimitedRetrMixin:
+if TYPE_CHECKING:
+
+    class _POP3Internals(poplib.POP3):
+        # poplib's private helpers the mixin below uses; typeshed leaves them out.
+        def _shortcmd(self, line: str) -> bytes: ...
+        def _getline(self) -> tuple[bytes, int]: ...
+
+    _RetrBase = _POP3Internals
+else:
+    _RetrBase = object  # a plain mixin, placed before poplib.POP3 or POP3_SSL
+
+
+class _LimitedRetrMixin(_RetrBase):
     """poplib reads a whole message into a list of lines and gives up on lines over 2,048 bytes
     (bounced mail breaks that rule, and the session is then lost); this reads RETR in chunks,
     keeping only the first `limit` bytes."""
@@ -491,7 +508,8 @@ def _text(data) -> str:
 def _imap_folder(name: str) -> str:
     """A folder name as IMAP wants it: modified UTF-7 (RFC 3501 5.1.3; Japanese folder names are
     common), quoted."""
-    out, pending = [], []
+    out: list[str] = []
+    pending: list[str] = []
 
     def flush() -> None:
         if pending:

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
+from typing import TYPE_CHECKING, TypeAlias
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -36,7 +37,13 @@ from merumaga.bounces.models import Source
 from merumaga.bounces.receivers import is_inbound_address
 from merumaga.delivery.catcher import start_controller
 
+if TYPE_CHECKING:
+    import multiprocessing.synchronize
+
 logger = logging.getLogger(__name__)
+
+# The readers' wake-up: a thread's event, or a process's (the bounce-receiver command).
+_Event: TypeAlias = "threading.Event | multiprocessing.synchronize.Event"
 
 
 class GroupCommit:
@@ -49,7 +56,7 @@ class GroupCommit:
 
     STOP = object()
 
-    def __init__(self, batch: int = 200, kept: threading.Event | None = None) -> None:
+    def __init__(self, batch: int = 200, kept: "_Event | None" = None) -> None:
         self.batch = batch
         self.kept = kept  # set after each batch stored: the readers have work
         self.waiting: queue.SimpleQueue = queue.SimpleQueue()
@@ -162,7 +169,7 @@ class BounceHandler:
     """aiosmtpd handler: accepts our inbound addresses only, has each message stored by the
     group commit, then replies."""
 
-    def __init__(self, lmtp: bool = False, kept: threading.Event | None = None) -> None:
+    def __init__(self, lmtp: bool = False, kept: "_Event | None" = None) -> None:
         self.lmtp = lmtp
         self.sessions = 0  # open now; over the limit, a new one is answered 421
         self.source = Source.LMTP if lmtp else Source.SMTP
@@ -179,6 +186,8 @@ class BounceHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if envelope.original_content is None:  # the server's smtp_DATA sets it before this hook
+            raise RuntimeError("DATA hook called without the message content")
         inbound = services.Inbound(
             envelope.original_content,
             self.source,
@@ -203,6 +212,13 @@ SPOOL_IN_MEMORY = 1024 * 1024
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 
 
+class _SizedEnvelope(Envelope):
+    """An envelope that also records the size of the whole message, of which only the first
+    services.READ_BYTES are kept."""
+
+    full_size: int | None = None
+
+
 class _Bounded(SMTP):
     """What aiosmtpd's SMTP and LMTP need to keep memory bounded: a cap on sessions, and DATA
     spooled instead of held as a list of lines (aiosmtpd 1.4.6's smtp_DATA, which this follows
@@ -213,7 +229,8 @@ class _Bounded(SMTP):
         if handler.sessions >= settings.BOUNCE_RECEIVER_MAX_CONNECTIONS:
             logger.warning("bounce receiver: %d sessions open, one more refused", handler.sessions)
             await self.push("421 4.3.2 Too many connections; try again later")
-            self.transport.close()
+            if self.transport is not None:  # None once the client has gone
+                self.transport.close()
             return
         handler.sessions += 1
         try:
@@ -221,9 +238,15 @@ class _Bounded(SMTP):
         finally:
             handler.sessions -= 1
 
+    def _create_envelope(self) -> _SizedEnvelope:
+        return _SizedEnvelope()
+
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
+        # Set at connection (_create_envelope); aiosmtpd's own smtp_DATA asserts it is there.
+        if not isinstance(self.envelope, _SizedEnvelope):
+            raise RuntimeError("DATA without the envelope _create_envelope makes")
         if not self.envelope.rcpt_tos:
             await self.push("503 Error: need RCPT command")
             return
@@ -333,7 +356,7 @@ def stop_receiver(controller: Controller) -> None:
 
 
 def start_receiver(
-    host: str, port: int, *, lmtp: bool = False, kept: threading.Event | None = None
+    host: str, port: int, *, lmtp: bool = False, kept: "_Event | None" = None
 ) -> Controller:
     """Start the receiver in a background thread; stop_receiver(result) stops it. `kept` is set
     each time messages were stored (the readers' wake-up)."""

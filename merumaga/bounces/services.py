@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
 from django.db.models import Count, F, Max
 from django.db.models.functions import Mod
 from django.utils import timezone
@@ -37,6 +39,9 @@ from merumaga.delivery.signals import DeliveryFailure
 from merumaga.mailings.models import Mailing
 from merumaga.subscribers import services as subscriber_services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Suppression, Topic, address_hash
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +164,8 @@ def read_waiting(
         waiting = waiting.alias(remainder=Mod("pk", count)).filter(remainder=index)
     if received_before is not None:
         waiting = waiting.filter(received_at__lt=received_before)
-    ids, total = [], 0
+    ids: list[int] = []
+    total = 0
     for pk, size in waiting.values_list("pk", "size")[:limit]:
         total += min(size, READ_BYTES)
         if ids and total > max_bytes:
@@ -209,7 +215,9 @@ def read(
         return _read_batch(messages, [aside])
 
 
-def _read_batch(messages: Sequence[InboundMessage], verdicts: Sequence[Verdict]):
+def _read_batch(
+    messages: Sequence[InboundMessage], verdicts: Sequence[Verdict]
+) -> list[InboundMessage]:
     # What reading changes on the objects, as stored: each attempt starts from it, so that a
     # rolled-back attempt leaves no note or link behind.
     stored = [{name: getattr(m, name) for name in _READ_ATTNAMES} for m in messages]
@@ -228,7 +236,9 @@ def _read_batch(messages: Sequence[InboundMessage], verdicts: Sequence[Verdict])
     raise AssertionError("unreachable")
 
 
-def _read_and_act(messages, verdicts) -> list[InboundMessage]:
+def _read_and_act(
+    messages: Sequence[InboundMessage], verdicts: Sequence[Verdict]
+) -> list[InboundMessage]:
     # Locked, and only those still waiting: another reader (a second receiver, the periodic
     # task) may have read some meanwhile. PostgreSQL skips rows another reader holds; SQLite's
     # one writer at a time does the same.
@@ -273,7 +283,7 @@ def _read_and_act(messages, verdicts) -> list[InboundMessage]:
             outcomes[message.pk] = earlier  # a copy of one kept already: counted there
             copies.append(message)
             continue
-        reader = readers.get(verdict.subscriber_id)
+        reader = readers.get(verdict.subscriber_id) if verdict.subscriber_id is not None else None
         message.dedupe_key = key
         stored[key] = message
         message.kind, message.reason = verdict.kind, verdict.reason
@@ -319,7 +329,16 @@ READ_FIELDS = [
     "envelope_from",
     "note",
 ]
-_READ_ATTNAMES = [InboundMessage._meta.get_field(name).attname for name in READ_FIELDS]
+
+
+def _attname(name: str) -> str:
+    model_field = InboundMessage._meta.get_field(name)
+    if not isinstance(model_field, models.Field):  # a reverse relation has no column
+        raise ImproperlyConfigured(f"InboundMessage.{name} is not a field of its own")
+    return model_field.attname
+
+
+_READ_ATTNAMES = [_attname(name) for name in READ_FIELDS]
 
 
 def _join_note(*parts: str) -> str:
@@ -512,7 +531,8 @@ def _targets(
     """
     if token_reader is not None:
         own = [r for r in verdict.recipients if r.address == (token_reader.email or "")]
-        first = (own or list(verdict.recipients) or [None])[0]
+        candidates = own or list(verdict.recipients)
+        first = candidates[0] if candidates else None
         return [
             Target(
                 address=token_reader.email or (first.address if first else ""),
@@ -570,7 +590,7 @@ class EventSpec:
     verified: bool = True
 
 
-def record_event(**fields) -> BounceEvent:
+def record_event(**fields: Any) -> BounceEvent:
     """Record one event (the fields of EventSpec) and act on it: see record_events."""
     return record_events([EventSpec(**fields)])[0]
 
@@ -594,7 +614,7 @@ def record_events(specs: Sequence[EventSpec]) -> list[BounceEvent]:
     if not specs:
         return []
     events = []
-    scored: list[tuple[BounceEvent, EventSpec]] = []
+    scored: list[tuple[BounceEvent, EventSpec, Subscriber]] = []
     with transaction.atomic():
         for spec in specs:
             address = _text(spec.address or "", 254).strip().lower()
@@ -635,7 +655,7 @@ def record_events(specs: Sequence[EventSpec]) -> list[BounceEvent]:
             elif spec.kind == Kind.SENDER:
                 event.outcome = Outcome.NOT_COUNTED
             else:
-                scored.append((event, spec))
+                scored.append((event, spec, subscriber))
             events.append(event)
         _score_all(scored)
         suppressing = _suppressions_to_make([e for e in events if e.outcome == Outcome.SUPPRESSED])
@@ -693,7 +713,11 @@ def watch_domain(domain: str) -> DomainHold | None:
     else:
         return None
     top = refusals.values("reason").annotate(n=Count("id")).order_by("-n").first()
+    if top is None:  # never: the refusals were just counted
+        return None
     example = refusals.filter(reason=top["reason"]).order_by("-created_at").first()
+    if example is None:  # never: top names the reason of some of them
+        return None
     label = reasons.REASONS[top["reason"]].label if top["reason"] in reasons.REASONS else ""
     reason = f"{why}: {label} — {example.diagnostic or example.status}"
     return delivery_services.hold_domain(domain, reason)
@@ -701,12 +725,16 @@ def watch_domain(domain: str) -> DomainHold | None:
 
 def _unsubscribe(subscriber: Subscriber, topic_id: int | None, source: str) -> None:
     # A topic removed since the mail was sent: the reader wanted to stop it, so stop everything.
-    topic_key = Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first()
+    topic_key = (
+        Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first()
+        if topic_id is not None
+        else None
+    )
     by = ConsentRecord.Source.API if source == Source.WEBHOOK else ConsentRecord.Source.MAIL
     subscriber_services.unsubscribe(subscriber, topic_key, subscriber_services.Evidence(source=by))
 
 
-def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec]]) -> None:
+def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec, Subscriber]]) -> None:
     """Add each bounce to its reader's score, in order, and say on each event what came of it
     (its score, scored or suppressed, the kind it counted as). Two queries to read the scores
     (locked) and make the missing ones, one to write them back."""
@@ -714,7 +742,7 @@ def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec]]) -> None:
         return
     now = timezone.now()
     today = timezone.localdate(now)
-    readers = {spec.subscriber.pk for _, spec in scored}
+    readers = {subscriber.pk for _, _, subscriber in scored}
     BounceScore.objects.bulk_create(
         [BounceScore(subscriber_id=pk) for pk in readers], ignore_conflicts=True
     )
@@ -722,8 +750,8 @@ def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec]]) -> None:
         score.subscriber_id: score
         for score in BounceScore.objects.select_for_update().filter(subscriber_id__in=readers)
     }
-    for event, spec in scored:
-        score = scores[spec.subscriber.pk]
+    for event, spec, subscriber in scored:
+        score = scores[subscriber.pk]
         kind = spec.kind
         since_last = now - score.last_bounce_at if score.last_bounce_at else timedelta(0)
         if since_last > timedelta(days=settings.BOUNCE_STALE_DAYS):
@@ -769,7 +797,7 @@ def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec]]) -> None:
     )
 
 
-_SUPPRESSION_REASONS = {
+_SUPPRESSION_REASONS: dict[str, str] = {
     Kind.HARD: Suppression.Reason.HARD_BOUNCE,
     Kind.SOFT: Suppression.Reason.SOFT_BOUNCE,
     Kind.COMPLAINT: Suppression.Reason.COMPLAINT,
@@ -779,7 +807,7 @@ _SUPPRESSION_REASONS = {
 def _suppressions_to_make(events: Sequence[BounceEvent]) -> dict[str, BounceEvent]:
     """Address hash → the event that suppresses it; an address suppressed already (or twice in
     these events) makes its event ALREADY_SUPPRESSED. One query."""
-    hashes = [(e, e.address_hash or address_hash(e.subscriber.email or "")) for e in events]
+    hashes = [(e, _suppressed_hash(e)) for e in events]
     existing = set(
         Suppression.objects.filter(address_hash__in={h for _, h in hashes}).values_list(
             "address_hash", flat=True
@@ -792,6 +820,15 @@ def _suppressions_to_make(events: Sequence[BounceEvent]) -> dict[str, BounceEven
         else:
             new[hashed] = event
     return new
+
+
+def _suppressed_hash(event: BounceEvent) -> str:
+    if event.address_hash:
+        return event.address_hash
+    # Suppressing events are the ones about a reader (record_events).
+    if event.subscriber is None:
+        raise ValueError("a suppressing event names neither an address nor a reader")
+    return address_hash(event.subscriber.email or "")
 
 
 def _make_suppressions(new: dict[str, BounceEvent]) -> None:
@@ -829,7 +866,7 @@ class CannotLift(ValueError):
     """A suppression the admin may not lift; the message says why."""
 
 
-def lift_suppression(address_hash_: str, reason: str, user) -> SuppressionChange:
+def lift_suppression(address_hash_: str, reason: str, user: "User | None") -> SuppressionChange:
     """Undo a suppression made for bounces or complaints, with a reason, on the audit trail.
 
     The bounce score starts again from zero. A complainer stays unsubscribed: only the reader

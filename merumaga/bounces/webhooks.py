@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from email.utils import parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
@@ -188,7 +189,8 @@ def _ses_token_ids(mail: dict) -> tuple[int | None, int | None]:
     """(mailing_id, subscriber_id) from our signed tokens in the original's envelope and headers
     (present when the SES identity includes original headers). A forged token is ignored."""
     headers: dict[str, list[str]] = {}
-    for header in mail.get("headers") if isinstance(mail.get("headers"), list) else ():
+    raw_headers = mail.get("headers")
+    for header in raw_headers if isinstance(raw_headers, list) else ():
         header = _object(header)
         name, value = _string(header.get("name")).lower(), header.get("value")
         if name and isinstance(value, str):
@@ -301,30 +303,31 @@ def read_events(events: list) -> tuple[list[tuple[bytes, Verdict]], list[dict]]:
     verdicts = []
     for event, fields in checked:
         kind, address = fields["type"], fields["address"]
-        ids = {}
+        subscriber_id = topic_id = None
         if kind == Kind.UNSUBSCRIBE:
             # An unknown reader is still recorded (as such) by the service.
-            ids = {
-                "subscriber_id": readers.get(address_hash(address)),
-                "topic_id": topics.get(fields["topic"]) if fields["topic"] else None,
-            }
+            subscriber_id = readers.get(address_hash(address))
+            topic_id = topics.get(fields["topic"]) if fields["topic"] else None
         verdict = Verdict(
             kind=kind,
             rule=f"webhook:{kind}",
             recipients=(Recipient(address, kind, fields["status"], fields["diagnostic"]),),
             message_id=f"webhook:{fields['id']}",
-            **ids,
+            subscriber_id=subscriber_id,
+            topic_id=topic_id,
         )
         raw = json.dumps(event, ensure_ascii=False, sort_keys=True).encode()
         verdicts.append((raw, verdict))
     return verdicts, []
 
 
-def _check_event(event, topics: dict[str, int]) -> tuple[list[str], dict]:
+def _check_event(event, topics: dict[str, int]) -> tuple[list[str], dict[str, Any]]:
     """(reasons it is bad, its cleaned fields)."""
     if not isinstance(event, dict):
         return ["not a JSON object"], {}
-    reasons, fields = [], {}
+    reasons: list[str] = []
+    # Strings, but "type" as the event gave it (checked, not converted) and "topic" maybe None.
+    fields: dict[str, Any] = {}
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id.strip():
         reasons.append("id: required, a non-empty string")

@@ -65,12 +65,15 @@ class MaildirHandler:
         self.maildir = mailbox.Maildir(directory, create=False)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await self._keep(envelope.mail_from or "", envelope.rcpt_tos, envelope.original_content)
+        content = envelope.original_content
+        if content is None:  # aiosmtpd sets it before calling this hook
+            raise RuntimeError("DATA hook called without the message content")
+        await self._keep(envelope.mail_from or "", envelope.rcpt_tos, content)
         # Like a receiving server that does not know the user: accept, then send a DSN back to
         # the envelope sender (our VERP address), so the whole bounce loop runs in development.
         unknown = [r for r in envelope.rcpt_tos if r.lower().startswith(UNKNOWN_USER_PREFIX)]
         if unknown and envelope.mail_from:
-            dsn = unknown_user_dsn(envelope.mail_from, unknown, envelope.original_content)
+            dsn = unknown_user_dsn(envelope.mail_from, unknown, content)
             await self._keep("", [envelope.mail_from], dsn)
         return "250 OK: message caught"
 

@@ -34,10 +34,12 @@ import time
 from binascii import b2a_base64
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from email.utils import make_msgid
 from itertools import pairwise
 from json import JSONEncoder
 from json.encoder import encode_basestring_ascii  # the C function json.dumps uses for strings
+from typing import AnyStr
 
 from django.conf import settings
 from django.core.signing import b62_encode
@@ -220,7 +222,7 @@ def _crlf(text: str) -> str:
     return _NEWLINE.sub("\r\n", text)
 
 
-def _interleave(statics: list, values: list) -> list:
+def _interleave(statics: list[AnyStr], values: list[AnyStr]) -> list[AnyStr]:
     """static, value, static, … static: a handful of markers per body."""
     out = [statics[0]]
     for index, value in enumerate(values, 1):
@@ -439,7 +441,8 @@ def _base64_lines(data: bytes) -> bytes:
 
 def _fold(name: str, folded: str) -> bytes:
     """A header line as compat32 writes a value mime.py folded itself (a ``_Folded``)."""
-    return mime.POLICY.fold_binary(name, mime.Folded(folded))
+    # compat32 takes any Header-like value (one with encode()); typeshed says str only.
+    return mime.POLICY.fold_binary(name, mime.Folded(folded))  # type: ignore[arg-type]
 
 
 def _fold_words(name: str, words: list[str]) -> str:
@@ -463,7 +466,7 @@ def _fold_words(name: str, words: list[str]) -> str:
     return folded[1:] if folded.startswith(" ") else folded
 
 
-def _part_head(part) -> bytes:
+def _part_head(part: Message) -> bytes:
     """The header block of a MIME part (with the blank line after it), as the generator
     writes it: the part serialised with an empty payload."""
     part.set_payload("")
@@ -544,7 +547,9 @@ class FastTemplate:
         self._unsubscribe_scope = f",{encode_basestring_ascii(str(mailing.topic.key))}]"
         event = mailing.event
         self._rsvp = _Link("rsvp_link", tokens.RSVP) if event else None
-        links = [self._preferences, self._unsubscribe, *([self._rsvp] if event else [])]
+        links = [self._preferences, self._unsubscribe]
+        if self._rsvp is not None:  # made when there is an event
+            links.append(self._rsvp)
         plain_urls = all(link.plain for link in links)
         # Whitespace in the URL or domain would add folding points: then mime.py folds.
         self._words_plain = not re.search(
@@ -642,6 +647,8 @@ class FastTemplate:
                 missing.update(dict.fromkeys(found))
             if missing:
                 uncarried = list(missing)
+            elif self._jis is None:  # made unless the subject or sender name was missing above
+                raise RuntimeError("no ISO-2022-JP variant though nothing is missing")
             else:
                 variant = self._jis
                 text_body = self._text.jis_bytes(mapped_text)
@@ -659,7 +666,7 @@ class FastTemplate:
             envelope_from=(
                 f"bounce+{self._bounce.token(self._mailing_pk, reader.pk)}@{self._bounce_domain}"
             ),
-            to=reader.email,
+            to=reader.email or "",  # never empty: _message refused an empty address
             charset=variant.charset,
             data=data,
             uncarried=tuple(uncarried),

@@ -126,7 +126,7 @@ class FaultHandler:
             return _reply(server, behaviour)
         if behaviour.startswith("rate:") and not self._take_turn(behaviour):
             self.throttled += 1
-            server.loop.call_soon(server.transport.close)  # as a 421 does
+            _close_soon(server)  # as a 421 does
             return THROTTLED
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -135,7 +135,8 @@ class FaultHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         behaviours = {self.behaviour(rcpt) for rcpt in envelope.rcpt_tos}
         if "drop" in behaviours:
-            server.transport.close()
+            if server.transport is not None:  # None once the client has gone already
+                server.transport.close()
             # Wait for the end: closing the transport cancels this handler (no reply is sent).
             await asyncio.Event().wait()
         for code in CODES:
@@ -157,13 +158,15 @@ class FaultHandler:
         return True
 
     def _accept(self, envelope: Envelope) -> str:
+        # Both are set by the time of DATA; the fallbacks only satisfy the types.
+        mail_from = envelope.mail_from or ""
         content = envelope.original_content or b""
         self.count += 1
         self.bytes += len(content)
         for rcpt in envelope.rcpt_tos:
             self.per_recipient[rcpt] += 1
             if self.accepted.maxlen:
-                self.accepted.append((envelope.mail_from, rcpt, content))
+                self.accepted.append((mail_from, rcpt, content))
         return f"250 2.0.0 Ok: queued as FS{self.count:08d}"
 
 
@@ -188,9 +191,14 @@ async def _call(function: Callable[[], None]) -> None:
 
 def _reply(server: SMTP, code: str) -> str:
     if code == "421":
-        # After the reply has been written: close() still sends what is buffered.
-        server.loop.call_soon(server.transport.close)
+        _close_soon(server)
     return REPLIES[code]
+
+
+def _close_soon(server: SMTP) -> None:
+    # After the reply has been written: close() still sends what is buffered.
+    if server.transport is not None:  # None once the client has gone already
+        server.loop.call_soon(server.transport.close)
 
 
 def _check_behaviour(behaviour: str) -> None:

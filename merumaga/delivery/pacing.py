@@ -130,6 +130,8 @@ class AdaptivePace:
             if future.done():  # its sender was cancelled: the turn goes to the next
                 continue
             future.set_result(None)
+            if self.rate is None:  # turns queue only while paced, and a pace is never lifted
+                raise RuntimeError(f"{self.domain}: turns queued without a rate")
             self.next_turn = max(self.clock(), self.next_turn) + 1 / self.rate
 
     def delivered(self) -> None:
@@ -138,6 +140,8 @@ class AdaptivePace:
         if self.rate is None:
             self.recent.append(self.clock())
             return
+        if self.ceiling is None:  # set whenever the rate is: at the start, or by throttled()
+            raise RuntimeError(f"{self.domain}: a rate without a ceiling")
         if self.rate < self.ceiling:
             step = self.ceiling / (2 * self.recovery)
             self.rate = min(self.ceiling, self.rate + step / self.rate)

@@ -12,6 +12,7 @@ page until it ends.
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,6 +23,9 @@ from merumaga import reasons
 from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery, DomainHold
 from merumaga.delivery.tasks import tell_operator_about_hold
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ def hold_domain(domain: str, reason: str, *, backoff: timedelta | None = None) -
     return hold
 
 
-def lift_hold(hold: DomainHold, *, user=None, note: str = "") -> int:
+def lift_hold(hold: DomainHold, *, user: "User | None" = None, note: str = "") -> int:
     """End `hold`; its waiting rows go at once. Returns how many rows were waiting (0 if it had
     ended already)."""
     now = timezone.now()

@@ -41,7 +41,7 @@ import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 import aiosmtplib
 from aiosmtplib import SMTPNotSupported, SMTPServerDisconnected
@@ -141,27 +141,33 @@ class _Connection:
             self.smtp = None
 
     async def quit(self) -> None:
-        if self.is_open:
+        smtp = self.smtp
+        if smtp is not None and smtp.is_connected:  # is_open, spelled for the type checker
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):  # closing anyway
-                await self.smtp.quit(timeout=min(self.timeout, QUIT_TIMEOUT))
+                await smtp.quit(timeout=min(self.timeout, QUIT_TIMEOUT))
         self.discard()
 
     async def transaction(self, sender: str, recipient: str, data: bytes) -> SendResult:
         """MAIL, RCPT, DATA: the result of the first refusal, or "sent". Connection trouble and
         timeouts raise (aiosmtplib's exceptions, TimeoutError); `self.stage` tells where."""
         smtp = self.smtp
+        if smtp is None:  # only after discard(): a lost connection, as aiosmtplib reports one
+            raise SMTPServerDisconnected("Not connected to SMTP server")
         utf8 = not (sender.isascii() and recipient.isascii())
         encoding = "utf-8" if utf8 else "ascii"
         # The addresses were checked by _refuse_address, so they go as they are: aiosmtplib's
         # mail() and rcpt() would run each through email.utils.parseaddr (25 µs apiece).
         commands = (
-            ("MAIL", b"FROM:<" + sender.encode(encoding) + b">", *_mail_options(smtp, data, utf8)),
-            ("RCPT", b"TO:<" + recipient.encode(encoding) + b">"),
+            (
+                "MAIL",
+                [b"FROM:<" + sender.encode(encoding) + b">", *_mail_options(smtp, data, utf8)],
+            ),
+            ("RCPT", [b"TO:<" + recipient.encode(encoding) + b">"]),
         )
         # One deadline for the whole transaction rather than aiosmtplib's timer per command:
         # the same protection, a quarter of the timers.
         async with asyncio.timeout(self.timeout):
-            for stage, *arguments in commands:
+            for stage, arguments in commands:
                 self.stage = stage
                 reply = await smtp.execute_command(stage.encode(), *arguments, timeout=None)
                 if reply.code not in (250, 251):
@@ -172,10 +178,11 @@ class _Connection:
 
     async def reset(self) -> None:
         """RSET after a refusal, so the next message starts clean; on any trouble, discard."""
-        if not self.is_open:
+        smtp = self.smtp
+        if smtp is None or not smtp.is_connected:  # not is_open, spelled for the type checker
             return
         try:
-            await self.smtp.rset()
+            await smtp.rset()
         except (aiosmtplib.SMTPException, OSError):
             self.discard()
 
@@ -420,6 +427,21 @@ class Pool:
         state.connected()
         return None
 
+    # Only a reused connection can turn out dead before anything was sent: a fresh one's
+    # attempt always has a result.
+    @overload
+    async def _attempt(
+        self,
+        connection: _Connection,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        reused: Literal[False],
+    ) -> SendResult: ...
+    @overload
+    async def _attempt(
+        self, connection: _Connection, sender: str, recipient: str, data: bytes, reused: bool
+    ) -> SendResult | None: ...
     async def _attempt(
         self, connection: _Connection, sender: str, recipient: str, data: bytes, reused: bool
     ) -> SendResult | None:

@@ -24,10 +24,12 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import make_msgid
+from typing import Any, TypeAlias, TypeVar, TypeVarTuple
 
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
@@ -39,15 +41,19 @@ from merumaga.delivery import services as delivery_services
 from merumaga.delivery.dkim import configured_signer
 from merumaga.delivery.fastrender import FastTemplate, Reader
 from merumaga.delivery.models import Delivery, DomainHold, DomainPace
+from merumaga.delivery.pacing import PaceState
 from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
 from merumaga.delivery.smtp import Pool
 from merumaga.mailings import rendering, services
 from merumaga.mailings.archive import archive
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.models import Mailing
+from merumaga.outgoing import Built
 from merumaga.relays import configured_relays
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_Args = TypeVarTuple("_Args")
 Status = Delivery.Status
 RENDER = "render"  # the stage of a message that could not be built
 PACES_EVERY = 2.0  # seconds between writes of the domains' paces
@@ -79,11 +85,20 @@ class MailingState:
     mailing: Mailing
     templates: dict[str, FastTemplate] = field(default_factory=dict)
     message_id_domain: str = ""
-    recent: deque = field(default_factory=lambda: deque(maxlen=200))
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=200))
+
+
+# A claimed batch: its mailing, the rows to send now, the readers they go to (by subscriber id)
+# and the probes among the rows (by delivery id).
+_Batch: TypeAlias = tuple[
+    MailingState, list[queue.Claimed], dict[int, Reader], dict[int, DomainHold]
+]
 
 
 class Worker:
-    def __init__(self, name: str | None = None, options: Options | None = None, pool=None):
+    def __init__(
+        self, name: str | None = None, options: Options | None = None, pool: Pool | None = None
+    ) -> None:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.options = options or Options()
         self.pool = pool
@@ -96,22 +111,21 @@ class Worker:
         self.signer = configured_signer()
         self.paces_due = 0.0  # when the domains' paces are next written for the progress page
 
-    async def db(self, function, *args):
+    async def db(self, function: Callable[[*_Args], _T], *args: *_Args) -> _T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.database, function, *args)
 
     async def run(self, until_idle: bool = False) -> None:
         """Work until stopped (SIGTERM), or with `until_idle` until nothing is left to do."""
         own_pool = self.pool is None
-        if own_pool:
-            self.pool = Pool(configured_relays("bulk"))
+        pool = self.pool = self.pool if self.pool is not None else Pool(configured_relays("bulk"))
         try:
             await asyncio.gather(*(self._loop(until_idle) for _ in range(self.options.loops)))
         finally:
             with contextlib.suppress(DatabaseError):  # the rates as they ended, if it can
-                await self.db(self._save_paces, self.pool.paces())
+                await self.db(self._save_paces, pool.paces())
             if own_pool:
-                await self.pool.close()
+                await pool.close()
             # The database thread's connection goes with it (persistent connections would
             # otherwise outlive the worker).
             await self.db(connections.close_all)
@@ -186,8 +200,13 @@ class Worker:
         await self.db(self._after_batch, state, results)
         if time.monotonic() >= self.paces_due:
             self.paces_due = time.monotonic() + PACES_EVERY
-            await self.db(self._save_paces, self.pool.paces())
+            await self.db(self._save_paces, self._pool().paces())
         return True
+
+    def _pool(self) -> Pool:
+        if self.pool is None:  # run() opens one before any step
+            raise RuntimeError("the worker is not running: no SMTP pool")
+        return self.pool
 
     async def _record(self, state: MailingState, results: list[queue.Result]) -> None:
         """Record a batch that was sent, retrying a database that stumbles: the mails are gone,
@@ -208,7 +227,7 @@ class Worker:
 
     # Database side (runs in the database thread).
 
-    def _claim_next(self):
+    def _claim_next(self) -> _Batch | None:
         """A batch of the oldest mailing being sent that has rows to take now.
 
         Not simply the oldest: one whose last rows wait hours for a retry must not hold back
@@ -240,7 +259,7 @@ class Worker:
                 return batch
         return None
 
-    def _claim(self, mailing: Mailing):
+    def _claim(self, mailing: Mailing) -> _Batch | None:
         claimed = queue.claim(mailing.pk, self.name, self.options.batch_size, self.options.lease)
         if not claimed:
             if queue.is_done(mailing.pk):
@@ -254,7 +273,9 @@ class Worker:
         claimed, probes = self._hold_back(claimed, readers)
         return state, claimed, readers, probes
 
-    def _hold_back(self, claimed: list[queue.Claimed], readers: dict[int, Reader]):
+    def _hold_back(
+        self, claimed: list[queue.Claimed], readers: dict[int, Reader]
+    ) -> tuple[list[queue.Claimed], dict[int, DomainHold]]:
         """The rows to send now, and the probes among them: rows for a held domain wait for its
         probe (services.py), except one that goes as the probe when it is due. One query when
         no domain is held."""
@@ -264,7 +285,7 @@ class Worker:
         waiting: dict[str, list[queue.Claimed]] = {}
         for claim in claimed:
             reader = readers.get(claim.subscriber_id)
-            domain = reader.email.rpartition("@")[2].lower() if reader else ""
+            domain = reader.email.rpartition("@")[2].lower() if reader and reader.email else ""
             if domain in holds:
                 waiting.setdefault(domain, []).append(claim)
         probes: dict[int, DomainHold] = {}
@@ -290,7 +311,9 @@ class Worker:
                     result.status == Status.SENT,
                 )
 
-    def _prepare(self, mailing: Mailing, claimed: list[queue.Claimed]):
+    def _prepare(
+        self, mailing: Mailing, claimed: list[queue.Claimed]
+    ) -> tuple[MailingState, dict[int, Reader]]:
         """The readers still wanted (an opt-out after the snapshot wins), as light rows, and the
         mailing's templates for their languages, compiled the first time."""
         state = self.mailings.get(mailing.pk)
@@ -343,7 +366,7 @@ class Worker:
         with contextlib.suppress(services.MailingError):  # paused or cancelled meanwhile
             services.pause(mailing, note=note[:300])
 
-    def _save_paces(self, paces) -> None:
+    def _save_paces(self, paces: Iterable[PaceState]) -> None:
         """This worker's paced domains as they are now (one upsert), for the progress page and
         `mailing status`; rows of workers gone for a day are dropped."""
         now = timezone.now()
@@ -412,10 +435,12 @@ class Worker:
 
     # Sending side (runs in the event loop).
 
-    def _render_all(self, state, claimed, readers) -> list:
+    def _render_all(
+        self, state: MailingState, claimed: list[queue.Claimed], readers: dict[int, Reader]
+    ) -> list[Awaitable[queue.Result]]:
         """The send job of each claimed row; a message that cannot be built fails on its own."""
         now = timezone.localtime(timezone.now())
-        jobs = []
+        jobs: list[Awaitable[queue.Result]] = []
         fell_back: dict[str, None] = {}  # characters that made ISO-2022-JP readers get UTF-8
         fallbacks = 0
         # Per message: one template fill and MIME assembly (tens of µs), then the SMTP round trip.
@@ -443,8 +468,8 @@ class Worker:
             )
         return jobs
 
-    async def _send_one(self, claim, outgoing, data: bytes) -> queue.Result:
-        result = await self.pool.send(outgoing.envelope_from, outgoing.to, data)
+    async def _send_one(self, claim: queue.Claimed, outgoing: Built, data: bytes) -> queue.Result:
+        result = await self._pool().send(outgoing.envelope_from, outgoing.to, data)
         reply = f"{result.code} {result.reply}".strip()
         if result.status == "sent":
             self.sent += 1
@@ -467,18 +492,18 @@ class Worker:
         )
 
 
-async def _done(result):
+async def _done(result: queue.Result) -> queue.Result:
     return result
 
 
-def run_until_idle(worker: Worker | None = None, **options) -> Worker:
+def run_until_idle(worker: Worker | None = None, **options: Any) -> Worker:
     """Deliver everything that is due now, then return: for `merumaga worker --once` and tests."""
     worker = worker or Worker(options=Options(**options))
     run_in_own_loop(lambda: worker.run(until_idle=True))
     return worker
 
 
-def run_in_own_loop(make_coroutine):
+def run_in_own_loop(make_coroutine: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """asyncio.run, also from a thread that already runs an event loop (a caller that is itself
     async, or a test process where a browser driver keeps one): then in a thread of its own."""
     try:
@@ -493,7 +518,7 @@ def serve(worker: Worker) -> None:
     """Run until SIGTERM/SIGINT: finish the batches in flight and record them, then exit."""
     import signal
 
-    async def main():
+    async def main() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)

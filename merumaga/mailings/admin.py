@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import admin, messages
@@ -33,6 +34,9 @@ from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, Week
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput, normalise_email
 from merumaga.views import jis_check, warn_about_jis
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 Status = Mailing.Status
 
@@ -74,10 +78,10 @@ class Button:
     """A state change offered on the change page, shown only where the service allows it."""
 
     name: str
-    label: str
+    label: "StrOrPromise"
     allowed_from: tuple[str, ...]
-    done: str
-    confirm: str = ""
+    done: "StrOrPromise"
+    confirm: "StrOrPromise" = ""
 
 
 BUTTONS = (
@@ -519,10 +523,15 @@ class MailingAdmin(admin.ModelAdmin):
     @staticmethod
     def _apply(request: HttpRequest, mailing: Mailing, button: Button) -> None:
         by = request.user
+        if not by.is_authenticated:  # admin_view lets only a logged-in staff user this far
+            raise PermissionDenied
         if button.name == "schedule":
             form = ScheduleForm(request.POST)
             if not form.is_valid():
-                raise services.MailingError(" ".join(form.errors["scheduled_at"]))
+                # Iterating an ErrorList gives each message as str; the stubs widen it.
+                raise services.MailingError(
+                    " ".join(str(error) for error in form.errors["scheduled_at"])
+                )
             services.schedule(mailing, form.cleaned_data["scheduled_at"], by=by)
             return
         run = {
@@ -546,10 +555,12 @@ class MailingAdmin(admin.ModelAdmin):
 
     @method_decorator(require_POST)
     def compose_weekly_view(self, request: HttpRequest):
-        if not self.has_add_permission(request):
+        if not self.has_add_permission(request) or not request.user.is_authenticated:
             raise PermissionDenied
         composed = services.compose_weekly(by=request.user)
         run = WeeklyRun.objects.first()  # the note of this run: what was done, in words
+        if run is None:  # compose_weekly records every run
+            raise RuntimeError("compose_weekly left no WeeklyRun")
         if composed.mailing is None:
             messages.warning(request, run.note)
             return HttpResponseRedirect(reverse("admin:mailings_mailing_changelist"))

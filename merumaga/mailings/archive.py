@@ -18,6 +18,8 @@ def archive(mailing: Mailing) -> None:
     if mailing.kind not in ARCHIVED_KINDS:
         return
     mailing.refresh_from_db()
+    if mailing.finished_at is None:  # the archive copy is made once it has been sent
+        raise ValueError(f"mailing {mailing.pk} has not finished sending")
     ArchivedMailing.objects.update_or_create(
         slug=rendering.archive_slug(mailing),
         defaults={

@@ -4,6 +4,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 
@@ -74,7 +75,10 @@ def _exists(match) -> bool:
     """Content links must point at something published (the archive copy is made on sending)."""
     from merumaga.publishing.models import Article, Event, Report
 
-    models = {"article": Article.objects.published(), "report": Report.objects.published()}
+    models: dict[str, QuerySet[Article] | QuerySet[Report] | QuerySet[Event]] = {
+        "article": Article.objects.published(),
+        "report": Report.objects.published(),
+    }
     models["report_pdf"] = models["report"]
     models["event"] = Event.objects.exclude(status=Event.EventStatus.DRAFT)
     queryset = models.get(match.url_name)

@@ -5,7 +5,7 @@ Read by the services (composing), the checks and the rendering alike.
 
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from merumaga.mailings.models import Mailing
@@ -16,7 +16,7 @@ FIRST_WEEKLY_LOOKBACK = timedelta(days=7)
 UPCOMING_EVENTS_WINDOW = timedelta(days=45)
 
 
-def weekly_gone_out():
+def weekly_gone_out() -> QuerySet[Mailing]:
     return Mailing.objects.filter(kind=Mailing.Kind.WEEKLY).filter(
         Q(status__in=(Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT))
         | Q(status=Mailing.Status.CANCELLED, audience_frozen_at__isnull=False)

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import css_inline
 from django.conf import settings
@@ -28,9 +29,8 @@ from merumaga.publishing import ics
 from merumaga.publishing.rsvp_links import rsvp_link_url
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
-from merumaga.subscribers.models import Subscriber
 
-TEMPLATES = {
+TEMPLATES: dict[str, str] = {
     Mailing.Kind.WEEKLY: "weekly",
     Mailing.Kind.ARTICLE: "article",
     Mailing.Kind.REPORT: "report",
@@ -41,6 +41,18 @@ TEMPLATES = {
 # The reader's own parts. Private-use characters: nothing an editor writes can collide with them.
 PERSONAL = ("greeting", "email", "preferences_url", "unsubscribe_url", "rsvp_url")
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
+
+
+class MailReader(tokens.TokenHolder, Protocol):
+    """What a mail to a reader needs of them: a Subscriber, or a row of its fields
+    (delivery.fastrender.Reader)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def charset(self) -> str: ...
 
 
 def marker(name: str) -> str:
@@ -164,14 +176,14 @@ def _attachments(mailing: Mailing) -> list[mime.Attachment]:
     return found
 
 
-def greeting(subscriber: Subscriber | None, language: str) -> str:
+def greeting(subscriber: MailReader | None, language: str) -> str:
     with translation.override(language):
         if subscriber is not None and subscriber.name:
             return _("%(name)s 様") % {"name": subscriber.name}
         return _("読者の皆様")
 
 
-def personal_values(compiled: Compiled, subscriber: Subscriber) -> dict[str, str]:
+def personal_values(compiled: Compiled, subscriber: MailReader) -> dict[str, str]:
     mailing = compiled.mailing
     values = {
         "greeting": greeting(subscriber, compiled.language),
@@ -185,7 +197,7 @@ def personal_values(compiled: Compiled, subscriber: Subscriber) -> dict[str, str
     return values
 
 
-def unsubscribe_url(subscriber: Subscriber, topic_key: str) -> str:
+def unsubscribe_url(subscriber: tokens.TokenHolder, topic_key: str) -> str:
     token = tokens.make_token(subscriber, tokens.UNSUBSCRIBE, topic_key)
     return absolute_url(reverse("unsubscribe", args=[token]))
 
@@ -196,12 +208,14 @@ def fill(template: str, values: dict[str, str], escape: bool) -> str:
     return template
 
 
-def envelope_from(mailing: Mailing, subscriber: Subscriber) -> str:
+def envelope_from(mailing: Mailing, subscriber: tokens.TokenHolder) -> str:
     token = tokens.address_token("bounce", mailing.pk, subscriber.pk)
     return f"bounce+{token}@{settings.BOUNCE_DOMAIN}"
 
 
-def list_headers(compiled: Compiled, subscriber: Subscriber, values: dict) -> list[tuple[str, str]]:
+def list_headers(
+    compiled: Compiled, subscriber: tokens.TokenHolder, values: dict[str, str]
+) -> list[tuple[str, str]]:
     mailing = compiled.mailing
     mailto_token = tokens.address_token("unsubscribe", subscriber.pk, mailing.topic_id)
     topic = mailing.topic
@@ -217,7 +231,7 @@ def list_headers(compiled: Compiled, subscriber: Subscriber, values: dict) -> li
 
 def build(
     compiled: Compiled,
-    subscriber: Subscriber,
+    subscriber: MailReader,
     *,
     date: datetime | None = None,
     message_id: str | None = None,

@@ -6,9 +6,10 @@ StatusChange with who and when; so two editors pressing "send" at once send once
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +23,9 @@ from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, Week
 from merumaga.publishing.models import Article, Event, Report
 from merumaga.subscribers.models import Topic
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,7 +33,14 @@ class MailingError(ValueError):
     """An editor action that cannot be done now; the message says why, for the editor."""
 
 
-def _transition(mailing: Mailing, allowed_from, to: str, by=None, note="", **fields) -> Mailing:
+def _transition(
+    mailing: Mailing,
+    allowed_from: Collection[str],
+    to: str,
+    by: "User | None" = None,
+    note: str = "",
+    **fields: Any,
+) -> Mailing:
     with transaction.atomic():
         locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
         if locked.status not in allowed_from:
@@ -47,7 +58,7 @@ def _transition(mailing: Mailing, allowed_from, to: str, by=None, note="", **fie
     return locked
 
 
-def _create(by=None, **fields) -> Mailing:
+def _create(by: "User | None" = None, **fields: Any) -> Mailing:
     mailing = Mailing.objects.create(**fields)
     StatusChange.objects.create(mailing=mailing, to_status=mailing.status, by=by, note="created")
     return mailing
@@ -93,7 +104,7 @@ class WeeklyComposed:
         return self.mailing.articles.count() if self.mailing else 0
 
 
-def compose_weekly(now: datetime | None = None, by=None) -> WeeklyComposed:
+def compose_weekly(now: datetime | None = None, by: "User | None" = None) -> WeeklyComposed:
     """The weekly report: every article not yet sent, with upcoming events and new reports.
 
     There is at most one weekly report not yet sent. Composing again (the schedule, an editor's
@@ -125,7 +136,9 @@ def compose_weekly(now: datetime | None = None, by=None) -> WeeklyComposed:
     return result
 
 
-def _new_weekly(topic: Topic, articles: list[Article], now: datetime, by) -> WeeklyComposed:
+def _new_weekly(
+    topic: Topic, articles: list[Article], now: datetime, by: "User | None"
+) -> WeeklyComposed:
     mailing = _create(
         by=by,
         kind=Mailing.Kind.WEEKLY,
@@ -208,7 +221,7 @@ def _weekly_note(result: WeeklyComposed) -> str:
     )
 
 
-def compose_custom(mailing: Mailing, by=None) -> Mailing:
+def compose_custom(mailing: Mailing, by: "User | None" = None) -> Mailing:
     """An editor's own announcement (お知らせ), written in the admin: saved as a draft."""
     mailing.kind = Mailing.Kind.CUSTOM
     mailing.status = Mailing.Status.DRAFT
@@ -217,7 +230,7 @@ def compose_custom(mailing: Mailing, by=None) -> Mailing:
     return mailing
 
 
-def compose_for_article(article: Article, by=None) -> Mailing:
+def compose_for_article(article: Article, by: "User | None" = None) -> Mailing:
     return _create(
         by=by,
         kind=Mailing.Kind.ARTICLE,
@@ -227,7 +240,7 @@ def compose_for_article(article: Article, by=None) -> Mailing:
     )
 
 
-def compose_for_report(report: Report, by=None) -> Mailing:
+def compose_for_report(report: Report, by: "User | None" = None) -> Mailing:
     return _create(
         by=by,
         kind=Mailing.Kind.REPORT,
@@ -238,7 +251,7 @@ def compose_for_report(report: Report, by=None) -> Mailing:
     )
 
 
-def compose_event_invitation(event: Event, by=None) -> Mailing:
+def compose_event_invitation(event: Event, by: "User | None" = None) -> Mailing:
     return _create(
         by=by,
         kind=Mailing.Kind.EVENT_INVITATION,
@@ -263,7 +276,7 @@ def announcement_wording(item: Article | Report | Event) -> dict[str, str]:
     }
 
 
-def compose_event_reminder(event: Event, by=None) -> Mailing:
+def compose_event_reminder(event: Event, by: "User | None" = None) -> Mailing:
     """Goes to those who said they attend (not to the whole topic), a few days before."""
     return _create(
         by=by,
@@ -274,15 +287,17 @@ def compose_event_reminder(event: Event, by=None) -> Mailing:
     )
 
 
-def announcement_for(item: Article | Report | Event, by=None) -> Mailing:
+def announcement_for(item: Article | Report | Event, by: "User | None" = None) -> Mailing:
     """The mailing that announces `item`: the draft an editor previewed before publishing, else
     a new one. A draft's subject and preheader follow the item (its title or date may have
     changed since the preview) unless an editor wrote them."""
-    kind, field, compose = {
+    # Each kind's composer takes that kind of item: more than the dict's type can say.
+    announcements: dict[type, tuple[str, str, Callable[..., Mailing]]] = {
         Article: (Mailing.Kind.ARTICLE, "article", compose_for_article),
         Report: (Mailing.Kind.REPORT, "report", compose_for_report),
         Event: (Mailing.Kind.EVENT_INVITATION, "event", compose_event_invitation),
-    }[type(item)]
+    }
+    kind, field, compose = announcements[type(item)]
     draft = (
         Mailing.objects.filter(kind=kind, status=Mailing.Status.DRAFT, **{field: item})
         .order_by("-created_at", "-id")
@@ -298,7 +313,7 @@ def announcement_for(item: Article | Report | Event, by=None) -> Mailing:
     return draft
 
 
-def record_note(mailing: Mailing, note: str, by=None) -> None:
+def record_note(mailing: Mailing, note: str, by: "User | None" = None) -> None:
     """Something the editor must see on the mailing's page (its history) that is no transition."""
     StatusChange.objects.create(
         mailing=mailing, from_status=mailing.status, to_status=mailing.status, by=by, note=note
@@ -310,7 +325,7 @@ def record_note(mailing: Mailing, note: str, by=None) -> None:
 EDITABLE = (Mailing.Status.DRAFT, Mailing.Status.SCHEDULED)
 
 
-def schedule(mailing: Mailing, at: datetime, by=None) -> Mailing:
+def schedule(mailing: Mailing, at: datetime, by: "User | None" = None) -> Mailing:
     if at <= timezone.now():
         raise MailingError(
             _("配信予定日時が過去です。未来の日時を指定するか「今すぐ配信」を使ってください。")
@@ -319,7 +334,7 @@ def schedule(mailing: Mailing, at: datetime, by=None) -> Mailing:
     return _transition(mailing, EDITABLE, Mailing.Status.SCHEDULED, by, scheduled_at=at)
 
 
-def start(mailing: Mailing, by=None, note="") -> Mailing:
+def start(mailing: Mailing, by: "User | None" = None, note: str = "") -> Mailing:
     """Start sending now (an editor's "send now", or the scheduler when the time comes)."""
     _require_sendable(mailing)
     # The delivery workers take mailings in "sending": the first to see it freezes its audience.
@@ -328,15 +343,15 @@ def start(mailing: Mailing, by=None, note="") -> Mailing:
     )
 
 
-def pause(mailing: Mailing, by=None, note="") -> Mailing:
+def pause(mailing: Mailing, by: "User | None" = None, note: str = "") -> Mailing:
     return _transition(mailing, (Mailing.Status.SENDING,), Mailing.Status.PAUSED, by, note)
 
 
-def resume(mailing: Mailing, by=None) -> Mailing:
+def resume(mailing: Mailing, by: "User | None" = None) -> Mailing:
     return _transition(mailing, (Mailing.Status.PAUSED,), Mailing.Status.SENDING, by)
 
 
-def cancel(mailing: Mailing, by=None) -> Mailing:
+def cancel(mailing: Mailing, by: "User | None" = None) -> Mailing:
     allowed = (*EDITABLE, Mailing.Status.SENDING, Mailing.Status.PAUSED)
     return _transition(mailing, allowed, Mailing.Status.CANCELLED, by)
 
@@ -386,15 +401,16 @@ def start_due(now: datetime | None = None) -> int:
             # No longer passes its checks (edited, or what it announces was taken back), or its
             # checks themselves failed (a template error): back to draft with the reason in its
             # history, rather than "scheduled" for ever; the other due mailings still start.
+            reason = str(error)
             if not isinstance(error, MailingError):
                 logger.exception("scheduled mailing %s could not start", mailing.pk)
-                error = f"{type(error).__name__}: {error}"
+                reason = f"{type(error).__name__}: {error}"
             with contextlib.suppress(MailingError):  # an editor changed it meanwhile
                 _transition(
                     mailing,
                     (Mailing.Status.SCHEDULED,),
                     Mailing.Status.DRAFT,
-                    note=str(error)[:300],
+                    note=reason[:300],
                 )
             continue
         started += 1

@@ -40,6 +40,8 @@ def send_event_reminders() -> int:
     for event in Event.objects.filter(
         status=Event.EventStatus.PUBLISHED, reminder_days__isnull=False, starts_at__gt=now
     ).exclude(mailing__kind=Mailing.Kind.EVENT_REMINDER):
+        if event.reminder_days is None:  # left out by the query already
+            continue
         if event.starts_at - timedelta(days=event.reminder_days) <= now:
             mailing = services.compose_event_reminder(event)
             try:

@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
@@ -21,7 +23,15 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
     return HttpResponse(markdown.render(request.POST.get("text", "")))
 
 
-class MarkdownPreviewMixin:
+# The mixin relies on ModelAdmin (self.model, super().get_urls() …); mypy sees it as a
+# subclass, while at runtime it stays a plain mixin placed before admin.ModelAdmin.
+if TYPE_CHECKING:
+    _ModelAdminBase = admin.ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
+
+
+class MarkdownPreviewMixin(_ModelAdminBase):
     """A live preview under each Markdown field, and a 「公開する」 button next to 「保存」."""
 
     markdown_fields: tuple[str, ...] = ()

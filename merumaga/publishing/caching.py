@@ -6,6 +6,7 @@ and nothing needs deleting (old entries expire on their own).
 
 import hashlib
 from functools import partial, wraps
+from typing import cast
 
 from django.core.cache import cache
 from django.http import HttpResponse
@@ -15,7 +16,9 @@ _VERSION_KEY = "publishing:content-version"
 
 
 def content_version() -> int:
-    return cache.get_or_set(_VERSION_KEY, 1, None)
+    # The stubs return "Any | None" for every default; with a non-None default get_or_set returns
+    # the stored value or that default, and only ints are ever stored under this key.
+    return cast(int, cache.get_or_set(_VERSION_KEY, 1, None))
 
 
 def content_changed() -> None:

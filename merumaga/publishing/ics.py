@@ -79,7 +79,11 @@ def event_calendar(event: Event, attendee_email: str | None = None) -> bytes:
         # A hybrid event has both: people at the venue and online both find their way in.
         location=" / ".join(filter(None, [event.venue, event.online_url])) or None,
         url=url,
-        status="CANCELLED" if event.status == Event.EventStatus.CANCELLED else "CONFIRMED",
+        status=(
+            icalendar.STATUS.CANCELLED
+            if event.status == Event.EventStatus.CANCELLED
+            else icalendar.STATUS.CONFIRMED
+        ),
     )
     if attendee_email:
         identity = sender_identity()

@@ -1,3 +1,5 @@
+from typing import Self
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -17,7 +19,7 @@ class Status(models.TextChoices):
 
 
 class PublishedQuerySet(models.QuerySet):
-    def published(self):
+    def published(self) -> Self:
         return self.filter(status=Status.PUBLISHED, published_at__lte=timezone.now())
 
 

@@ -25,6 +25,7 @@ from merumaga.subscribers.services import (
     Evidence,
     InvalidInput,
     clean_text,
+    field_max_length,
     normalise_email,
     within_daily_mail_budget,
 )
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 ATTEND = "attend"
 DECLINE = "decline"
-NAME_MAX_LENGTH = Rsvp._meta.get_field("name").max_length
-ORGANISATION_MAX_LENGTH = Rsvp._meta.get_field("organisation").max_length
+NAME_MAX_LENGTH = field_max_length(Rsvp, "name")
+ORGANISATION_MAX_LENGTH = field_max_length(Rsvp, "organisation")
 
 
 class RsvpError(ValueError):

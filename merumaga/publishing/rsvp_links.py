@@ -9,12 +9,11 @@ from django.urls import reverse
 from merumaga.publishing.models import Event, Rsvp
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
-from merumaga.subscribers.models import Subscriber
 
 ANSWER_LINK_SALT = "merumaga.publishing.rsvp-answer"
 
 
-def rsvp_link_url(subscriber: Subscriber, event: Event) -> str:
+def rsvp_link_url(subscriber: tokens.TokenHolder, event: Event) -> str:
     """The reader's own answer page for this event, for invitation mails: no form to fill."""
     token = tokens.make_token(subscriber, tokens.RSVP, str(event.pk))
     return absolute_url(reverse("rsvp_link", args=[token]))

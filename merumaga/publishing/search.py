@@ -20,6 +20,7 @@ tests/test_search.py fails when the triggers are missing.
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -136,7 +137,7 @@ def _page(articles: QuerySet, reports: QuerySet, limit: int, offset: int) -> lis
     )
     rows = list(rows)
     # body_html is not needed and can be long.
-    loaded = {
+    loaded: dict[str, Mapping[int, Article | Report]] = {
         ARTICLE: Article.objects.defer("body_html").in_bulk(
             [pk for kind, pk, _ in rows if kind == ARTICLE]
         ),
@@ -166,7 +167,8 @@ def _match_pattern(terms: list[str]) -> re.Pattern:
 def highlight(text: str, pattern: re.Pattern) -> SafeString:
     """`text` HTML-escaped, with every match in <mark>: each piece is escaped before it is
     joined, so the only markup in the result is ours."""
-    pieces, end = [], 0
+    pieces: list[str] = []
+    end = 0
     for match in pattern.finditer(text):
         pieces.append(escape(text[end : match.start()]))
         pieces.append(f"<mark>{escape(match.group())}</mark>")

@@ -2,32 +2,44 @@
 
 import logging
 from datetime import datetime
+from typing import TypeVar
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from merumaga.publishing import caching, markdown, signals
-from merumaga.publishing.models import Article, Event, Report, Status
+from merumaga.publishing.models import Article, Event, Report, Status, Tag
+from merumaga.subscribers.services import field_max_length
 
 logger = logging.getLogger(__name__)
+
+# What publish_article and publish_report publish (Status); events have their own states.
+_Item = TypeVar("_Item", Article, Report)
+# What is scheduled and published by publish_due.
+_Scheduled = TypeVar("_Scheduled", Article, Report, Event)
 
 
 class PublishingError(ValueError):
     """An editor action that cannot be done; the message says why, for the editor."""
 
 
-def unique_slug(model, title: str, current_pk=None, fallback: str = "item") -> str:
+def unique_slug(
+    model: type[Tag] | type[Article] | type[Event] | type[Report],
+    title: str,
+    current_pk: int | None = None,
+    fallback: str = "item",
+) -> str:
     """A readable slug from the title (Japanese kept), made unique with -2, -3, …"""
-    max_length = model._meta.get_field("slug").max_length - 4
+    max_length = field_max_length(model, "slug") - 4
     base = slugify(title, allow_unicode=True)[:max_length].strip("-") or fallback
-    taken = set(
-        model.objects.filter(slug__startswith=base)
-        .exclude(pk=current_pk)
-        .values_list("slug", flat=True)
-    )
+    others = model.objects.filter(slug__startswith=base)
+    if current_pk is not None:  # an unsaved item has no row of its own to leave out
+        others = others.exclude(pk=current_pk)
+    taken = set(others.values_list("slug", flat=True))
     candidate, number = base, 2
     while candidate in taken:
         candidate, number = f"{base}-{number}", number + 1
@@ -55,7 +67,7 @@ def prepare_report(report: Report) -> Report:
     return report
 
 
-def _announce(signal, instance) -> None:
+def _announce(signal: Signal, instance: models.Model) -> None:
     transaction.on_commit(lambda: signal.send(sender=type(instance), instance=instance))
 
 
@@ -73,7 +85,7 @@ def publish_report(report: Report, at: datetime | None = None) -> Report:
     return _publish(report, at, signals.report_published)
 
 
-def _publish(item, at, signal):
+def _publish(item: _Item, at: datetime | None, signal: Signal) -> _Item:
     now = timezone.now()
     with transaction.atomic():
         item = type(item).objects.select_for_update().get(pk=item.pk)
@@ -91,7 +103,7 @@ def _publish(item, at, signal):
     return item
 
 
-def unpublish(item) -> None:
+def unpublish(item: Article | Report) -> None:
     """Back to draft (a mistake, a retraction); it disappears from the site at once."""
     type(item).objects.filter(pk=item.pk).update(status=Status.DRAFT)
     caching.content_changed()
@@ -104,15 +116,15 @@ def publish_due() -> int:
     the others are published all the same.
     """
     now = timezone.now()
-    due = [
-        *((a, lambda a: _publish(a, None, signals.article_published)) for a in _due(Article, now)),
-        *((r, lambda r: _publish(r, None, signals.report_published)) for r in _due(Report, now)),
-        *((e, publish_event) for e in _due(Event, now)),
+    due: list[Article | Report | Event] = [
+        *_due(Article, now),
+        *_due(Report, now),
+        *_due(Event, now),
     ]
     count = 0
-    for item, publish in due:
+    for item in due:
         try:
-            publish(item)
+            _publish_scheduled(item)
         except Exception:
             logger.exception("%s %s could not be published", type(item).__name__, item.pk)
             continue
@@ -120,7 +132,16 @@ def publish_due() -> int:
     return count
 
 
-def _due(model, now: datetime):
+def _publish_scheduled(item: Article | Report | Event) -> None:
+    if isinstance(item, Article):
+        _publish(item, None, signals.article_published)
+    elif isinstance(item, Report):
+        _publish(item, None, signals.report_published)
+    else:
+        publish_event(item)
+
+
+def _due(model: type[_Scheduled], now: datetime) -> QuerySet[_Scheduled]:
     # A scheduled item whose date an editor cleared is due now ("blank: publish now").
     return model.objects.filter(status=Status.SCHEDULED).filter(
         Q(published_at__lte=now) | Q(published_at__isnull=True)

@@ -1,13 +1,18 @@
 import secrets
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.core import signing
+from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from merumaga.subscribers import services, throttle
 from merumaga.subscribers.models import Subscriber, Topic
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 _STAMP_SALT = "merumaga.subscribers.signup-stamp"
 
@@ -90,7 +95,7 @@ class SubscribeForm(AddressForm, ConfirmForm):
             self.fields["topics"].initial = [t.key for t in self.fields["topics"].queryset]
             self.fields["stamp"].initial = new_stamp()
 
-    def needs_another_press(self) -> str | None:
+    def needs_another_press(self) -> "StrOrPromise | None":
         """Why this post cannot be taken as it is, as a next step for a person; None if it can.
 
         Never a silent discard: a person whose browser filled the hidden field, whose page was
@@ -116,7 +121,8 @@ class SubscribeForm(AddressForm, ConfirmForm):
 
     def shown_again(self) -> "SubscribeForm":
         """The same answers on a fresh page: a new stamp, the hidden field emptied."""
-        data = self.data.copy()
+        # Bound to request.POST (a QueryDict, whose copy is mutable) or, in tests, a plain dict.
+        data = self.data.copy() if isinstance(self.data, QueryDict) else dict(self.data)
         data["stamp"] = new_stamp()
         data["website"] = ""
         again = SubscribeForm(data)

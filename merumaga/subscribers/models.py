@@ -1,5 +1,6 @@
 import hashlib
 import secrets
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -105,7 +106,7 @@ class Subscriber(models.Model):
     def __str__(self) -> str:
         return self.email or f"#{self.pk} ({self.get_status_display()})"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.address_hash = address_hash(self.email) if self.email else ""
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "email" in update_fields:
@@ -184,7 +185,7 @@ class ConsentRecord(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.email} {self.action}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("Consent records are append-only.")
         super().save(*args, **kwargs)

@@ -7,12 +7,14 @@ transaction and queues its mail only once that transaction commits.
 import enum
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -31,9 +33,21 @@ from merumaga.subscribers.models import (
 )
 from merumaga.subscribers.signals import address_changed, address_confirmed, reader_erased
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+
+def field_max_length(model: type[models.Model], name: str) -> int:
+    """The max_length of a model's text field, which the stubs type as optional."""
+    model_field = model._meta.get_field(name)
+    if not isinstance(model_field, models.Field) or model_field.max_length is None:
+        raise ImproperlyConfigured(f"{model.__name__}.{name} has no max_length")
+    return model_field.max_length
+
+
 CONSENT_WORDING_VERSION = "2026-11.1"
-NAME_MAX_LENGTH = Subscriber._meta.get_field("name").max_length
-ORGANISATION_MAX_LENGTH = Subscriber._meta.get_field("organisation").max_length
+NAME_MAX_LENGTH = field_max_length(Subscriber, "name")
+ORGANISATION_MAX_LENGTH = field_max_length(Subscriber, "organisation")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
@@ -88,7 +102,7 @@ def normalise_email(raw: str) -> str:
     return result.normalized.lower()
 
 
-def clean_text(value: str, max_length: int, label: str) -> str:
+def clean_text(value: str, max_length: int, label: "StrOrPromise") -> str:
     """A one-line text field: no control characters (they could reach a mail header)."""
     value = (value or "").strip()
     if _CONTROL_CHARACTERS.search(value):
@@ -118,7 +132,11 @@ def consent_wording() -> str:
 
 
 def _record(
-    subscriber: Subscriber, action: str, evidence: Evidence, topics=None, wording=""
+    subscriber: Subscriber,
+    action: str,
+    evidence: Evidence,
+    topics: Iterable[str] | None = None,
+    wording: str = "",
 ) -> ConsentRecord:
     if topics is None:
         topics = list(
@@ -159,7 +177,7 @@ def _set_subscriptions(subscriber: Subscriber, topic_keys: set[str]) -> None:
     Subscription.objects.bulk_update(to_update, ["subscribed", "changed_at"])
 
 
-def _check_topic_keys(topic_keys) -> set[str]:
+def _check_topic_keys(topic_keys: Iterable[str]) -> set[str]:
     keys = set(topic_keys)
     known = set(Topic.objects.filter(is_active=True, key__in=keys).values_list("key", flat=True))
     unknown = keys - known
@@ -170,7 +188,7 @@ def _check_topic_keys(topic_keys) -> set[str]:
 
 def request_subscription(
     email: str,
-    topic_keys,
+    topic_keys: Iterable[str],
     evidence: Evidence,
     name: str = "",
     language: str = Subscriber.Language.JA,
@@ -238,17 +256,24 @@ def request_subscription(
     return outcome
 
 
+def _address(subscriber: Subscriber) -> str:
+    """The address of a reader who is not erased: only erasure empties it."""
+    if subscriber.email is None:
+        raise ValueError(f"subscriber #{subscriber.pk} is erased and has no address")
+    return subscriber.email
+
+
 def _owner_confirmed(subscriber: Subscriber) -> None:
     """The owner of the reader's address has just proven it receives our mail (a link mailed to
     it): coming back after erasing one's data is a fresh consent, and the bounces app lifts a
     bounce or complaint suppression of the address, on its own audit trail."""
     Suppression.objects.filter(
-        address_hash=address_hash(subscriber.email), reason=Suppression.Reason.ERASED
+        address_hash=address_hash(_address(subscriber)), reason=Suppression.Reason.ERASED
     ).delete()
     address_confirmed.send(_owner_confirmed, subscriber=subscriber)
 
 
-def _request_open(subscriber: Subscriber, now) -> bool:
+def _request_open(subscriber: Subscriber, now: datetime) -> bool:
     """A pending request whose confirmation link still works."""
     sent = subscriber.confirmation_sent_at
     return (
@@ -265,7 +290,7 @@ def confirm(
     subscriber: Subscriber,
     evidence: Evidence,
     wording: str = "",
-    topic_keys=None,
+    topic_keys: Iterable[str] | None = None,
     name: str | None = None,
 ) -> bool:
     """The owner pressed the confirm button: a new reader, or one who had left coming back.
@@ -276,7 +301,7 @@ def confirm(
     has shown the address receives our mail, so a suppression of it is lifted (bounces keeps
     the record: subscribers.signals.address_confirmed).
     """
-    keys = None
+    keys: set[str] | None = None
     if topic_keys is not None:
         keys = _check_topic_keys(topic_keys)
         if not keys:
@@ -303,7 +328,7 @@ def confirm(
 
 def update_preferences(
     subscriber: Subscriber,
-    topic_keys,
+    topic_keys: Iterable[str],
     evidence: Evidence,
     language: str | None = None,
     charset: str | None = None,
@@ -321,7 +346,7 @@ def update_preferences(
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.status not in (Subscriber.Status.CONFIRMED, Subscriber.Status.UNSUBSCRIBED):
             raise InvalidInput(_("この登録はまだ確認されていません。"))
-        fields = []
+        fields: list[str] = []
         if language is not None:
             subscriber.language = language
             fields.append("language")
@@ -443,7 +468,7 @@ def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -
     new_email = normalise_email(new_email)
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-        old_email = subscriber.email
+        old_email = _address(subscriber)
         if old_email == new_email:
             return subscriber
         if subscriber.pending_email != new_email:
@@ -480,12 +505,12 @@ def change_address(subscriber: Subscriber, new_email: str, evidence: Evidence) -
     return subscriber
 
 
-def _local(moment) -> str | None:
+def _local(moment: datetime | None) -> str | None:
     # Japan time, as the reader sees every other date of ours.
     return timezone.localtime(moment).isoformat() if moment else None
 
 
-def export_data(subscriber: Subscriber) -> dict:
+def export_data(subscriber: Subscriber) -> dict[str, object]:
     """Everything kept about one reader, for "download my data"."""
     subscriptions = subscriber.subscription_set.select_related("topic").order_by("topic__position")
     return {
@@ -536,7 +561,7 @@ def erase(subscriber: Subscriber, evidence: Evidence) -> None:
         _record(subscriber, ConsentRecord.Action.ERASE, evidence, topics=[])
         # ERASED even over a bounce or complaint suppression: an erasure is never lifted.
         Suppression.objects.update_or_create(
-            address_hash=address_hash(subscriber.email),
+            address_hash=address_hash(_address(subscriber)),
             defaults={"reason": Suppression.Reason.ERASED, "note": ""},
         )
         Subscription.objects.filter(subscriber=subscriber).update(
@@ -573,6 +598,15 @@ class ImportReport:
 IMPORT_CHUNK_SIZE = 2000
 
 
+class _ImportRow(TypedDict):
+    email: str
+    name: str
+    organisation: str
+    language: str
+    charset: str
+    topics: list[str]
+
+
 def import_subscribers(
     data: bytes,
     source_description: str,
@@ -598,7 +632,7 @@ def import_subscribers(
     report = ImportReport(encoding=encoding)
     topics = {topic.key: topic for topic in Topic.objects.filter(is_active=True)}
     seen: dict[str, int] = {}
-    chunk: list[dict] = []
+    chunk: list[_ImportRow] = []
 
     def cell(cells: list[str], column: str) -> str:
         position = columns.get(column)
@@ -655,7 +689,13 @@ def import_subscribers(
     return report
 
 
-def _import_chunk(chunk, topics, source_description, evidence, report) -> None:
+def _import_chunk(
+    chunk: list[_ImportRow],
+    topics: dict[str, Topic],
+    source_description: str,
+    evidence: Evidence,
+    report: ImportReport,
+) -> None:
     """Insert one chunk: 3 queries to filter it, 3 bulk inserts, whatever its size."""
     try:
         _insert_chunk(chunk, topics, source_description, evidence, report)
@@ -664,7 +704,13 @@ def _import_chunk(chunk, topics, source_description, evidence, report) -> None:
         _insert_chunk(chunk, topics, source_description, evidence, report)
 
 
-def _insert_chunk(chunk, topics, source_description, evidence, report) -> None:
+def _insert_chunk(
+    chunk: list[_ImportRow],
+    topics: dict[str, Topic],
+    source_description: str,
+    evidence: Evidence,
+    report: ImportReport,
+) -> None:
     emails = [row["email"] for row in chunk]
     hashes = {address_hash(email): email for email in emails}
     with transaction.atomic():
@@ -722,7 +768,7 @@ def _insert_chunk(chunk, topics, source_description, evidence, report) -> None:
     report.suppressed += len([row for row in chunk if row["email"] in suppressed - existing])
 
 
-def export_rows(queryset):
+def export_rows(queryset: models.QuerySet[Subscriber]) -> Iterator[list[str]]:
     """Rows for the subscriber CSV export: two queries whatever the number of subscribers."""
     keys_by_subscriber: dict[int, list[str]] = {}
     for subscriber_id, key in Subscription.objects.filter(

@@ -1,6 +1,8 @@
 """Reader-facing pages: sign-up, confirm, preferences, one-click unsubscribe. No login anywhere:
 each page that changes a reader's state is reached through a signed link."""
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -15,6 +17,9 @@ from merumaga.subscribers import services, tokens
 from merumaga.subscribers.carriers import is_carrier
 from merumaga.subscribers.forms import AddressForm, ConfirmForm, PreferencesForm, SubscribeForm
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -61,7 +66,9 @@ def _signup_page(request: HttpRequest, form: SubscribeForm, status=200):
     )
 
 
-def _form_again(request: HttpRequest, form: SubscribeForm, message: str, status: int):
+def _form_again(
+    request: HttpRequest, form: SubscribeForm, message: "StrOrPromise", status: int
+) -> HttpResponse:
     """The person's answers on a fresh page, with what to do next: nothing they typed is lost."""
     again = form.shown_again()
     again.add_error(None, message)
@@ -110,7 +117,7 @@ def subscribe_done(request: HttpRequest) -> HttpResponse:
         {
             "email": email,
             "sent": sent,
-            "carrier": bool(email) and is_carrier(email),
+            "carrier": bool(email and is_carrier(email)),
             "sender": sender,
             "sending_domain": sender.rpartition("@")[2],
         },
@@ -129,8 +136,8 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     except tokens.InvalidToken:
         return invalid_link(request)
     if subscriber.status == Subscriber.Status.CONFIRMED:
-        context = {"preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES)}
-        return render(request, "subscribers/confirmed.html", context)
+        token_context = {"preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES)}
+        return render(request, "subscribers/confirmed.html", token_context)
     if subscriber.status not in services.CONFIRMABLE:
         return invalid_link(request)
     if asked == tokens.ALL_TOPICS:
@@ -260,6 +267,8 @@ def confirm_address(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber, new_email = tokens.read_token(token, tokens.ADDRESS)
     except tokens.InvalidToken:
+        return invalid_link(request)
+    if subscriber.email is None:  # erased; read_token refuses those already
         return invalid_link(request)
     wording = services.address_change_wording(subscriber.email, new_email)
     error = None

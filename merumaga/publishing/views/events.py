@@ -187,12 +187,15 @@ def rsvp_link(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, event = rsvp.read_rsvp_link(token)
     except tokens.InvalidToken:
         return invalid_link(request)
+    email = subscriber.email
+    if email is None:  # erased; read_token refuses those already
+        return invalid_link(request)
     error = None
     if request.method == "POST":
         try:
             answer = rsvp.answer(
                 event,
-                subscriber.email,
+                email,
                 request.POST.get("answer", ""),
                 name=subscriber.name,
                 organisation=subscriber.organisation,
@@ -203,8 +206,8 @@ def rsvp_link(request: HttpRequest, token: str) -> HttpResponse:
             error = str(problem)
         else:
             return _done(answer)
-    current = event.rsvps.filter(email=subscriber.email).first()
-    return _answer_page(request, event, subscriber.email, current, error)
+    current = event.rsvps.filter(email=email).first()
+    return _answer_page(request, event, email, current, error)
 
 
 def _answer_page(request, event: Event, email: str, current: Rsvp | None, error: str | None):
