@@ -175,6 +175,7 @@ class BuiltMessage(EmailMultiAlternatives):
         self.attach_alternative(html, "text/html")
         self.encoding = built.charset
 
+    # Django's returns its SafeMIME classes, built from the attributes; ours is the bytes as sent.
     def message(self) -> Message:  # type: ignore[override]
         return message_from_bytes(self.built.data)
 
