@@ -159,6 +159,16 @@ def site_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def clicks_written_at_once(settings):
+    """Each click written as it comes (no buffer thread writing beside the test's transaction),
+    and no link target or site setting remembered from another test."""
+    from merumaga.mailings import clicks
+
+    settings.CLICK_FLUSH_SECONDS = 0
+    clicks.forget_cached()
+
+
 @pytest.fixture
 def sender():
     """The institute that sends the mail, filled in as in production."""

@@ -164,6 +164,9 @@ MAILCATCHER_PORT = env_int("MAILCATCHER_PORT", 1025, minimum=1, maximum=65535)
 SMTP_URL = env_url("SMTP_URL", "", ("smtp", "smtps", "smtp+starttls"))
 EMAIL_BACKEND = "merumaga.delivery.transactional.RelayBackend"
 MAILCATCHER_DIR = DATA_DIR / "mail"
+# Clicks on tracked links are written in batches this often (seconds) by each web process; a
+# process killed without warning loses at most this much of its clicks. 0: each click at once.
+CLICK_FLUSH_SECONDS = env_float("MERUMAGA_CLICK_FLUSH_SECONDS", 1.0)
 
 # The sender's identity (特定電子メール法). Site settings in the admin override these defaults.
 ORGANISATION_NAME = env_str("MERUMAGA_ORGANISATION_NAME", "メルマガ研究所")

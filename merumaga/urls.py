@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/mail/", include("merumaga.delivery.urls")),
     path("bounces/", include("merumaga.bounces.urls")),
     path("admin/", admin.site.urls),
+    path("", include("merumaga.mailings.urls")),
     path("", include("merumaga.subscribers.urls")),
     path("", include("merumaga.publishing.urls")),
 ]

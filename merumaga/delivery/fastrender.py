@@ -51,7 +51,7 @@ from django.utils.translation import gettext
 from merumaga import charset as mail_charset
 from merumaga import mime, outgoing
 from merumaga.charset import ISO2022JP, UTF8
-from merumaga.mailings import rendering
+from merumaga.mailings import clicks, rendering
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
 from merumaga.subscribers.models import Subscriber
@@ -557,6 +557,7 @@ class FastTemplate:
         )
         self._rsvp_scope = f",{encode_basestring_ascii(str(event.pk))}]" if event else ""
         self._bounce = _AddressToken("bounce")
+        self._clicker = _AddressToken(clicks.CLICKER) if compiled.clicks_per_reader else None
         self._mailto = _AddressToken("unsubscribe")
         self._mailing_pk = mailing.pk
         self._topic_id = mailing.topic_id
@@ -623,6 +624,7 @@ class FastTemplate:
             "preferences_url": self._preferences.url(head + "]", stamp),
             "unsubscribe_url": self._unsubscribe.url(head + self._unsubscribe_scope, stamp),
             "rsvp_url": rsvp.url(head + self._rsvp_scope, stamp) if rsvp else "",
+            "clicker": self._clicker.token(self._mailing_pk, reader.pk) if self._clicker else "",
         }
 
     def render(

@@ -326,7 +326,7 @@ class Worker:
         }
         for language in {reader.language for reader in readers.values()}:
             if language not in state.templates:
-                compiled = rendering.compile_mailing(mailing, language)
+                compiled = rendering.compile_mailing(mailing, language, track=True)
                 state.templates[language] = FastTemplate(compiled)
                 state.message_id_domain = compiled.sender.from_email.rsplit("@", 1)[-1]
         return state, readers

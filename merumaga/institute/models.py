@@ -36,6 +36,15 @@ class SiteSettings(models.Model):
         default=True,
         help_text=_("外すと、作成された週報はそのまま配信されます。"),
     )
+    clicks_per_reader = models.BooleanField(
+        _("クリックを読者ごとに記録する"),
+        default=False,
+        help_text=_(
+            "オフ (既定) では、配信ごと・リンクごとのクリック数だけを記録し、誰がクリックしたかは"
+            "記録しません。オンにすると、読者ごとのクリックを記録します (読者の詳細画面とデータの"
+            "ダウンロードに表示され、読者データの消去で削除されます)。"
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -51,3 +51,10 @@ class WeeklySchedule:
 def weekly_schedule() -> WeeklySchedule:
     row = SiteSettings.objects.first() or SiteSettings()
     return WeeklySchedule(row.weekly_weekday, row.weekly_time, row.weekly_needs_approval)
+
+
+def records_clicks_per_reader() -> bool:
+    """Whether the site keeps who clicked (a site setting, off by default), not only how often."""
+    return bool(
+        SiteSettings.objects.filter(clicks_per_reader=True).values_list("pk", flat=True).first()
+    )

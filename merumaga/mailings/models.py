@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from merumaga.publishing.models import Article, Event, Report
-from merumaga.subscribers.models import Topic
+from merumaga.subscribers.models import Subscriber, Topic
 
 
 class Mailing(models.Model):
@@ -142,3 +142,41 @@ class WeeklyRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ran_at:%Y-%m-%d %H:%M} {self.note}"
+
+
+class Link(models.Model):
+    """A link of a mailing as sent: readers reach its target through /c/… on our own site, which
+    counts the click. The target is only ever read from here, never from the clicked URL."""
+
+    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="links")
+    url = models.URLField(_("リンク先"), max_length=2000)
+    position = models.PositiveSmallIntegerField(_("順番"))  # first appearance in the mail
+    article = models.ForeignKey(
+        Article, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("記事")
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailing", "url"], name="one_link_per_target")
+        ]
+        ordering = ["mailing", "position"]
+        verbose_name = _("リンク")
+        verbose_name_plural = pgettext_lazy("plural", "リンク")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Click(models.Model):
+    """One click on a link. Who clicked is kept only when the site setting asks for it."""
+
+    link = models.ForeignKey(Link, on_delete=models.CASCADE, related_name="clicks")
+    at = models.DateTimeField(db_index=True)
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name = _("クリック")
+        verbose_name_plural = pgettext_lazy("plural", "クリック")
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.link_id}"

@@ -4,9 +4,13 @@ import logging
 
 from django.dispatch import receiver
 from django.urls import reverse
+from django.utils import timezone
 
 from merumaga.mailings import services
+from merumaga.mailings.models import Click
 from merumaga.publishing import signals
+from merumaga.subscribers.models import Subscriber
+from merumaga.subscribers.signals import reader_data_requested, reader_erased
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +63,28 @@ def announce_report(sender, instance, **kwargs):
 @receiver(signals.event_published)
 def invite_to_event(sender, instance, **kwargs):
     _announce(instance)
+
+
+@receiver(reader_erased)
+def forget_clicks(sender: object, subscriber: Subscriber, **kwargs: object) -> None:
+    """An erased reader's clicks stay counted, no longer as theirs."""
+    Click.objects.filter(subscriber=subscriber).update(subscriber=None)
+
+
+@receiver(reader_data_requested)
+def clicks_of(
+    sender: object, subscriber: Subscriber, **kwargs: object
+) -> tuple[str, list[dict[str, str]]]:
+    """The reader's clicks, when the site keeps them per reader (none otherwise)."""
+    rows = Click.objects.filter(subscriber=subscriber).order_by("at", "id")
+    return "clicks", [
+        {
+            "at": timezone.localtime(at).isoformat(),
+            "mailing": str(mailing_id),
+            "subject": subject,
+            "url": url,
+        }
+        for at, mailing_id, subject, url in rows.values_list(
+            "at", "link__mailing_id", "link__mailing__subject", "link__url"
+        )
+    ]

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import css_inline
 from django.conf import settings
@@ -22,7 +22,12 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from merumaga import mime, outgoing
-from merumaga.institute.services import SenderIdentity, sender_identity
+from merumaga.institute.services import (
+    SenderIdentity,
+    records_clicks_per_reader,
+    sender_identity,
+)
+from merumaga.mailings import clicks
 from merumaga.mailings.contents import weekly_extras
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import ics
@@ -39,7 +44,7 @@ TEMPLATES: dict[str, str] = {
     Mailing.Kind.CUSTOM: "custom",
 }
 # The reader's own parts. Private-use characters: nothing an editor writes can collide with them.
-PERSONAL = ("greeting", "email", "preferences_url", "unsubscribe_url", "rsvp_url")
+PERSONAL = ("greeting", "email", "preferences_url", "unsubscribe_url", "rsvp_url", "clicker")
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
 
 
@@ -70,6 +75,7 @@ class Compiled:
     html: str
     sender: SenderIdentity
     attachments: list[mime.Attachment] = field(default_factory=list)
+    clicks_per_reader: bool = False  # its tracked links carry the reader's token
 
 
 def content_context(mailing: Mailing) -> dict:
@@ -119,10 +125,17 @@ def archive_slug(mailing: Mailing) -> str:
 
 
 def compile_mailing(
-    mailing: Mailing, language: str, *, test: bool = False, web: bool = False
+    mailing: Mailing,
+    language: str,
+    *,
+    test: bool = False,
+    web: bool = False,
+    track: bool = False,
 ) -> Compiled:
     """The mailing in `language`; `web`: the archive's copy, written for a page, not a mail
-    (no reader's address or links, no attachment, sign-up and event pages instead)."""
+    (no reader's address or links, no attachment, sign-up and event pages instead); `track`: as
+    sent to readers, its links counted through /c/… (mailings/clicks.py). Previews and test sends
+    are not tracked: an editor's clicks are not readers' clicks."""
     name = TEMPLATES[mailing.kind]
     sender = sender_identity()
     context = {
@@ -138,16 +151,35 @@ def compile_mailing(
         if test:
             subject = _("[テスト] %(subject)s") % {"subject": subject}
         text = wrap_text(render_to_string(f"mailings/mail/{name}_body.txt", context))
-        page = render_to_string(f"mailings/mail/{name}_body.html", context)
+        page: str = _inliner.inline(render_to_string(f"mailings/mail/{name}_body.html", context))
+    per_reader = False
+    if track:
+        per_reader = records_clicks_per_reader()
+        text, page = clicks.track_links(
+            mailing,
+            text,
+            page,
+            reader_marker=marker("clicker") if per_reader else "",
+            articles=_article_urls(context),
+        )
     return Compiled(
         mailing=mailing,
         language=language,
         subject=subject,
         text=text,
-        html=_inliner.inline(page),
+        html=page,
         sender=sender,
         attachments=_attachments(mailing),
+        clicks_per_reader=per_reader,
     )
+
+
+def _article_urls(context: dict[str, Any]) -> dict[str, int]:
+    """Article URL → article id, for the clicks per article of a weekly report."""
+    urls = {entry["url"]: entry["article"].pk for entry in context.get("articles", [])}
+    if "article" in context:
+        urls[context["article_url"]] = context["article"].pk
+    return urls
 
 
 def _attachments(mailing: Mailing) -> list[mime.Attachment]:
@@ -193,6 +225,9 @@ def personal_values(compiled: Compiled, subscriber: MailReader) -> dict[str, str
         ),
         "unsubscribe_url": unsubscribe_url(subscriber, mailing.topic.key),
         "rsvp_url": rsvp_link_url(subscriber, mailing.event) if mailing.event else "",
+        "clicker": (
+            clicks.reader_token(mailing.pk, subscriber.pk) if compiled.clicks_per_reader else ""
+        ),
     }
     return values
 

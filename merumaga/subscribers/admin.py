@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from merumaga.subscribers import csv_io, services
@@ -93,6 +94,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         "unsubscribed_at",
         "erased_at",
         "confirmation_sent_at",
+        "clicks",
     )
     fields = ("email", "name", "organisation", "language", "charset", *readonly_fields[1:])
     inlines = [SubscriptionInline, ConsentRecordInline]
@@ -107,6 +109,21 @@ class SubscriberAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deleting would lose consent records the law requires us to keep; erase instead.
         return False
+
+    @admin.display(description=_("クリック"))
+    def clicks(self, obj: Subscriber) -> str:
+        """The links this reader clicked, when the site keeps clicks per reader."""
+        rows = services.kept_by_other_apps(obj).get("clicks") or []
+        if not rows:
+            return str(_("記録なし (クリックを読者ごとに記録する設定のときだけ記録します)"))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} — {} — {}</li>",
+                ((r["at"][:16].replace("T", " "), r["subject"], r["url"]) for r in rows),
+            ),
+        )
 
     @admin.action(description=_("選択した購読者をCSVで書き出す"))
     def export_csv(self, request, queryset):

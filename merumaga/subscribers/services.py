@@ -31,7 +31,12 @@ from merumaga.subscribers.models import (
     address_hash,
     new_nonce,
 )
-from merumaga.subscribers.signals import address_changed, address_confirmed, reader_erased
+from merumaga.subscribers.signals import (
+    address_changed,
+    address_confirmed,
+    reader_data_requested,
+    reader_erased,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -545,7 +550,21 @@ def export_data(subscriber: Subscriber) -> dict[str, object]:
             }
             for record in subscriber.consent_records.order_by("created_at", "id")
         ],
+        **kept_by_other_apps(subscriber),
     }
+
+
+def kept_by_other_apps(subscriber: Subscriber) -> dict[str, list[dict[str, str]]]:
+    """What the apps after this one keep about the reader (clicks, …): each receiver of
+    reader_data_requested answers (section name, rows)."""
+    sections: dict[str, list[dict[str, str]]] = {}
+    for _receiver, response in reader_data_requested.send(export_data, subscriber=subscriber):
+        if not (
+            isinstance(response, tuple) and len(response) == 2 and isinstance(response[1], list)
+        ):
+            raise TypeError(f"reader_data_requested answered {response!r}, not (name, rows)")
+        sections[response[0]] = response[1]
+    return sections
 
 
 def erase(subscriber: Subscriber, evidence: Evidence) -> None:

@@ -13,3 +13,7 @@ address_changed = Signal()
 # Sent inside confirm() and change_address(): subscriber=the reader whose address's owner just
 # opened a link mailed to it. Apps that stopped mail to the address (bounces) may take it back.
 address_confirmed = Signal()
+
+# Sent by export_data(): subscriber=the reader. A receiver returns (section name, rows) for what
+# its app keeps about the reader (clicks, when kept per reader), and "download my data" adds it.
+reader_data_requested = Signal()

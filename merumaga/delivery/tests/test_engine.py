@@ -3,7 +3,9 @@
 Transactional: the worker uses the database from its own thread, which sees committed data only.
 """
 
+import re
 from datetime import timedelta
+from email import message_from_bytes, policy
 
 import pytest
 from django.utils import timezone
@@ -12,7 +14,7 @@ from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.worker import Options, Worker, run_until_idle
 from merumaga.mailings import services
-from merumaga.mailings.models import Mailing
+from merumaga.mailings.models import Click, Link, Mailing
 from merumaga.publishing.models import ArchivedMailing
 from merumaga.subscribers import services as subscriber_services
 from merumaga.subscribers.models import Suppression, address_hash
@@ -372,3 +374,22 @@ def test_a_mailing_that_stumbles_once_on_the_database_is_not_paused(relay, weekl
     weekly.refresh_from_db()
     assert weekly.status == Mailing.Status.SENT and relay.handler.count == 10
     assert not weekly.status_changes.filter(to_status=Mailing.Status.PAUSED).exists()
+
+
+def test_links_in_the_mail_as_sent_are_counted_when_clicked(relay, weekly, client):
+    make_subscriber("reader@example.jp")
+    services.start(weekly)
+    run_until_idle(**fast_options())
+
+    [(_, _, data)] = relay.handler.accepted
+    text = message_from_bytes(data, policy=policy.default).get_body(("plain",)).get_content()
+    article = weekly.articles.get()
+    [path] = {
+        match
+        for match in re.findall(r"http://localhost:8000(/c/\S+/)", text)
+        if Link.objects.get(pk=int(match.split("/")[2].split("-")[0])).article == article
+    }
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"http://localhost:8000{article.get_absolute_url()}"
+    assert Click.objects.filter(link__mailing=weekly, subscriber=None).count() == 1

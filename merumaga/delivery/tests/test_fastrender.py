@@ -77,13 +77,16 @@ def light(subscriber: Subscriber) -> Reader:
     return Reader(**row)
 
 
+@pytest.mark.parametrize("clicks", ["untracked", "counted", "per_reader"])
 @pytest.mark.parametrize("language", ["ja", "en"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_every_reader_gives_the_reference_bytes(kind, language, monkeypatch):
+def test_every_kind_every_reader_gives_the_reference_bytes(kind, language, clicks, monkeypatch):
     # Every one of these readers takes the fast path, not the fallback to rendering.build.
     monkeypatch.setattr(FastTemplate, "_reference", None)
+    SiteSettings.objects.create(clicks_per_reader=clicks == "per_reader")
     mailing = mailing_of(kind)
-    compiled = rendering.compile_mailing(mailing, language)
+    compiled = rendering.compile_mailing(mailing, language, track=clicks != "untracked")
+    assert compiled.clicks_per_reader == (clicks == "per_reader")
     template = FastTemplate(compiled)
     charsets = set()
     for number, reader in enumerate(readers(language)):
