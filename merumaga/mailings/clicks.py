@@ -11,9 +11,11 @@ like the unsubscribe link. Otherwise the link is the same for every reader, and 
 and its time are written.
 
 Clicks are written in batches: the redirect only appends to this process's buffer, and a thread
-writes the buffer every CLICK_FLUSH_SECONDS (and when the process exits). A process killed
-without warning loses at most that many seconds of its clicks; a click whose link was deleted
-meanwhile (its mailing removed) is dropped, the rest of its batch kept.
+writes the buffer every CLICK_FLUSH_SECONDS (and when the process exits, after any write under
+way). A batch the database refuses waits for the next round. A process killed without warning
+loses at most its unwritten clicks (CLICK_FLUSH_SECONDS' worth, more while the database is
+away); a click whose link was deleted meanwhile (its mailing removed) is dropped, the rest of
+its batch kept.
 """
 
 import atexit
@@ -170,7 +172,8 @@ class ClickBuffer:
     """Clicks waiting to be written: appended by requests, written by `flush` in one INSERT."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the list; held for an append or a swap only
+        self._writing = threading.Lock()  # one write at a time, so that exit waits for it
         self._waiting: list[Click] = []
         self._writer: threading.Thread | None = None
 
@@ -186,18 +189,27 @@ class ClickBuffer:
                 self._writer.start()
 
     def flush(self) -> int:
-        """Write what waits; the number written."""
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-        return self._write(waiting) if waiting else 0
+        """Write what waits; the number written. A batch the database refuses (locked, away)
+        goes back to wait for the next flush, and the error is raised."""
+        with self._writing:
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            if not waiting:
+                return 0
+            try:
+                return self._write(waiting)
+            except DatabaseError:
+                with self._lock:
+                    self._waiting[:0] = waiting
+                raise
 
     def _write_forever(self) -> None:
         while True:
             time.sleep(settings.CLICK_FLUSH_SECONDS)
             try:
                 self.flush()
-            except DatabaseError:  # the database is away: the clicks are lost, the thread goes on
-                logger.exception("clicks could not be written")
+            except DatabaseError:  # kept for the next round; the thread goes on
+                logger.exception("clicks could not be written; trying again")
 
     def _write(self, clicks: list[Click]) -> int:
         """One INSERT for the batch, after two cheap checks: a click whose link was deleted since

@@ -4,6 +4,7 @@ import re
 from email import message_from_bytes, policy
 
 import pytest
+from django.db import OperationalError
 from django.urls import reverse
 
 from merumaga.institute.models import SiteSettings
@@ -143,3 +144,23 @@ def test_the_click_url_names_no_reader_and_no_target():
     url = clicks.link_url(link)
     assert url == f"http://localhost:8000/c/{link.pk}-{url.split('-')[-1]}"
     assert reverse("click", args=["1-ab"]) == "/c/1-ab/"
+
+
+def test_a_batch_the_database_refuses_waits_for_the_next_flush(settings, monkeypatch):
+    settings.CLICK_FLUSH_SECONDS = 3600
+    weekly = mailing_of("weekly")
+    sent_copy(weekly, make_subscriber("reader@example.jp", topics=["weekly"]))
+    link = Link.objects.first()
+    buffer = clicks.ClickBuffer()
+    buffer.add(clicks.target_of(link.pk), None)
+    create = Click.objects.bulk_create
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(Click.objects, "bulk_create", locked)
+    with pytest.raises(OperationalError):
+        buffer.flush()
+    buffer.add(clicks.target_of(link.pk), None)
+    monkeypatch.setattr(Click.objects, "bulk_create", create)
+    assert buffer.flush() == 2 and Click.objects.count() == 2
