@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "merumaga.mailings",
     "merumaga.delivery",
     "merumaga.bounces",
+    "merumaga.outcomes",
 ]
 
 MIDDLEWARE = [

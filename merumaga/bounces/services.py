@@ -643,7 +643,7 @@ def record_events(specs: Sequence[EventSpec]) -> list[BounceEvent]:
             elif not spec.verified:
                 event.outcome = Outcome.UNVERIFIED
             elif spec.kind == Kind.UNSUBSCRIBE:
-                _unsubscribe(subscriber, spec.topic_id, spec.source)
+                _unsubscribe(subscriber, spec.topic_id, spec.source, spec.mailing)
                 event.outcome = Outcome.UNSUBSCRIBED
             elif spec.kind == Kind.COMPLAINT:
                 subscriber_services.unsubscribe(
@@ -723,15 +723,31 @@ def watch_domain(domain: str) -> DomainHold | None:
     return delivery_services.hold_domain(domain, reason)
 
 
-def _unsubscribe(subscriber: Subscriber, topic_id: int | None, source: str) -> None:
+def _unsubscribe(
+    subscriber: Subscriber, topic_id: int | None, source: str, mailing: Mailing | None
+) -> None:
     # A topic removed since the mail was sent: the reader wanted to stop it, so stop everything.
     topic_key = (
         Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first()
         if topic_id is not None
         else None
     )
+    mailing_id = mailing.pk if mailing is not None else None
+    if mailing_id is None and topic_id is not None:
+        # A mailto: unsubscribe names the reader and the topic, not the mailing: it is counted
+        # against the latest mailing of that topic sent to the reader.
+        mailing_id = (
+            Delivery.objects.filter(
+                subscriber=subscriber, mailing__topic_id=topic_id, status=Delivery.Status.SENT
+            )
+            .order_by("-id")
+            .values_list("mailing_id", flat=True)
+            .first()
+        )
     by = ConsentRecord.Source.API if source == Source.WEBHOOK else ConsentRecord.Source.MAIL
-    subscriber_services.unsubscribe(subscriber, topic_key, subscriber_services.Evidence(source=by))
+    subscriber_services.unsubscribe(
+        subscriber, topic_key, subscriber_services.Evidence(source=by, mailing_id=mailing_id)
+    )
 
 
 def _score_all(scored: Sequence[tuple[BounceEvent, EventSpec, Subscriber]]) -> None:

@@ -145,8 +145,8 @@ class _Link:
 
     _PLACEHOLDER = "0TOKEN0"
 
-    def __init__(self, view_name: str, purpose: str) -> None:
-        url = absolute_url(reverse(view_name, args=[self._PLACEHOLDER]))
+    def __init__(self, view_name: str, purpose: str, query: str = "") -> None:
+        url = absolute_url(reverse(view_name, args=[self._PLACEHOLDER])) + query
         self.prefix, self.suffix = url.split(self._PLACEHOLDER)
         self.plain = html.escape(url) == url  # the HTML needs no escaping around the token
         salt = tokens.token_salt(purpose)
@@ -543,7 +543,7 @@ class FastTemplate:
             self._general_greeting = gettext("読者の皆様")
         self._clock = _Clock()
         self._preferences = _Link("preferences", tokens.PREFERENCES)
-        self._unsubscribe = _Link("unsubscribe", tokens.UNSUBSCRIBE)
+        self._unsubscribe = _Link("unsubscribe", tokens.UNSUBSCRIBE, f"?m={mailing.pk}")
         self._unsubscribe_scope = f",{encode_basestring_ascii(str(mailing.topic.key))}]"
         event = mailing.event
         self._rsvp = _Link("rsvp_link", tokens.RSVP) if event else None

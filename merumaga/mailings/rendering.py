@@ -223,7 +223,7 @@ def personal_values(compiled: Compiled, subscriber: MailReader) -> dict[str, str
         "preferences_url": absolute_url(
             reverse("preferences", args=[tokens.make_token(subscriber, tokens.PREFERENCES)])
         ),
-        "unsubscribe_url": unsubscribe_url(subscriber, mailing.topic.key),
+        "unsubscribe_url": unsubscribe_url(subscriber, mailing.topic.key, mailing.pk),
         "rsvp_url": rsvp_link_url(subscriber, mailing.event) if mailing.event else "",
         "clicker": (
             clicks.reader_token(mailing.pk, subscriber.pk) if compiled.clicks_per_reader else ""
@@ -232,9 +232,11 @@ def personal_values(compiled: Compiled, subscriber: MailReader) -> dict[str, str
     return values
 
 
-def unsubscribe_url(subscriber: tokens.TokenHolder, topic_key: str) -> str:
+def unsubscribe_url(subscriber: tokens.TokenHolder, topic_key: str, mailing_id: int) -> str:
+    """The reader's one-click unsubscribe link in a mailing; `?m=` says which mailing it came
+    from, so that unsubscribes are counted per mailing."""
     token = tokens.make_token(subscriber, tokens.UNSUBSCRIBE, topic_key)
-    return absolute_url(reverse("unsubscribe", args=[token]))
+    return absolute_url(reverse("unsubscribe", args=[token])) + f"?m={mailing_id}"
 
 
 def fill(template: str, values: dict[str, str], escape: bool) -> str:

@@ -175,6 +175,8 @@ class ConsentRecord(models.Model):
     user_agent = models.CharField(_("ユーザーエージェント"), max_length=300, blank=True)
     wording = models.TextField(_("表示した文言"), blank=True)
     wording_version = models.CharField(_("文言の版"), max_length=40, blank=True)
+    # The mailing whose unsubscribe link or header this came from (an id: mailings come later).
+    mailing_id = models.PositiveIntegerField(_("配信 (ID)"), null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
 
     class Meta:

@@ -71,6 +71,7 @@ class Evidence:
     source: str
     ip_address: str | None = None
     user_agent: str = ""
+    mailing_id: int | None = None  # the mailing whose link or header the reader used
 
 
 class SignupOutcome(enum.Enum):
@@ -158,6 +159,7 @@ def _record(
         ip_address=evidence.ip_address,
         user_agent=evidence.user_agent[:300],
         wording=wording,
+        mailing_id=evidence.mailing_id,
         # The wording is stored verbatim; the version names the text and its language.
         wording_version=f"{CONSENT_WORDING_VERSION}.{get_language() or 'ja'}" if wording else "",
     )

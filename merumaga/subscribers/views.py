@@ -1,6 +1,7 @@
 """Reader-facing pages: sign-up, confirm, preferences, one-click unsubscribe. No login anywhere:
 each page that changes a reader's state is reached through a signed link."""
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -340,11 +341,12 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         "preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES),
     }
     if request.method == "POST":
-        services.unsubscribe(
-            subscriber,
-            topic.key if topic else None,
-            evidence(request, ConsentRecord.Source.EMAIL_LINK),
-        )
+        given = evidence(request, ConsentRecord.Source.EMAIL_LINK)
+        # A mailing's links and List-Unsubscribe say which mailing the reader left from (?m=).
+        mailing = request.GET.get("m", "")
+        if mailing.isdigit() and len(mailing) < 10:
+            given = dataclasses.replace(given, mailing_id=int(mailing))
+        services.unsubscribe(subscriber, topic.key if topic else None, given)
         # 200 with a page, never a redirect: providers treat a 3xx as failure.
         return render(request, "subscribers/unsubscribed.html", context)
     return render(request, "subscribers/unsubscribe.html", context)

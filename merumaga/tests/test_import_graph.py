@@ -9,7 +9,7 @@ from pathlib import Path
 import merumaga
 
 PACKAGE = Path(merumaga.__file__).parent
-APPS = ["institute", "subscribers", "publishing", "mailings", "delivery", "bounces"]
+APPS = ["institute", "subscribers", "publishing", "mailings", "delivery", "bounces", "outcomes"]
 SHARED = ["charset", "env", "mailview", "middleware", "reasons", "relays", "terminal"]
 
 

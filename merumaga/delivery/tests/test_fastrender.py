@@ -192,7 +192,8 @@ def test_personal_values_are_the_references():
     for reader in readers("en"):
         assert template.personal_values(reader) == rendering.personal_values(compiled, reader)
     reader = Subscriber.objects.get(email="utf8@example.jp")
-    url = template.personal_values(reader)["unsubscribe_url"]
+    url, mailing = template.personal_values(reader)["unsubscribe_url"].split("?m=")
+    assert mailing == str(compiled.mailing.pk)  # which mailing the reader left from
     assert tokens.read_token(url.rstrip("/").rsplit("/", 1)[1], tokens.UNSUBSCRIBE) == (
         reader,
         compiled.mailing.topic.key,

@@ -1,0 +1,149 @@
+"""The figures of a mailing and of the readership, read from the apps before this one.
+
+Read-only: each function is a handful of aggregate queries (GROUP BY on indexed columns), never
+one per reader or per link.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from merumaga.bounces.models import BounceEvent, Kind
+from merumaga.delivery import queue
+from merumaga.mailings.models import Click, Link, Mailing
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
+
+
+@dataclass(frozen=True)
+class LinkFigures:
+    url: str
+    article: str  # the article's title, for a weekly report's links to articles
+    clicks: int
+    clickers: int | None  # readers who clicked it; None when clicks are not kept per reader
+
+
+@dataclass(frozen=True)
+class MailingFigures:
+    audience: int  # readers it was for (the snapshot)
+    sent: int
+    deferred: int  # waiting to be tried again
+    failed: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+    unsubscribes: int  # from this mailing's links and List-Unsubscribe
+    clicks: int
+    unique_clickers: int | None  # None when clicks are not kept per reader
+    links: list[LinkFigures]
+
+    def rate(self, count: int | None) -> float | None:
+        """`count` as a share of the mails sent (None when nothing was sent or it is unknown)."""
+        return count / self.sent if self.sent and count is not None else None
+
+    def as_pairs(self) -> list[tuple[str, int | None]]:
+        return [
+            ("audience", self.audience),
+            ("sent", self.sent),
+            ("deferred", self.deferred),
+            ("failed", self.failed),
+            ("hard_bounces", self.hard_bounces),
+            ("soft_bounces", self.soft_bounces),
+            ("complaints", self.complaints),
+            ("unsubscribes", self.unsubscribes),
+            ("clicks", self.clicks),
+            ("unique_clickers", self.unique_clickers),
+        ]
+
+
+def mailing_figures(mailing: Mailing) -> MailingFigures:
+    counts = queue.counts(mailing.pk)
+    bounces = dict(
+        BounceEvent.objects.filter(mailing=mailing, kind__in=[Kind.HARD, Kind.SOFT, Kind.COMPLAINT])
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    unsubscribes = ConsentRecord.objects.filter(
+        mailing_id=mailing.pk, action=ConsentRecord.Action.UNSUBSCRIBE
+    ).count()
+    links = _link_figures(mailing)
+    clicks = sum(link.clicks for link in links)
+    per_reader = Click.objects.filter(link__mailing=mailing, subscriber__isnull=False)
+    unique = per_reader.values("subscriber").distinct().count() if per_reader.exists() else None
+    return MailingFigures(
+        audience=counts["total"] or mailing.recipients,
+        sent=counts["sent"],
+        deferred=counts["deferred"],
+        failed=counts["failed"],
+        hard_bounces=bounces.get(Kind.HARD, 0),
+        soft_bounces=bounces.get(Kind.SOFT, 0),
+        complaints=bounces.get(Kind.COMPLAINT, 0),
+        unsubscribes=unsubscribes,
+        clicks=clicks,
+        unique_clickers=unique if clicks else 0,
+        links=links,
+    )
+
+
+def _link_figures(mailing: Mailing) -> list[LinkFigures]:
+    rows = (
+        Link.objects.filter(mailing=mailing)
+        .annotate(
+            total=Count("clicks"),
+            readers=Count("clicks__subscriber", distinct=True),
+            named=Count("clicks", filter=Q(clicks__subscriber__isnull=False)),
+        )
+        .select_related("article")
+        .order_by("position")
+    )
+    return [
+        LinkFigures(
+            url=link.url,
+            article=link.article.title if link.article else "",
+            clicks=link.total,
+            clickers=link.readers if link.named else None,
+        )
+        for link in rows
+    ]
+
+
+@dataclass(frozen=True)
+class TopicFigures:
+    key: str
+    name: str
+    readers: int  # confirmed readers receiving it now
+    joined: int  # subscribed to it in the period
+    left: int  # unsubscribed from it in the period
+
+
+def reader_figures(now: datetime | None = None, days: int = 30) -> list[TopicFigures]:
+    """Per mailing topic: readers now, and who joined and left in the last `days` days."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    subscribed = Subscription.objects.filter(
+        subscribed=True, subscriber__status=Subscriber.Status.CONFIRMED
+    )
+    readers = dict(subscribed.values_list("topic").annotate(n=Count("id")).order_by())
+    joined = dict(
+        subscribed.filter(changed_at__gte=since)
+        .values_list("topic")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    left = dict(
+        Subscription.objects.filter(subscribed=False, changed_at__gte=since)
+        .values_list("topic")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        TopicFigures(
+            topic.key,
+            str(topic.name),
+            readers.get(topic.pk, 0),
+            joined.get(topic.pk, 0),
+            left.get(topic.pk, 0),
+        )
+        for topic in Topic.objects.order_by("position")
+    ]
