@@ -6,6 +6,10 @@ UTF-8, ~19 KB as ISO-2022-JP), loads the readers as light rows (80% UTF-8, 20% I
 and prints one line of key=value figures:
 
     .venv/bin/python bench/render.py [--readers 10000] [--reference-readers 1000]
+                                     [--clicks untracked|counted|per_reader]
+
+--clicks: the links as the worker sends them, counted through /c/… (the default), not tracked
+(as before click tracking), or carrying each reader's token (the site keeps who clicked).
 
 fast_us_per_msg: FastTemplate.render per reader (all --readers, best of --rounds rounds; the first
 includes filling the template's base64 caches); reference_us_per_msg:
@@ -27,10 +31,16 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=10_000)
     parser.add_argument("--reference-readers", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--clicks",
+        choices=["untracked", "counted", "per_reader"],
+        default="counted",
+        help="links as the worker sends them (counted), not tracked, or carrying the reader",
+    )
     args = parser.parse_args()
 
     fresh_database()
-    compiled, readers = _prepare(args.articles, args.digest_sentences, args.readers)
+    compiled, readers = _prepare(args.articles, args.digest_sentences, args.readers, args.clicks)
 
     from django.core import signing
 
@@ -74,7 +84,7 @@ def main() -> None:
     )
 
     print(
-        f"readers={len(readers)} fast_us_per_msg={fast_us:.1f} "
+        f"clicks={args.clicks} readers={len(readers)} fast_us_per_msg={fast_us:.1f} "
         f"fast_us_rounds={'/'.join(f'{us:.1f}' for us in rounds)} "
         f"reference_us_per_msg={reference_us:.0f} speedup={reference_us / fast_us:.0f}x "
         f"mismatches={mismatches}/{len(sample)} template_ms={template_ms:.1f} "
@@ -89,7 +99,7 @@ def _tokyo_now():
     return timezone.localtime(timezone.now())
 
 
-def _prepare(articles: int, sentences: int, count: int):
+def _prepare(articles: int, sentences: int, count: int, clicks: str):
     """A weekly report of ``articles`` articles, compiled in Japanese, and ``count`` readers."""
     from datetime import timedelta
 
@@ -103,6 +113,7 @@ def _prepare(articles: int, sentences: int, count: int):
     from merumaga.subscribers.models import Subscriber, new_nonce
 
     SiteSettings.objects.create(
+        clicks_per_reader=clicks == "per_reader",
         organisation_name="未来技術研究所 広報室",
         postal_address="〒100-0005 東京都千代田区丸の内0-0-0",
         contact_email="info@example.jp",
@@ -125,7 +136,7 @@ def _prepare(articles: int, sentences: int, count: int):
         article.save()
         publishing.publish_article(article, at=article.published_at)
     mailing = services.compose_weekly().mailing
-    compiled = rendering.compile_mailing(mailing, "ja")
+    compiled = rendering.compile_mailing(mailing, "ja", track=clicks != "untracked")
 
     surnames = ["山田", "佐藤", "鈴木", "高橋", "田中", "渡辺", "伊藤", "中村", "小林", ""]
     Subscriber.objects.bulk_create(
