@@ -1,0 +1,77 @@
+"""The admin's first page: readers over time, the last mailings, this week's deliverability,
+and what needs attention."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from merumaga.bounces.models import BounceEvent, Kind, Source
+from merumaga.mailings.models import Mailing
+from merumaga.outcomes import charts, figures
+from merumaga.subscribers.models import Subscriber
+from merumaga.testing import mailing_of, make_subscriber
+
+pytestmark = pytest.mark.django_db
+TOKYO = ZoneInfo("Asia/Tokyo")
+NOW = datetime(2026, 12, 7, 10, 0, tzinfo=TOKYO)
+
+
+def reader(email: str, confirmed: datetime, left: datetime | None = None) -> Subscriber:
+    status = Subscriber.Status.UNSUBSCRIBED if left else Subscriber.Status.CONFIRMED
+    subscriber = make_subscriber(email, status=status)
+    Subscriber.objects.filter(pk=subscriber.pk).update(confirmed_at=confirmed, unsubscribed_at=left)
+    return subscriber
+
+
+def test_readers_per_day_are_counted_back_from_today_in_japan_time():
+    reader("old@example.jp", NOW - timedelta(days=200))
+    # Confirmed at 00:30 on 12/06 in Tokyo: 12/05 in UTC, 12/06 here.
+    reader("new@example.jp", datetime(2026, 12, 6, 0, 30, tzinfo=TOKYO))
+    reader(
+        "gone@example.jp", NOW - timedelta(days=100), left=datetime(2026, 12, 7, 9, 0, tzinfo=TOKYO)
+    )
+
+    series = {day.day.isoformat(): day for day in figures.reader_series(NOW, days=5)}
+
+    assert list(series) == ["2026-12-03", "2026-12-04", "2026-12-05", "2026-12-06", "2026-12-07"]
+    assert [d.readers for d in series.values()] == [2, 2, 2, 3, 2]
+    assert (series["2026-12-06"].joined, series["2026-12-07"].left) == (1, 1)
+    assert series["2026-12-05"].joined == 0
+
+
+def test_this_weeks_complaints_against_the_mailbox_providers_lines(time_machine):
+    time_machine.move_to(NOW)
+    mailing = mailing_of("custom")
+    Mailing.objects.filter(pk=mailing.pk).update(started_at=NOW - timedelta(days=1), sent=1000)
+    for n in range(2):
+        BounceEvent.objects.create(
+            source=Source.SMTP, kind=Kind.COMPLAINT, address_hash=str(n), domain="example.jp"
+        )
+    week = figures.deliverability(NOW)
+    assert (week.sent, week.complaints) == (1000, 2)
+    assert figures.COMPLAINT_WARNING < week.rate(week.complaints) < figures.COMPLAINT_LIMIT
+
+
+def test_the_first_page_shows_the_figures_and_what_needs_attention(admin_client):
+    make_subscriber("reader@example.jp", topics=["weekly"])
+    paused = mailing_of("custom")
+    Mailing.objects.filter(pk=paused.pk).update(
+        status=Mailing.Status.PAUSED, started_at=timezone.now()
+    )
+    page = admin_client.get(reverse("admin:index")).content.decode()
+    assert "要対応" in page and f"一時停止中の配信: {paused.subject}" in page
+    assert page.count('<svg class="outcomes-chart"') == 2
+    assert 'aria-label="読者数の推移 (過去90日)"' in page
+    assert "最近の配信" in page and "今週の到達状況" in page
+    assert reverse("admin:outcomes_mailingreport_change", args=[paused.pk]) in page
+
+
+def test_a_chart_scales_to_its_largest_value_and_escapes_its_labels():
+    svg = charts.line_chart("<title>", ["a", "b", "c"], [charts.Line("x<", [0, 5, 10], "#000")])
+    assert "&lt;title&gt;" in svg and "x&lt;" in svg
+    points = svg.split('points="')[1].split('"')[0].split()
+    ys = [float(p.split(",")[1]) for p in points]
+    assert ys[0] == charts.HEIGHT - charts.PAD and ys[2] == charts.PAD  # 0 at the axis, 10 on top
