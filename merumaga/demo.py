@@ -249,3 +249,77 @@ def load_demo_content() -> dict[str, int]:
     event.save()
     services.publish_event(event)
     return {"articles": len(ARTICLES), "reports": 1, "events": 1}
+
+
+def load_demo_history() -> dict[str, int]:
+    """Send the demo mailings for real, so that the admin's figures have something behind them.
+
+    The announcements that publishing the demo content started, and a weekly report, go out
+    through the delivery worker to the built-in mail catcher (started here for the moment, on
+    its own port): they are in the mail viewer, and the catcher answers the mail to
+    nosuchuser@ with a DSN, which the bounce pipeline reads. Then some readers act on what they
+    got, through the same code as the site: three follow links (the click redirect's resolve
+    and count), one leaves the weekly report with the link in it. Nothing is sent when a relay
+    is configured: demo mail goes to the catcher only."""
+    import re
+    from email import policy
+    from email.parser import BytesParser
+
+    from django.conf import settings
+
+    from merumaga.delivery.catcher import list_messages, raw_message, start_catcher
+    from merumaga.delivery.worker import run_until_idle
+    from merumaga.mailings import clicks
+    from merumaga.mailings import services as mailings
+    from merumaga.mailings.models import Mailing
+    from merumaga.relays import uses_catcher
+    from merumaga.subscribers import services as subscribers
+    from merumaga.subscribers import tokens
+
+    if not uses_catcher():
+        return {}
+    _spread_sign_ups()
+    weekly = mailings.compose_weekly().mailing
+    if weekly is not None and weekly.status == Mailing.Status.DRAFT:
+        mailings.start(weekly, note="demo")
+    catcher = start_catcher(settings.MAILCATCHER_DIR, port=settings.MAILCATCHER_PORT)
+    try:
+        run_until_idle()
+    finally:
+        catcher.stop()
+    caught, _ = list_messages(settings.MAILCATCHER_DIR, limit=500)
+    texts: dict[str, list[str]] = {}
+    for message in caught:
+        parsed = BytesParser(policy=policy.default).parsebytes(
+            raw_message(settings.MAILCATCHER_DIR, message.key)
+        )
+        body = parsed.get_body(("plain",))
+        texts.setdefault(parsed["To"], []).append(body.get_content() if body else "")
+    clicked = 0
+    for address in ("sato.haruka@example.jp", "watanabe.ryo@example.jp", "li.wei@example.com"):
+        for text in texts.get(address, [])[:2]:
+            for link in re.findall(r"/c/([0-9a-f]+-[0-9a-f]+)/", text)[:2]:
+                target, reader = clicks.resolve(link)
+                clicks.buffer.add(target, reader)
+                clicked += 1
+    clicks.buffer.flush()
+    left = 0
+    for text in texts.get("kato.daiki@example.jp", []):
+        found = re.search(r"/unsubscribe/([^/\s]+)/\?m=(\d+)", text)
+        if found:
+            subscriber, topic = tokens.read_token(found[1], tokens.UNSUBSCRIBE)
+            evidence = subscribers.Evidence(source="email_link", mailing_id=int(found[2]))
+            subscribers.unsubscribe(subscriber, topic, evidence)
+            left += 1
+            break
+    return {"mails sent": len(caught), "clicks": clicked, "unsubscribes": left}
+
+
+def _spread_sign_ups() -> None:
+    """The demo readers joined over the last two months, not all today (the readers chart)."""
+    from datetime import timedelta
+
+    now = timezone.now()
+    for number, subscriber in enumerate(Subscriber.objects.order_by("pk")):
+        joined = now - timedelta(days=60 - number * 4, hours=number)
+        Subscriber.objects.filter(pk=subscriber.pk).update(created_at=joined, confirmed_at=joined)

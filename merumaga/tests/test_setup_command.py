@@ -4,20 +4,27 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from merumaga.delivery.catcher import list_messages
 from merumaga.demo import ARTICLES, READERS
+from merumaga.mailings.models import Click, Mailing
+from merumaga.outcomes import figures
 from merumaga.publishing.models import Article, Event, Report
 from merumaga.subscribers.models import ConsentRecord, Subscriber
+from merumaga.testing import free_port
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the demo mailings go out from the worker's thread
 def test_setup_creates_an_admin_once_and_loads_demo_readers_once(settings, tmp_path):
     settings.STATIC_ROOT = tmp_path / "static"
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MAILCATCHER_DIR = tmp_path / "mail"
+    settings.MAILCATCHER_PORT = free_port()
     out = io.StringIO()
     call_command("setup", stdout=out)
     assert "password '" in out.getvalue()
     assert get_user_model().objects.filter(username="admin", is_superuser=True).exists()
-    assert Subscriber.objects.filter(status="confirmed").count() == len(READERS) >= 12
+    # One demo reader left through the weekly report's link (below).
+    assert Subscriber.objects.filter(status="confirmed").count() == len(READERS) - 1 >= 12
     assert ConsentRecord.objects.filter(source="demo").count() == len(READERS)
     assert (tmp_path / "static" / "merumaga" / "site.css").exists()
     assert Article.objects.published().count() == len(ARTICLES) >= 3
@@ -25,6 +32,17 @@ def test_setup_creates_an_admin_once_and_loads_demo_readers_once(settings, tmp_p
     report = Report.objects.published().get()
     assert (tmp_path / "media" / report.pdf.name).read_bytes().startswith(b"%PDF-")
     assert Event.objects.filter(status="published").count() == 1
+    # The demo mailings went out for real, to the catcher, and readers acted on them.
+    assert "demo mailings sent to the mail catcher" in out.getvalue()
+    weekly = Mailing.objects.get(kind="weekly")
+    found = figures.mailing_figures(weekly)
+    # Every weekly reader, but perhaps not nosuchuser@ if an earlier demo mailing's bounce has
+    # already suppressed them.
+    weekly_readers = Subscriber.objects.filter(subscription__topic__key="weekly").count()
+    assert weekly_readers - 1 <= found.sent <= weekly_readers
+    assert list_messages(tmp_path / "mail")[1] >= found.sent
+    assert found.clicks > 0 and found.unsubscribes == 1
+    assert Click.objects.count() > 0
 
     again = io.StringIO()
     call_command("setup", stdout=again)
