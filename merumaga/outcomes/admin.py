@@ -1,15 +1,18 @@
 """The 結果 section of the admin: each mailing sent, with what it achieved."""
 
+import csv
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from merumaga.mailings.models import Mailing
-from merumaga.outcomes import figures
+from merumaga.outcomes import charts, figures
 from merumaga.outcomes.models import MailingReport
 
 GONE_OUT = (Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT)
@@ -74,6 +77,10 @@ class MailingReportAdmin(admin.ModelAdmin):
                 _percent(found.rate(found.unique_clickers)),
             ),
         ]
+        if request.GET.get("format") == "csv":
+            return _csv(mailing, found, rows)
+        hours = figures.first_hours(mailing)
+        labels = [date_format(timezone.localtime(hour.start), "m/d H:i") for hour in hours]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -81,5 +88,35 @@ class MailingReportAdmin(admin.ModelAdmin):
             "mailing": mailing,
             "figures": found,
             "rows": rows,
+            "providers": figures.provider_figures(mailing),
+            "hours_chart": charts.line_chart(
+                gettext("最初の72時間の送信とクリック (1時間ごと)"),
+                labels,
+                [
+                    charts.Line(gettext("送信"), [hour.sent for hour in hours], "#0b5cad"),
+                    charts.Line(gettext("クリック"), [hour.clicks for hour in hours], "#1a7f37"),
+                ],
+            )
+            if hours
+            else "",
+            "busy_hours": [hour for hour in hours if hour.sent or hour.clicks],
         }
         return TemplateResponse(request, "admin/outcomes/mailing_report.html", context)
+
+
+def _csv(mailing: Mailing, found: figures.MailingFigures, rows: list) -> HttpResponse:
+    """The report as CSV (UTF-8 with a BOM, which Excel needs to read Japanese)."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="mailing-{mailing.pk}.csv"'
+    response.write("\ufeff")
+    writer = csv.writer(response)
+    writer.writerow([_("項目"), _("件数"), _("送信済みに対する割合")])
+    for label, count, rate in rows:
+        writer.writerow([label, "" if count is None else count, rate])
+    writer.writerow([])
+    writer.writerow([_("リンク先"), _("記事"), _("クリック"), _("クリックした読者")])
+    for link in found.links:
+        writer.writerow(
+            [link.url, link.article, link.clicks, "" if link.clickers is None else link.clickers]
+        )
+    return response

@@ -6,13 +6,15 @@ one per reader or per link.
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from urllib.parse import unquote
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q, QuerySet, Sum, Value
+from django.db.models.functions import Lower, StrIndex, Substr, TruncDate, TruncHour
 from django.utils import timezone
 
 from merumaga.bounces.models import BounceEvent, InboundMessage, Kind
 from merumaga.delivery import queue
+from merumaga.delivery.models import Delivery
 from merumaga.mailings.models import Click, Link, Mailing
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
 
@@ -23,6 +25,11 @@ class LinkFigures:
     article: str  # the article's title, for a weekly report's links to articles
     clicks: int
     clickers: int | None  # readers who clicked it; None when clicks are not kept per reader
+
+    @property
+    def readable_url(self) -> str:
+        """The URL as a person reads it: percent-encoded Japanese shown as Japanese."""
+        return unquote(self.url)
 
 
 @dataclass(frozen=True)
@@ -247,3 +254,119 @@ def recent_mailings(count: int = 5) -> list[tuple[Mailing, MailingFigures]]:
         status__in=[Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT]
     ).order_by("-started_at", "-id")[:count]
     return [(mailing, mailing_figures(mailing)) for mailing in gone_out]
+
+
+# Mailbox providers readers are grouped by: their shares differ, and each has its own filters.
+PROVIDERS = {
+    "Gmail": ("gmail.com", "googlemail.com"),
+    "Yahoo": ("yahoo.co.jp", "yahoo.ne.jp", "ymail.ne.jp", "yahoo.com"),
+    "Outlook": (
+        "outlook.com",
+        "outlook.jp",
+        "hotmail.com",
+        "hotmail.co.jp",
+        "live.jp",
+        "live.com",
+        "msn.com",
+    ),
+    "docomo": ("docomo.ne.jp",),
+    "au": ("ezweb.ne.jp", "au.com", "auone.jp"),
+    "SoftBank": ("softbank.ne.jp", "i.softbank.jp", "disney.ne.jp"),
+}
+OTHERS = "others"
+_PROVIDER_OF = {domain: name for name, domains in PROVIDERS.items() for domain in domains}
+
+
+def provider(domain: str) -> str:
+    return _PROVIDER_OF.get(domain.lower().rstrip("."), OTHERS)
+
+
+@dataclass
+class ProviderFigures:
+    name: str
+    sent: int = 0
+    failed: int = 0
+    hard_bounces: int = 0
+    complaints: int = 0
+    clicks: int | None = None  # only when clicks are kept per reader
+
+
+def provider_figures(mailing: Mailing) -> list[ProviderFigures]:
+    """The mailing's outcome per mailbox provider (Gmail, Yahoo, …, others). The recipients'
+    domains are grouped in the database: one row per domain, not per reader."""
+    domain = Lower(Substr("subscriber__email", StrIndex("subscriber__email", Value("@")) + 1))
+    groups = {name: ProviderFigures(name) for name in [*PROVIDERS, OTHERS]}
+    rows = (
+        Delivery.objects.filter(
+            mailing=mailing, status__in=[Delivery.Status.SENT, Delivery.Status.FAILED]
+        )
+        .annotate(domain=domain)
+        .values_list("domain", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for name, status, count in rows:
+        group = groups[provider(name or "")]
+        if status == Delivery.Status.SENT:
+            group.sent += count
+        else:
+            group.failed += count
+    events = (
+        BounceEvent.objects.filter(mailing=mailing, kind__in=[Kind.HARD, Kind.COMPLAINT])
+        .values_list("domain", "kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for name, kind, count in events:
+        group = groups[provider(name)]
+        if kind == Kind.HARD:
+            group.hard_bounces += count
+        else:
+            group.complaints += count
+    clicks = (
+        Click.objects.filter(link__mailing=mailing, subscriber__isnull=False)
+        .annotate(domain=domain)
+        .values_list("domain")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for name, count in clicks:
+        group = groups[provider(name or "")]
+        group.clicks = (group.clicks or 0) + count
+    return [group for group in groups.values() if group.sent or group.failed]
+
+
+@dataclass(frozen=True)
+class Hour:
+    start: datetime
+    sent: int
+    clicks: int
+
+
+def first_hours(mailing: Mailing, hours: int = 72) -> list[Hour]:
+    """Mails taken by the relays and clicks, per hour from the start of sending, for `hours`
+    hours (both grouped by hour in the database)."""
+    if mailing.started_at is None:
+        return []
+    start = mailing.started_at.replace(minute=0, second=0, microsecond=0)
+    end = start + timedelta(hours=hours)
+    sent = dict(
+        Delivery.objects.filter(
+            mailing=mailing, status=Delivery.Status.SENT, updated_at__gte=start, updated_at__lt=end
+        )
+        .annotate(hour=TruncHour("updated_at"))
+        .values_list("hour")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    clicked = dict(
+        Click.objects.filter(link__mailing=mailing, at__gte=start, at__lt=end)
+        .annotate(hour=TruncHour("at"))
+        .values_list("hour")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        Hour(hour, sent.get(hour, 0), clicked.get(hour, 0))
+        for hour in (start + timedelta(hours=n) for n in range(hours))
+    ]

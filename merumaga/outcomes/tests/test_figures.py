@@ -3,6 +3,7 @@ complained about, left through its links and its List-Unsubscribe address, click
 
 import re
 from email import message_from_bytes, policy
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -98,3 +99,30 @@ def test_stats_readers_and_a_missing_mailing(sent_weekly):
     assert "readers=5" in lines["topic=weekly"]
     with pytest.raises(Exception, match="No mailing has ID 999999"):
         call_command("stats", "mailing", "999999")
+
+
+def test_per_mailbox_provider_and_per_hour(relay, admin_client):
+    for address in ("a@gmail.com", "b@docomo.ne.jp", "c@ezweb.ne.jp", "d@example.jp"):
+        make_subscriber(address, topics=["weekly"])
+    relay.handler.rules = {"b@docomo.ne.jp": "550"}
+    weekly = mailing_of("weekly")
+    services.start(weekly)
+    run_until_idle(batch_size=50, first_retry=timedelta(0))
+
+    groups = {group.name: group for group in figures.provider_figures(weekly)}
+    assert set(groups) == {"Gmail", "docomo", "au", "others"}
+    assert (groups["Gmail"].sent, groups["docomo"].sent, groups["docomo"].failed) == (1, 0, 1)
+    assert groups["Gmail"].clicks is None  # clicks are not kept per reader
+    assert figures.provider("I.SOFTBANK.JP") == "SoftBank"
+    weekly.refresh_from_db()
+    hours = figures.first_hours(weekly)
+    assert len(hours) == 72 and hours[0].sent == 3
+
+    page = admin_client.get(reverse("admin:outcomes_mailingreport_change", args=[weekly.pk]))
+    assert "メールサービス別" in page.content.decode() and "docomo" in page.content.decode()
+    exported = admin_client.get(
+        reverse("admin:outcomes_mailingreport_change", args=[weekly.pk]), {"format": "csv"}
+    )
+    assert exported["Content-Type"] == "text/csv; charset=utf-8"
+    rows = exported.content.decode("utf-8-sig").splitlines()
+    assert rows[0] == "項目,件数,送信済みに対する割合" and "送信済み,3," in rows[2]
