@@ -2,8 +2,8 @@
 complained about, left through its links and its List-Unsubscribe address, clicked."""
 
 import re
-from email import message_from_bytes, policy
 from datetime import timedelta
+from email import message_from_bytes, policy
 from io import StringIO
 
 import pytest
