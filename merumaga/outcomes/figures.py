@@ -16,7 +16,13 @@ from merumaga.bounces.models import BounceEvent, InboundMessage, Kind
 from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery
 from merumaga.mailings.models import Click, Link, Mailing
-from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
+from merumaga.subscribers.models import (
+    ConsentRecord,
+    Subscriber,
+    Subscription,
+    Topic,
+    UnsubscribeReason,
+)
 
 
 @dataclass(frozen=True)
@@ -370,3 +376,25 @@ def first_hours(mailing: Mailing, hours: int = 72) -> list[Hour]:
         Hour(hour, sent.get(hour, 0), clicked.get(hour, 0))
         for hour in (start + timedelta(hours=n) for n in range(hours))
     ]
+
+
+def unsubscribe_reasons(now: datetime | None = None, days: int = 30) -> list[tuple[str, list[int]]]:
+    """The answers to "why?" after unsubscribing in the last `days` days: per reason label, the
+    count per topic in the order of `reason_topics()` (the last column: "all")."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    counts = dict(
+        ((topic, reason), n)
+        for topic, reason, n in UnsubscribeReason.objects.filter(created_at__gte=since)
+        .values_list("topic", "reason")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    topics = [*Topic.objects.order_by("position").values_list("pk", flat=True), None]
+    return [
+        (str(label), [counts.get((topic, value), 0) for topic in topics])
+        for value, label in UnsubscribeReason.Reason.choices
+    ]
+
+
+def reason_topics() -> list[str]:
+    return [str(topic.name) for topic in Topic.objects.order_by("position")]

@@ -234,3 +234,30 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start}: {self.hits}"
+
+
+class UnsubscribeReason(models.Model):
+    """The answer to the optional question after unsubscribing. It names no reader: only the
+    topic left (none: all of them), the mailing left from, and the reason chosen."""
+
+    class Reason(models.TextChoices):
+        TOO_MANY = "too_many", _("配信の回数が多い")
+        NOT_RELEVANT = "not_relevant", _("内容が関心に合わない")
+        TOO_LONG = "too_long", _("長くて読みきれない")
+        NEVER_ASKED = "never_asked", _("登録した覚えがない")
+        OTHER_ADDRESS = "other_address", _("別のアドレスで受け取る")
+        OTHER = "other", _("その他")
+
+    # One answer per unsubscribe link: answering again changes it (a hash, not the link).
+    key = models.CharField(max_length=64, unique=True)
+    topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.CharField(_("理由"), max_length=16, choices=Reason.choices)
+    mailing_id = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("配信停止の理由")
+        verbose_name_plural = pgettext_lazy("plural", "配信停止の理由")
+
+    def __str__(self) -> str:
+        return str(self.Reason(self.reason).label)

@@ -5,6 +5,7 @@ transaction and queues its mail only once that transaction commits.
 """
 
 import enum
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from merumaga.subscribers.models import (
     Subscription,
     Suppression,
     Topic,
+    UnsubscribeReason,
     address_hash,
     new_nonce,
 )
@@ -399,6 +401,21 @@ def unsubscribe(subscriber: Subscriber, topic_key: str | None, evidence: Evidenc
         if changed or became_unsubscribed:
             _record(subscriber, ConsentRecord.Action.UNSUBSCRIBE, evidence)
     return subscriber
+
+
+def record_unsubscribe_reason(
+    link_token: str, topic_key: str | None, reason: str, mailing_id: int | None
+) -> UnsubscribeReason:
+    """The reader's answer to "why?" after unsubscribing with `link_token`; answering again
+    with the same link changes the answer. InvalidInput for a reason not offered."""
+    if reason not in UnsubscribeReason.Reason.values:
+        raise InvalidInput(_("理由を選んでください。"))
+    topic = Topic.objects.filter(key=topic_key).first() if topic_key else None
+    answer, _created = UnsubscribeReason.objects.update_or_create(
+        key=hashlib.sha256(link_token.encode()).hexdigest(),
+        defaults={"topic": topic, "reason": reason, "mailing_id": mailing_id},
+    )
+    return answer
 
 
 STOP_LINKS_PER_ADDRESS = 3  # per hour: a stranger cannot fill someone's mailbox with them

@@ -15,4 +15,5 @@ urlpatterns = [
     path("unsubscribe/", views.stop_by_address, name="stop_by_address"),
     path("unsubscribe/sent/", views.stop_link_sent, name="stop_link_sent"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("unsubscribe/<str:token>/reason/", views.unsubscribe_reason, name="unsubscribe_reason"),
 ]

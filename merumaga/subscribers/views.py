@@ -11,13 +11,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from merumaga.institute.services import sender_identity
 from merumaga.subscribers import services, tokens
 from merumaga.subscribers.carriers import is_carrier
 from merumaga.subscribers.forms import AddressForm, ConfirmForm, PreferencesForm, SubscribeForm
-from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic, UnsubscribeReason
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -334,7 +334,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         topic = Topic.objects.filter(key=topic_key).first()
         if topic is None:
             return invalid_link(request)
-    context = {
+    context: dict[str, object] = {
         "subscriber": subscriber,
         "topic": topic,
         "token": token,
@@ -348,8 +348,42 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             given = dataclasses.replace(given, mailing_id=int(mailing))
         services.unsubscribe(subscriber, topic.key if topic else None, given)
         # 200 with a page, never a redirect: providers treat a 3xx as failure.
+        context["reasons"] = UnsubscribeReason.Reason.choices
         return render(request, "subscribers/unsubscribed.html", context)
     return render(request, "subscribers/unsubscribe.html", context)
+
+
+@require_POST
+def unsubscribe_reason(request: HttpRequest, token: str) -> HttpResponse:
+    """The optional answer to "why?" on the page after unsubscribing: kept without the reader,
+    counted per topic. Only with a link that really unsubscribes, and one answer per link."""
+    try:
+        subscriber, topic_key = tokens.read_token(token, tokens.UNSUBSCRIBE)
+    except tokens.InvalidToken:
+        return invalid_link(request)
+    mailing = request.GET.get("m", "")
+    try:
+        services.record_unsubscribe_reason(
+            token,
+            None if topic_key == tokens.ALL_TOPICS else topic_key,
+            request.POST.get("reason", ""),
+            int(mailing) if mailing.isdigit() and len(mailing) < 10 else None,
+        )
+    except services.InvalidInput as error:
+        topic = Topic.objects.filter(key=topic_key).first()
+        context = {
+            "topic": topic,
+            "token": token,
+            "preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES),
+            "reasons": UnsubscribeReason.Reason.choices,
+            "reason_error": str(error),
+        }
+        return render(request, "subscribers/unsubscribed.html", context, status=400)
+    return render(
+        request,
+        "subscribers/unsubscribe_reason_thanks.html",
+        {"preferences_token": tokens.make_token(subscriber, tokens.PREFERENCES)},
+    )
 
 
 @require_http_methods(["GET", "POST"])

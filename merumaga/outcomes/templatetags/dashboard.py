@@ -59,6 +59,7 @@ def dashboard() -> dict[str, Any]:
         "warning": _percent(figures.COMPLAINT_WARNING),
         "limit": _percent(figures.COMPLAINT_LIMIT),
         "attention": figures.attention(),
+        "reasons": _reasons(),
     }
 
 
@@ -67,3 +68,15 @@ def _complaint_level(week: figures.Deliverability) -> str:
     if rate is None or rate < figures.COMPLAINT_WARNING:
         return "ok"
     return "warning" if rate < figures.COMPLAINT_LIMIT else "limit"
+
+
+def _reasons() -> list[dict[str, Any]]:
+    """Each reason with its total, and the topics it was given for (narrow enough for a phone)."""
+    topics = [*figures.reason_topics(), _("すべて")]
+    rows = []
+    for label, counts in figures.unsubscribe_reasons():
+        detail = ", ".join(
+            f"{topic} {count}" for topic, count in zip(topics, counts, strict=True) if count
+        )
+        rows.append({"label": label, "total": sum(counts), "detail": detail})
+    return rows

@@ -65,7 +65,7 @@ def test_the_first_page_shows_the_figures_and_what_needs_attention(admin_client)
     assert "要対応" in page and f"一時停止中の配信: {paused.subject}" in page
     assert page.count('<svg class="outcomes-chart"') == 2
     assert 'aria-label="読者数の推移 (過去90日)"' in page
-    assert "最近の配信" in page and "今週の到達状況" in page
+    assert "最近の配信" in page and "今週の到達状況" in page and "配信停止の理由" in page
     assert reverse("admin:outcomes_mailingreport_change", args=[paused.pk]) in page
 
 
@@ -75,3 +75,15 @@ def test_a_chart_scales_to_its_largest_value_and_escapes_its_labels():
     points = svg.split('points="')[1].split('"')[0].split()
     ys = [float(p.split(",")[1]) for p in points]
     assert ys[0] == charts.HEIGHT - charts.PAD and ys[2] == charts.PAD  # 0 at the axis, 10 on top
+
+
+def test_unsubscribe_reasons_are_counted_per_topic():
+    from merumaga.subscribers import services
+
+    services.record_unsubscribe_reason("link-1", "weekly", "too_many", None)
+    services.record_unsubscribe_reason("link-2", "weekly", "too_many", 3)
+    services.record_unsubscribe_reason("link-3", None, "never_asked", None)
+    rows = dict(figures.unsubscribe_reasons())
+    topics = figures.reason_topics()
+    assert rows["配信の回数が多い"][topics.index("週報")] == 2
+    assert rows["登録した覚えがない"][-1] == 1  # the last column: everything

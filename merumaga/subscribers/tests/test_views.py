@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import resolve, reverse
 
 from merumaga.subscribers import tokens
-from merumaga.subscribers.models import Subscriber, address_hash
+from merumaga.subscribers.models import Subscriber, UnsubscribeReason, address_hash
 from merumaga.testing import ALL_TOPICS, make_subscriber, subscribed_keys
 
 pytestmark = pytest.mark.django_db
@@ -288,6 +288,25 @@ def test_rfc8058_one_click_post_unsubscribes_from_that_topic(encoding):
         response = one_click_client().post(url, {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
     assert subscribed_keys(reader) == {"articles", "reports", "events"}
+
+
+def test_after_unsubscribing_one_optional_question_kept_without_the_reader(client):
+    reader = make_subscriber()
+    token = tokens.make_token(reader, tokens.UNSUBSCRIBE, "weekly")
+    page = client.post(reverse("unsubscribe", args=[token]) + "?m=7").content.decode()
+    assert "よろしければ理由をお聞かせください" in page
+    answer_url = reverse("unsubscribe_reason", args=[token]) + "?m=7"
+    assert f'action="{answer_url}"' in page
+
+    assert client.post(answer_url, {"reason": "made-up"}).status_code == 400  # not offered
+    assert client.post(answer_url, {"reason": "too_many"}).status_code == 200
+    assert client.post(answer_url, {"reason": "not_relevant"}).status_code == 200  # changed
+    [answer] = UnsubscribeReason.objects.all()
+    assert (answer.topic.key, answer.reason, answer.mailing_id) == ("weekly", "not_relevant", 7)
+    assert reader.email not in str(UnsubscribeReason.objects.values().get())
+    forged = reverse("unsubscribe_reason", args=[token[:-2] + "xx"])
+    assert client.post(forged, {"reason": "other"}).status_code == 404  # as every bad link
+    assert UnsubscribeReason.objects.count() == 1
 
 
 def test_get_on_the_unsubscribe_link_only_shows_a_button():
