@@ -6,6 +6,7 @@ from django.utils.translation import pgettext_lazy
 
 from merumaga import reasons
 from merumaga.mailings.models import Mailing
+from merumaga.shown import minute
 from merumaga.subscribers.models import Subscriber
 
 
@@ -79,7 +80,7 @@ class InboundMessage(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "受信メッセージ")
 
     def __str__(self) -> str:
-        return f"{self.received_at:%Y-%m-%d %H:%M} {self.get_kind_display()} {self.subject}"
+        return f"{minute(self.received_at)} {self.get_kind_display()} {self.subject}"
 
     @property
     def truncated(self) -> bool:
@@ -143,7 +144,7 @@ class BounceEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.get_kind_display()} {self.domain}"
+        return f"{minute(self.created_at)} {self.get_kind_display()} {self.domain}"
 
 
 class BounceScore(models.Model):
@@ -200,7 +201,7 @@ class SuppressionChange(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "配信停止の記録")
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.get_action_display()} {self.reason}"
+        return f"{minute(self.created_at)} {self.get_action_display()} {self.reason}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

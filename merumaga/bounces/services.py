@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
 from django.db.models import Count, F, Max
 from django.db.models.functions import Mod
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from merumaga import reasons
@@ -874,8 +874,15 @@ def _make_suppressions(new: dict[str, BounceEvent]) -> None:
 
 
 def _suppression_note(event: BounceEvent) -> str:
-    parts = (event.kind, event.reason, event.status, f"({event.rule})")
-    return " ".join(part for part in parts if part)[:300]
+    """Why the address was suppressed, in words (the site's language: the note is shown as it
+    is on the admin's screens): 「宛先なし: 存在しないアドレス 5.1.1 (dsn)」."""
+    with translation.override(settings.LANGUAGE_CODE):
+        kind = str(event.get_kind_display())
+        reason = str(reasons.REASONS[event.reason].label) if event.reason in reasons.REASONS else ""
+    detail = " ".join(
+        part for part in (reason, event.status, f"({event.rule})" if event.rule else "") if part
+    )
+    return f"{kind}: {detail}"[:300] if detail else kind[:300]
 
 
 class CannotLift(ValueError):

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from merumaga.publishing.models import Article, Event, Report
+from merumaga.shown import minute
 from merumaga.subscribers.models import Subscriber, Topic
 
 
@@ -107,6 +108,10 @@ class MailingArticle(models.Model):
         return f"{self.mailing_id}: {self.article_id}"
 
 
+def _label(status: str) -> str:
+    return str(Mailing.Status(status).label) if status in Mailing.Status.values else status
+
+
 class StatusChange(models.Model):
     """Who moved a mailing from one state to another, and when (audit trail)."""
 
@@ -125,7 +130,7 @@ class StatusChange(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "状態の変更")
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.from_status} → {self.to_status}"
+        return f"{minute(self.at)} {_label(self.from_status)} → {_label(self.to_status)}"
 
 
 class WeeklyRun(models.Model):
@@ -141,7 +146,7 @@ class WeeklyRun(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "週報の作成記録")
 
     def __str__(self) -> str:
-        return f"{self.ran_at:%Y-%m-%d %H:%M} {self.note}"
+        return f"{minute(self.ran_at)} {self.note}"
 
 
 class Link(models.Model):
@@ -179,4 +184,4 @@ class Click(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "クリック")
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.link_id}"
+        return f"{minute(self.at)} {self.link_id}"

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from merumaga.subscribers import csv_io, services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Suppression, Topic
@@ -39,11 +40,20 @@ class SubscriptionInline(admin.TabularInline):
         return False
 
 
-class ConsentRecordInline(admin.TabularInline):
+class TopicNames:
+    """A consent record's topics by their names, not their stored keys."""
+
+    @admin.display(description=pgettext_lazy("plural", "配信種別"))
+    def topic_names(self, record: ConsentRecord) -> str:
+        names = dict(Topic.objects.values_list("key", "name"))
+        return "、".join(str(names.get(key, key)) for key in record.topics) or "—"
+
+
+class ConsentRecordInline(TopicNames, admin.TabularInline):
     model = ConsentRecord
     extra = 0
     can_delete = False
-    fields = ("created_at", "action", "source", "topics", "ip_address", "wording")
+    fields = ("created_at", "action", "source", "topic_names", "ip_address", "wording")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -180,9 +190,11 @@ class TopicAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "email", "action", "source", "ip_address")
+class ConsentRecordAdmin(TopicNames, admin.ModelAdmin):
+    list_display = ("created_at", "email", "action", "source", "topic_names", "ip_address")
     list_filter = ("action", "source")
+    exclude = ("topics",)
+    readonly_fields = ("topic_names",)
     search_fields = ("email",)
     show_full_result_count = False
 

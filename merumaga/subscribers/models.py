@@ -7,6 +7,8 @@ from django.utils import timezone
 from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from merumaga.shown import minute
+
 
 def address_hash(email: str) -> str:
     """The key a suppression is kept under: it survives the erasure of the address itself."""
@@ -185,7 +187,7 @@ class ConsentRecord(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "同意記録")
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.email} {self.action}"
+        return f"{minute(self.created_at)} {self.email} {self.get_action_display()}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:

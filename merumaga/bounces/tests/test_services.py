@@ -133,7 +133,7 @@ def test_a_suspended_mailbox_is_gone_once_it_stays_suspended_past_the_grace(sett
     time_machine.shift(timedelta(days=1))
     last = dsn_saying(reader, "5.2.1", "550 5.2.1 Account disabled").events.get()
     assert (last.kind, last.reason, last.outcome) == ("hard", "suspended", "suppressed")
-    assert "suspended" in SuppressionChange.objects.get(subscriber=reader).reason
+    assert "宛先のアカウントが停止中" in SuppressionChange.objects.get(subscriber=reader).reason
 
 
 def test_a_suspension_heard_of_again_after_the_grace_starts_over(settings, time_machine):
