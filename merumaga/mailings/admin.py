@@ -311,23 +311,24 @@ class WeeklyArticleInline(admin.TabularInline):
 @admin.register(Mailing)
 class MailingAdmin(admin.ModelAdmin):
     form = MailingForm
-    list_display = (
-        "subject",
-        "kind",
-        "topic",
-        "status",
-        "scheduled_at",
-        "recipients",
-        "sent",
-        "failed",
-        "created",
-    )
+    # The subject is what an editor looks for: the widest column; the rest is short.
+    list_display = ("subject", "kind_and_topic", "status", "when", "recipients", "sent", "failed")
     list_filter = ("kind", "status", "topic")
     list_select_related = ("topic",)
     search_fields = ("subject",)
 
     class Media:
         js = ["merumaga/post-for-html.js", "merumaga/jis-check.js"]
+        css = {"all": ["merumaga/admin-lists.css"]}
+
+    @admin.display(description=gettext_lazy("種類 / 配信先"), ordering="kind")
+    def kind_and_topic(self, mailing: Mailing) -> str:
+        return f"{mailing.get_kind_display()} / {mailing.topic.name}"
+
+    @admin.display(description=gettext_lazy("配信日時 (予定)"), ordering="scheduled_at")
+    def when(self, mailing: Mailing) -> str:
+        """When it went out, or is to go out; Japan time."""
+        return _when(mailing.started_at or mailing.scheduled_at)
 
     # Fields.
 

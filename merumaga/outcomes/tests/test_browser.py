@@ -53,3 +53,27 @@ def test_dashboard_and_report_fit_the_screen(
     expect(page.locator(".outcomes-funnel")).to_contain_text("送信済み")
     assert_nothing_overflows(page, width)
     page.screenshot(path=folder / f"mailing-report-{width}.png", full_page=True)
+
+
+@pytest.mark.parametrize("screen", list(WIDTHS))
+def test_the_mailing_list_gives_the_subject_the_room(
+    screen, live_server, page, django_user_model, tmp_path
+):
+    for kind in ("weekly", "custom"):
+        mailing_of(kind)
+    django_user_model.objects.create_superuser("editor", "", "pw-for-test")
+    width, height = WIDTHS[screen]
+    page.set_viewport_size({"width": width, "height": height})
+    log_in(page, live_server, "editor", "pw-for-test")
+    page.goto(f"{live_server.url}/admin/mailings/mailing/")
+    folder = Path(os.environ.get("MERUMAGA_SCREENSHOTS_DIR") or tmp_path)
+    page.screenshot(path=folder / f"mailing-list-{width}.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    widths = page.evaluate(
+        """() => [...document.querySelectorAll('#result_list thead th')]
+            .map(th => [th.className, th.getBoundingClientRect().width])"""
+    )
+    subject = next(w for name, w in widths if "column-subject" in name)
+    assert subject == max(w for _, w in widths)  # the widest column
+    if screen == "desktop":
+        assert subject >= 300
