@@ -31,7 +31,7 @@ if _site.scheme == "https":
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "merumaga.admin_site.MerumagaAdminConfig",  # django.contrib.admin, sections as editors work
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
