@@ -110,4 +110,9 @@ def test_characters_iso_2022_jp_readers_cannot_receive_are_listed_as_the_editor_
     expect(box).to_contain_text("深セン")  # the suggestion for 圳
     expect(box).to_contain_text("(1)")  # ① is replaced by itself
     page.get_by_label("本文 (Markdown)").fill("**太字**")
-    expect(page.locator(".markdown-preview strong")).to_have_text("太字")  # the preview too
+    # The preview too, in a frame with the public site's stylesheet, as on the article page.
+    preview = page.frame_locator("iframe.markdown-preview")
+    expect(preview.locator(".article-body strong")).to_have_text("太字")
+    expect(preview.locator("link[rel=stylesheet]")).to_have_attribute(
+        "href", "/static/merumaga/site.css"
+    )
