@@ -3,9 +3,11 @@
 import csv
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext
@@ -42,6 +44,29 @@ class MailingReportAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        readers = path(
+            "readers.csv", self.admin_site.admin_view(self.readers_csv), name="outcomes_readers_csv"
+        )
+        return [readers, *super().get_urls()]
+
+    def readers_csv(self, request: HttpRequest) -> HttpResponse:
+        """The first page's reader figures as CSV: per topic now, then per day (90 days)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="readers.csv"'
+        response.write("\ufeff")
+        writer = csv.writer(response)
+        writer.writerow([_("配信種別"), _("読者数"), _("新規 (30日)"), _("配信停止 (30日)")])
+        for topic in figures.reader_figures():
+            writer.writerow([topic.name, topic.readers, topic.joined, topic.left])
+        writer.writerow([])
+        writer.writerow([_("日付"), _("読者"), _("新規"), _("配信停止")])
+        for day in figures.reader_series():
+            writer.writerow([day.day.isoformat(), day.readers, day.joined, day.left])
+        return response
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

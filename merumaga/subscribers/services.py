@@ -822,8 +822,8 @@ def export_rows(queryset: models.QuerySet[Subscriber]) -> Iterator[list[str]]:
             subscriber.language,
             subscriber.charset,
             ";".join(sorted(keys_by_subscriber.get(subscriber.pk, []))),
-            subscriber.created_at.isoformat(),
-            subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else "",
+            _local(subscriber.created_at) or "",
+            _local(subscriber.confirmed_at) or "",
         ]
 
 

@@ -1,6 +1,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from merumaga.subscribers.models import ConsentRecord, Subscriber
 from merumaga.testing import make_subscriber
@@ -68,6 +69,9 @@ def test_export_action_writes_a_safe_csv(admin_client):
     text = response.content.decode("utf-8")
     assert text.startswith("\ufeffemail,name,")
     assert "csv@example.jp,'@SUM(1+1)" in text and "events;weekly" in text
+    # Times in Japan time, as on every screen.
+    created = timezone.localtime(reader.created_at).isoformat()
+    assert created.endswith("+09:00") and created in text
 
 
 def test_consent_records_are_read_only_in_the_admin(admin_client):
