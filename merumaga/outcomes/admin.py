@@ -125,6 +125,17 @@ class MailingReportAdmin(admin.ModelAdmin):
             if hours
             else "",
             "busy_hours": [hour for hour in hours if hour.sent or hour.clicks],
+            "links": [
+                {
+                    "url": link.url,
+                    "readable_url": link.readable_url,
+                    "article": link.article,
+                    "clicks": link.clicks,
+                    "rate": _percent(found.rate(link.clicks)),
+                    "clickers": link.clickers,
+                }
+                for link in found.links
+            ],
         }
         return TemplateResponse(request, "admin/outcomes/mailing_report.html", context)
 

@@ -87,7 +87,7 @@ def test_the_report_page_shows_the_funnel_and_the_links(sent_weekly, admin_clien
     page = admin_client.get(reverse("admin:outcomes_mailingreport_change", args=[weekly.pk]))
     html = page.content.decode()
     assert page.status_code == 200
-    assert "送信済み" in html and "リンクごとのクリック" in html
+    assert "送信済み" in html and "リンクごとのクリック" in html and "クリック率" in html
     article = weekly.articles.get()
     assert article.title in html  # the article a link leads to
 
