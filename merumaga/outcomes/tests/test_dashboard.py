@@ -89,10 +89,11 @@ def test_unsubscribe_reasons_are_counted_per_topic():
     assert rows["登録した覚えがない"][-1] == 1  # the last column: everything
 
 
-def test_the_reader_figures_export_as_csv(admin_client):
+def test_the_reader_figures_export_as_csv(admin_client, time_machine):
+    time_machine.move_to(NOW)
     make_subscriber("reader@example.jp", topics=["weekly"])
     response = admin_client.get(reverse("admin:outcomes_readers_csv"))
     rows = response.content.decode("utf-8-sig").splitlines()
     assert rows[0] == "配信種別,読者数,新規 (30日),配信停止 (30日)"
     assert rows[1].startswith("週報,1,")
-    assert rows[-1].startswith(timezone.localdate().isoformat())
+    assert rows[-1].startswith("2026-12-07,")  # today, in Japan time
