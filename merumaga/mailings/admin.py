@@ -225,7 +225,11 @@ def preview_readers(mailing: Mailing) -> list[Subscriber]:
 def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
     """The reader asked for (if they receive this mailing), else the first, else a stand-in."""
     readers = deliverable(mailing)
-    found = readers.filter(pk=int(wanted)).first() if wanted and wanted.isdigit() else None
+    found = (
+        readers.filter(pk=int(wanted)).first()
+        if wanted and wanted.isascii() and wanted.isdecimal()
+        else None
+    )
     return found or readers.first() or pseudo_reader(PREVIEW_ADDRESS)
 
 

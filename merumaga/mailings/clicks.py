@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from merumaga.institute.services import records_clicks_per_reader
@@ -42,9 +42,10 @@ LINK = "click"  # address_token purpose of a link's id
 CLICKER = "clicker"  # address_token purpose of (mailing, reader)
 MAX_URL = 2000  # Link.url's length: a longer link is left as it is (not counted)
 _HREF = re.compile(r'href="(https?://[^"]+)"')
-# A URL in the text part: up to whitespace, a quote, or the reader markers (private use).
-_TEXT_URL = re.compile(r"https?://[^\s<>\"\ue000\ue001]+")
-_TRAILING = ".,;:!?)]}）」』。、"  # punctuation after a URL in prose is not part of it
+# A URL in the text part: printable ASCII up to whitespace, a quote or an angle bracket. Text
+# after it (「…をご覧ください」) is not part of it, whatever the editor typed around it.
+_TEXT_URL = re.compile(r"https?://[!#-;=?-~]+")
+_TRAILING = ".,;:!?]}*'"  # punctuation (and Markdown emphasis) after a URL is not part of it
 
 
 class UnknownLink(Exception):
@@ -62,8 +63,9 @@ def track_links(
     """`text` and `page` (HTML) with their links replaced by tracked ones; `reader_marker` ("" when
     clicks are not kept per reader) is appended as the reader's part of each link; `articles`
     maps an article's URL to its id, so that clicks can be shown per article."""
+    # Only the HTML's links are tracked; the text part's copies of them follow. A URL found only
+    # in the text (typed in prose, never made a link) is left as it is.
     found = [html.unescape(match) for match in _HREF.findall(page)]
-    found += [_trimmed(match) for match in _TEXT_URL.findall(text)]
     urls = list(dict.fromkeys(url for url in found if len(url) <= MAX_URL))
     if not urls:
         return text, page
@@ -91,7 +93,12 @@ def reader_token(mailing_id: int, subscriber_id: int) -> str:
 
 
 def _trimmed(url: str) -> str:
-    return url.rstrip(_TRAILING)
+    """The URL without the punctuation that follows it in prose; a closing parenthesis stays
+    when the URL opened one (https://ja.wikipedia.org/wiki/Foo_(bar))."""
+    url = url.rstrip(_TRAILING)
+    while url.endswith(")") and url.count(")") > url.count("("):
+        url = url[:-1].rstrip(_TRAILING)
+    return url
 
 
 def _ensure_links(mailing: Mailing, urls: list[str], articles: dict[str, int]) -> dict[str, Link]:
@@ -206,6 +213,9 @@ class ClickBuffer:
     def _write_forever(self) -> None:
         while True:
             time.sleep(settings.CLICK_FLUSH_SECONDS)
+            # A connection the database dropped (a restart, an idle timeout) is replaced, as
+            # Django does between requests; this thread has no requests.
+            close_old_connections()
             try:
                 self.flush()
             except DatabaseError:  # kept for the next round; the thread goes on
@@ -219,8 +229,13 @@ class ClickBuffer:
             Link.objects.filter(pk__in={c.link_id for c in clicks}).values_list("pk", flat=True)
         )
         clickers = {c.subscriber_id for c in clicks if c.subscriber_id}
+        # An erased reader is never theirs again (an old mail's link still names them).
         readers = (
-            set(Subscriber.objects.filter(pk__in=clickers).values_list("pk", flat=True))
+            set(
+                Subscriber.objects.filter(pk__in=clickers)
+                .exclude(status=Subscriber.Status.ERASED)
+                .values_list("pk", flat=True)
+            )
             if clickers
             else set()
         )

@@ -15,6 +15,7 @@ from django.utils import timezone
 from merumaga.bounces.models import BounceEvent, InboundMessage, Kind
 from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery
+from merumaga.institute.services import records_clicks_per_reader
 from merumaga.mailings.models import Click, Link, Mailing
 from merumaga.subscribers.models import (
     ConsentRecord,
@@ -71,8 +72,15 @@ class MailingFigures:
         ]
 
 
-def mailing_figures(mailing: Mailing) -> MailingFigures:
-    counts = queue.counts(mailing.pk)
+def mailing_figures(mailing: Mailing, *, exact: bool = True) -> MailingFigures:
+    """The mailing's figures. `exact` counts its delivery rows by status (one GROUP BY over the
+    mailing's rows: fine for one report); otherwise the counters the worker keeps on the
+    mailing are used (no row read: for the first page's list), and `deferred` is 0."""
+    if exact:
+        counts = queue.counts(mailing.pk)
+    else:
+        counts = {"total": mailing.recipients, "sent": mailing.sent, "deferred": 0}
+        counts["failed"] = mailing.failed
     bounces = dict(
         BounceEvent.objects.filter(mailing=mailing, kind__in=[Kind.HARD, Kind.SOFT, Kind.COMPLAINT])
         .values_list("kind")
@@ -85,7 +93,11 @@ def mailing_figures(mailing: Mailing) -> MailingFigures:
     links = _link_figures(mailing)
     clicks = sum(link.clicks for link in links)
     per_reader = Click.objects.filter(link__mailing=mailing, subscriber__isnull=False)
-    unique = per_reader.values("subscriber").distinct().count() if per_reader.exists() else None
+    unique: int | None = None
+    if per_reader.exists():
+        unique = per_reader.values("subscriber").distinct().count()
+    elif records_clicks_per_reader():
+        unique = 0  # kept per reader, and nobody has clicked yet
     return MailingFigures(
         audience=counts["total"] or mailing.recipients,
         sent=counts["sent"],
@@ -96,7 +108,7 @@ def mailing_figures(mailing: Mailing) -> MailingFigures:
         complaints=bounces.get(Kind.COMPLAINT, 0),
         unsubscribes=unsubscribes,
         clicks=clicks,
-        unique_clickers=unique if clicks else 0,
+        unique_clickers=unique,
         links=links,
     )
 
@@ -183,7 +195,14 @@ def reader_series(now: datetime | None = None, days: int = 90) -> list[ReaderDay
         Subscriber.objects.filter(unsubscribed_at__gte=since, confirmed_at__isnull=False),
         "unsubscribed_at",
     )
-    erased = _per_day(Subscriber.objects.filter(erased_at__gte=since), "erased_at")
+    # Erasure counts as leaving only for a confirmed reader who had not left already (it does
+    # not clear unsubscribed_at, which counted them then).
+    erased = _per_day(
+        Subscriber.objects.filter(
+            erased_at__gte=since, confirmed_at__isnull=False, unsubscribed_at__isnull=True
+        ),
+        "erased_at",
+    )
     series: list[ReaderDay] = []
     for offset in range(days):
         day = today - timedelta(days=offset)
@@ -259,7 +278,7 @@ def recent_mailings(count: int = 5) -> list[tuple[Mailing, MailingFigures]]:
     gone_out = Mailing.objects.filter(
         status__in=[Mailing.Status.SENDING, Mailing.Status.PAUSED, Mailing.Status.SENT]
     ).order_by("-started_at", "-id")[:count]
-    return [(mailing, mailing_figures(mailing)) for mailing in gone_out]
+    return [(mailing, mailing_figures(mailing, exact=False)) for mailing in gone_out]
 
 
 # Mailbox providers readers are grouped by: their shares differ, and each has its own filters.
@@ -381,10 +400,10 @@ def first_hours(mailing: Mailing, hours: int = 72) -> list[Hour]:
 def unsubscribe_reasons(now: datetime | None = None, days: int = 30) -> list[tuple[str, list[int]]]:
     """The answers to "why?" after unsubscribing in the last `days` days: per reason label, the
     count per topic in the order of `reason_topics()` (the last column: "all")."""
-    since = (now or timezone.now()) - timedelta(days=days)
+    since = timezone.localdate(now or timezone.now()) - timedelta(days=days - 1)
     counts = dict(
         ((topic, reason), n)
-        for topic, reason, n in UnsubscribeReason.objects.filter(created_at__gte=since)
+        for topic, reason, n in UnsubscribeReason.objects.filter(answered_on__gte=since)
         .values_list("topic", "reason")
         .annotate(n=Count("id"))
         .order_by()

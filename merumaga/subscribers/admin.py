@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
@@ -41,11 +42,16 @@ class SubscriptionInline(admin.TabularInline):
 
 
 class TopicNames:
-    """A consent record's topics by their names, not their stored keys."""
+    """A consent record's topics by their names, not their stored keys (the names read once
+    per page, not once per row)."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentRecord]:
+        self._names = dict(Topic.objects.values_list("key", "name"))
+        return super().get_queryset(request)  # type: ignore[misc]
 
     @admin.display(description=pgettext_lazy("plural", "配信種別"))
     def topic_names(self, record: ConsentRecord) -> str:
-        names = dict(Topic.objects.values_list("key", "name"))
+        names = getattr(self, "_names", None) or dict(Topic.objects.values_list("key", "name"))
         return "、".join(str(names.get(key, key)) for key in record.topics) or "—"
 
 

@@ -240,7 +240,9 @@ class RateCounter(models.Model):
 
 class UnsubscribeReason(models.Model):
     """The answer to the optional question after unsubscribing. It names no reader: only the
-    topic left (none: all of them), the mailing left from, and the reason chosen."""
+    topic left (none: all of them), the reason chosen and the day. Not the time, nor the
+    mailing: with the consent record of the unsubscribe beside it, either would tell whose
+    answer it is."""
 
     class Reason(models.TextChoices):
         TOO_MANY = "too_many", _("配信の回数が多い")
@@ -254,8 +256,7 @@ class UnsubscribeReason(models.Model):
     key = models.CharField(max_length=64, unique=True)
     topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.SET_NULL)
     reason = models.CharField(_("理由"), max_length=16, choices=Reason.choices)
-    mailing_id = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
+    answered_on = models.DateField(_("回答日"), default=timezone.localdate, db_index=True)
 
     class Meta:
         verbose_name = _("配信停止の理由")

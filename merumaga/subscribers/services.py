@@ -404,16 +404,22 @@ def unsubscribe(subscriber: Subscriber, topic_key: str | None, evidence: Evidenc
 
 
 def record_unsubscribe_reason(
-    link_token: str, topic_key: str | None, reason: str, mailing_id: int | None
+    link_token: str, subscriber: Subscriber, topic_key: str | None, reason: str
 ) -> UnsubscribeReason:
     """The reader's answer to "why?" after unsubscribing with `link_token`; answering again
-    with the same link changes the answer. InvalidInput for a reason not offered."""
+    with the same link changes the answer. InvalidInput for a reason not offered, or from a
+    reader still receiving what the link stops."""
     if reason not in UnsubscribeReason.Reason.values:
         raise InvalidInput(_("理由を選んでください。"))
+    still = Subscription.objects.filter(subscriber=subscriber, subscribed=True)
+    if topic_key:
+        still = still.filter(topic__key=topic_key)
+    if still.exists():
+        raise InvalidInput(_("配信を停止してから回答してください。"))
     topic = Topic.objects.filter(key=topic_key).first() if topic_key else None
     answer, _created = UnsubscribeReason.objects.update_or_create(
         key=hashlib.sha256(link_token.encode()).hexdigest(),
-        defaults={"topic": topic, "reason": reason, "mailing_id": mailing_id},
+        defaults={"topic": topic, "reason": reason, "answered_on": timezone.localdate()},
     )
     return answer
 

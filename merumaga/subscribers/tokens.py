@@ -85,7 +85,7 @@ def address_token(purpose: str, *ids: int) -> str:
 def read_address_token(purpose: str, token: str, count: int) -> tuple[int, ...]:
     """The ids an address token carries; InvalidToken when forged or malformed."""
     *parts, mac = token.lower().split("-")
-    if len(parts) != count or not all(part.isdigit() for part in parts):
+    if len(parts) != count or not all(part.isascii() and part.isdecimal() for part in parts):
         raise InvalidToken
     expected = address_token(purpose, *(int(part) for part in parts)).rsplit("-", 1)[1]
     if not constant_time_compare(mac, expected):

@@ -344,7 +344,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         given = evidence(request, ConsentRecord.Source.EMAIL_LINK)
         # A mailing's links and List-Unsubscribe say which mailing the reader left from (?m=).
         mailing = request.GET.get("m", "")
-        if mailing.isdigit() and len(mailing) < 10:
+        if mailing.isascii() and mailing.isdecimal() and len(mailing) < 10:
             given = dataclasses.replace(given, mailing_id=int(mailing))
         services.unsubscribe(subscriber, topic.key if topic else None, given)
         # 200 with a page, never a redirect: providers treat a 3xx as failure.
@@ -361,13 +361,12 @@ def unsubscribe_reason(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, topic_key = tokens.read_token(token, tokens.UNSUBSCRIBE)
     except tokens.InvalidToken:
         return invalid_link(request)
-    mailing = request.GET.get("m", "")
     try:
         services.record_unsubscribe_reason(
             token,
+            subscriber,
             None if topic_key == tokens.ALL_TOPICS else topic_key,
             request.POST.get("reason", ""),
-            int(mailing) if mailing.isdigit() and len(mailing) < 10 else None,
         )
     except services.InvalidInput as error:
         topic = Topic.objects.filter(key=topic_key).first()

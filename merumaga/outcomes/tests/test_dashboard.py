@@ -80,9 +80,10 @@ def test_a_chart_scales_to_its_largest_value_and_escapes_its_labels():
 def test_unsubscribe_reasons_are_counted_per_topic():
     from merumaga.subscribers import services
 
-    services.record_unsubscribe_reason("link-1", "weekly", "too_many", None)
-    services.record_unsubscribe_reason("link-2", "weekly", "too_many", 3)
-    services.record_unsubscribe_reason("link-3", None, "never_asked", None)
+    left = make_subscriber("left@example.jp", topics=[])
+    services.record_unsubscribe_reason("link-1", left, "weekly", "too_many")
+    services.record_unsubscribe_reason("link-2", left, "weekly", "too_many")
+    services.record_unsubscribe_reason("link-3", left, None, "never_asked")
     rows = dict(figures.unsubscribe_reasons())
     topics = figures.reason_topics()
     assert rows["配信の回数が多い"][topics.index("週報")] == 2
