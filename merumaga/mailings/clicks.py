@@ -192,8 +192,13 @@ class ClickBuffer:
         with self._lock:
             self._waiting.append(click)
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_forever, daemon=True)
+                self._writer = threading.Thread(target=self._write_while_waiting, daemon=True)
                 self._writer.start()
+
+    @property
+    def writing(self) -> bool:
+        """Whether a writer thread is at work (it ends once nothing waits)."""
+        return self._writer is not None
 
     def flush(self) -> int:
         """Write what waits; the number written. A batch the database refuses (locked, away)
@@ -210,16 +215,23 @@ class ClickBuffer:
                     self._waiting[:0] = waiting
                 raise
 
-    def _write_forever(self) -> None:
+    def _write_while_waiting(self) -> None:
+        """Every CLICK_FLUSH_SECONDS, write what waits; end once nothing does (the next click
+        starts a writer again). A round that fails is logged, and its clicks wait for the next:
+        one bad round never stops the writing."""
         while True:
             time.sleep(settings.CLICK_FLUSH_SECONDS)
-            # A connection the database dropped (a restart, an idle timeout) is replaced, as
-            # Django does between requests; this thread has no requests.
-            close_old_connections()
             try:
+                # A connection the database dropped (a restart, an idle timeout) is replaced,
+                # as Django does between requests; this thread has no requests.
+                close_old_connections()
                 self.flush()
-            except DatabaseError:  # kept for the next round; the thread goes on
+            except Exception:
                 logger.exception("clicks could not be written; trying again")
+            with self._lock:
+                if not self._waiting:
+                    self._writer = None
+                    return
 
     def _write(self, clicks: list[Click]) -> int:
         """One INSERT for the batch, after two cheap checks: a click whose link was deleted since

@@ -174,6 +174,11 @@ def test_the_writer_thread_writes_what_waits(settings):
             break
         time.sleep(0.05)
     assert Click.objects.count() == 1 and buffer.flush() == 0
+    for _ in range(200):  # with nothing left to write, the writer ends (a new click starts one)
+        if not buffer.writing:
+            break
+        time.sleep(0.05)
+    assert not buffer.writing
 
 
 def test_a_non_ascii_digit_in_a_link_is_the_ordinary_404(client):
