@@ -10,7 +10,18 @@ import merumaga
 
 PACKAGE = Path(merumaga.__file__).parent
 APPS = ["institute", "subscribers", "publishing", "mailings", "delivery", "bounces", "outcomes"]
-SHARED = ["charset", "env", "mailview", "middleware", "reasons", "relays", "terminal"]
+SHARED = [
+    "charset",
+    "env",
+    "mailview",
+    "middleware",
+    "mime",
+    "outgoing",
+    "reasons",
+    "relays",
+    "shown",
+    "terminal",
+]
 
 
 def modules() -> dict[str, Path]:
