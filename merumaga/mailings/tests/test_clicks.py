@@ -5,7 +5,8 @@ import time
 from email import message_from_bytes, policy
 
 import pytest
-from django.db import OperationalError
+from django.core.signals import request_finished, request_started
+from django.db import OperationalError, close_old_connections
 
 from merumaga.institute.models import SiteSettings
 from merumaga.mailings import clicks, rendering
@@ -203,3 +204,39 @@ def test_a_batch_the_database_refuses_waits_for_the_next_flush(settings, monkeyp
     buffer.add(clicks.target_of(link.pk), None)
     monkeypatch.setattr(Click.objects, "bulk_create", create)
     assert buffer.flush() == 2 and Click.objects.count() == 2
+
+
+def test_the_web_servers_application_answers_clicks_as_the_view_does(rf):
+    from merumaga.wsgi import application
+
+    weekly = mailing_of("weekly")
+    text, _ = sent_copy(weekly, make_subscriber("reader@example.jp", topics=["weekly"]))
+    path = TRACKED.findall(text)[0]
+    link = Link.objects.get(pk=int(path.split("/")[2].split("-")[0]))
+
+    def call(method: str, url: str) -> tuple[str, dict[str, str]]:
+        answered = {}
+
+        def start_response(status, headers, exc_info=None):
+            answered["status"], answered["headers"] = status, dict(headers)
+
+        environ = rf.generic(method, url).environ
+        # As Django's test client does: the request's end must not close the test's database.
+        for signal in (request_started, request_finished):
+            signal.disconnect(close_old_connections)
+        try:
+            b"".join(application(environ, start_response))
+        finally:
+            for signal in (request_started, request_finished):
+                signal.connect(close_old_connections)
+        return answered["status"], answered["headers"]
+
+    status, headers = call("GET", path)
+    assert status == "302 Found" and headers["Location"] == link.url
+    assert headers["Referrer-Policy"] == "same-origin"  # the link's token stays with us
+    assert headers["Cache-Control"].startswith("max-age=0")
+    assert Click.objects.filter(link=link).count() == 1
+    assert call("HEAD", path)[0] == "302 Found" and Click.objects.count() == 1
+    # Anything else goes on to Django: a bad link gets the site's ordinary 404.
+    assert call("GET", f"/c/{link.pk}-{'0' * 16}/")[0].startswith("404")
+    assert call("POST", path)[0] != "302 Found" and Click.objects.count() == 1
