@@ -251,6 +251,10 @@ def load_demo_content() -> dict[str, int]:
     return {"articles": len(ARTICLES), "reports": 1, "events": 1}
 
 
+class DemoNotSent(Exception):
+    """The demo mailings could not be sent at set-up; the message says why and what follows."""
+
+
 def load_demo_history() -> dict[str, int]:
     """Send the demo mailings for real, so that the admin's figures have something behind them.
 
@@ -282,7 +286,13 @@ def load_demo_history() -> dict[str, int]:
     weekly = mailings.compose_weekly().mailing
     if weekly is not None and weekly.status == Mailing.Status.DRAFT:
         mailings.start(weekly, note="demo")
-    catcher = start_catcher(settings.MAILCATCHER_DIR, port=settings.MAILCATCHER_PORT)
+    try:
+        catcher = start_catcher(settings.MAILCATCHER_DIR, port=settings.MAILCATCHER_PORT)
+    except OSError as error:  # another catcher (another instance) holds the port
+        raise DemoNotSent(
+            f"the mail catcher's port {settings.MAILCATCHER_PORT} is taken ({error}); the demo "
+            "mailings stay queued and go out when the platform's own worker runs"
+        ) from None
     try:
         run_until_idle()
     finally:

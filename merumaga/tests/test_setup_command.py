@@ -1,4 +1,5 @@
 import io
+import socket
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -50,3 +51,19 @@ def test_setup_creates_an_admin_once_and_loads_demo_readers_once(settings, tmp_p
     assert get_user_model().objects.count() == 1
     assert Subscriber.objects.count() == len(READERS)
     assert Article.objects.count() == len(ARTICLES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_taken_catcher_port_leaves_the_demo_mailings_queued_and_says_so(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MAILCATCHER_DIR = tmp_path / "mail"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings.MAILCATCHER_PORT = taken.getsockname()[1]
+        out = io.StringIO()
+        call_command("setup", stdout=out)
+    assert "demo mailings not sent at set-up: the mail catcher's port" in out.getvalue()
+    assert Article.objects.published().count() == len(ARTICLES)  # the rest is set up
+    assert Mailing.objects.filter(status="sending").exists()  # waiting for the worker
