@@ -156,7 +156,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_mail(directory, count: int = 1, timeout: float = 10.0) -> EmailMessage:
+def wait_for_mail(directory, count: int = 1, timeout: float = 30.0) -> EmailMessage:
     """The newest mail in the catcher's Maildir once it holds `count`; fails after `timeout`.
     For a mail a server sends from another thread or process (the browser tests)."""
     deadline = time.monotonic() + timeout
