@@ -5,9 +5,6 @@ from django.views.static import serve
 
 from merumaga.views import favicon, switch_language
 
-# The list pages need the width (subjects, figures); the first page lists every section.
-admin.site.enable_nav_sidebar = False
-
 handler400 = "merumaga.views.bad_request"
 handler403 = "merumaga.views.permission_denied"
 handler404 = "merumaga.views.page_not_found"

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from unfold.admin import ModelAdmin
 
 from merumaga.bounces import rates, services
 from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
@@ -28,13 +29,12 @@ class ReviewedFilter(admin.SimpleListFilter):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(admin.ModelAdmin):
+class InboundMessageAdmin(ModelAdmin):
+    # The rule and the source are on each message's page and in the filters: the list fits.
     list_display = (
         "received_at",
         "kind",
         "reason",
-        "rule",
-        "source",
         "subject",
         "subscriber",
         "mailing",
@@ -119,7 +119,9 @@ class LiftForm(forms.Form):
 
 
 @admin.register(BounceEvent)
-class BounceEventAdmin(admin.ModelAdmin):
+class BounceEventAdmin(ModelAdmin):
+    # What happened to whom; the relay, the status code, the rule that read the mail and its
+    # source are on each record's page (the source is a filter), so the list fits 1280 px.
     list_display = (
         "created_at",
         "kind",
@@ -128,10 +130,6 @@ class BounceEventAdmin(admin.ModelAdmin):
         "subscriber",
         "mailing",
         "domain",
-        "relay",
-        "status",
-        "rule",
-        "source",
         "score",
     )
     list_filter = ("kind", "reason", "outcome", "source")
@@ -140,7 +138,7 @@ class BounceEventAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber", "mailing")
     readonly_fields = [field.name for field in BounceEvent._meta.fields]
     actions = ["lift"]
-    change_list_template = "admin/bounces/bounceevent/change_list.html"
+    list_before_template = "admin/bounces/bounceevent/list_tools.html"
 
     def has_add_permission(self, request):
         return False
@@ -216,7 +214,7 @@ class BounceEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(SuppressionChange)
-class SuppressionChangeAdmin(admin.ModelAdmin):
+class SuppressionChangeAdmin(ModelAdmin):
     list_display = ("created_at", "action", "subscriber", "reason", "user", "event")
     list_filter = ("action",)
     search_fields = ("reason", "subscriber__email")

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from unfold.admin import ModelAdmin
 
 from merumaga.delivery import services
 from merumaga.delivery.models import DomainHold
@@ -47,7 +48,7 @@ class ActiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(DomainHold)
-class DomainHoldAdmin(admin.ModelAdmin):
+class DomainHoldAdmin(ModelAdmin):
     list_display = (
         "domain",
         "is_active",

@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.db import models
+from unfold.admin import ModelAdmin
 
 from merumaga.institute.models import SiteSettings
 
 
 @admin.register(SiteSettings)
-class SiteSettingsAdmin(admin.ModelAdmin):
+class SiteSettingsAdmin(ModelAdmin):
     list_display = ("__str__", "organisation_name", "from_email", "updated_at")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin, TabularInline
 
 from merumaga import mailview, outgoing
 from merumaga.mailings import rendering, services
@@ -277,7 +278,7 @@ def _status_label(value: str) -> str:
     return str(Status(value).label) if value in Status.values else value or "—"
 
 
-class WeeklyArticleInline(admin.TabularInline):
+class WeeklyArticleInline(TabularInline):
     """The articles of a weekly report waiting to be sent, in the order they will appear: the
     editor changes the numbers to reorder them (new articles come in at the top, newest first)."""
 
@@ -313,8 +314,10 @@ class WeeklyArticleInline(admin.TabularInline):
 
 
 @admin.register(Mailing)
-class MailingAdmin(admin.ModelAdmin):
+class MailingAdmin(ModelAdmin):
     form = MailingForm
+    list_before_template = "admin/mailings/mailing/list_tools.html"
+    change_form_outer_before_template = "admin/mailings/mailing/tools.html"
     # The subject is what an editor looks for: the widest column; the rest is short.
     list_display = ("subject", "kind_and_topic", "status", "when", "recipients", "sent", "failed")
     list_filter = ("kind", "status", "topic")
@@ -323,7 +326,6 @@ class MailingAdmin(admin.ModelAdmin):
 
     class Media:
         js = ["merumaga/post-for-html.js", "merumaga/jis-check.js"]
-        css = {"all": ["merumaga/admin-lists.css"]}
 
     @admin.display(description=gettext_lazy("種類 / 配信先"), ordering="kind")
     def kind_and_topic(self, mailing: Mailing) -> str:
@@ -424,7 +426,11 @@ class MailingAdmin(admin.ModelAdmin):
             _("操作した人"),
             _("メモ"),
         )
-        return format_html("<table><thead>{}</thead><tbody>{}</tbody></table>", head, rows)
+        return format_html(
+            '<div class="mm mm-scroll"><table><thead>{}</thead><tbody>{}</tbody></table></div>',
+            head,
+            rows,
+        )
 
     # Saving.
 
@@ -480,6 +486,9 @@ class MailingAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A new mailing is checked as it is written too (without the URL, the check would post
+        # to the page itself and show a whole page inside the form).
+        context["jis_check_url"] = reverse("admin:mailings_mailing_jis_check")
         if obj is not None:
             context.update(self._tools_context(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -503,7 +512,6 @@ class MailingAdmin(admin.ModelAdmin):
             "content_problems": content_problems(mailing) if editable else [],
             "pause_reason": self._pause_reason(mailing),
             **self._jis_context(mailing),
-            "jis_check_url": reverse("admin:mailings_mailing_jis_check"),
         }
         if not editable:  # everything is read-only: a "save" button would only confuse
             context.update(

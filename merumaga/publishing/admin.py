@@ -1,12 +1,13 @@
 from typing import TYPE_CHECKING, Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from merumaga.publishing import markdown, services, signals
 from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Rsvp, Status, Tag
@@ -24,7 +25,7 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
 
 
 # The mixin relies on ModelAdmin (self.model, super().get_urls() …); mypy sees it as a
-# subclass, while at runtime it stays a plain mixin placed before admin.ModelAdmin.
+# subclass, while at runtime it stays a plain mixin placed before ModelAdmin.
 if TYPE_CHECKING:
     _ModelAdminBase = admin.ModelAdmin[Any]
 else:
@@ -53,8 +54,8 @@ class MarkdownPreviewMixin(_ModelAdminBase):
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.markdown_fields:
-            field.widget = forms.Textarea(
-                attrs={"rows": 16, "cols": 80, "data-markdown-preview": "1"}
+            field.widget = UnfoldAdminTextareaWidget(
+                attrs={"rows": 16, "data-markdown-preview": "1"}
             )
         return field
 
@@ -132,21 +133,21 @@ class MarkdownPreviewMixin(_ModelAdminBase):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ModelAdmin):
     list_display = ("name", "slug")
     search_fields = ("name",)
     prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Article)
-class ArticleAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
+class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
     markdown_fields = ("body",)
     notify_topic = "articles"
     list_display = ("title", "status", "published_at", "source_name", "notify_subscribers")
     list_filter = ("status", "tags", "notify_subscribers")
     search_fields = ("title", "digest", "source_name")
     date_hierarchy = "published_at"
-    filter_horizontal = ("tags",)
+    autocomplete_fields = ("tags",)
     readonly_fields = ("status",)
     fieldsets = [
         (None, {"fields": ("title", "slug", "digest", "body")}),
@@ -189,7 +190,7 @@ class ArticleAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
+class ReportAdmin(MarkdownPreviewMixin, ModelAdmin):
     notify_topic = "reports"
     list_display = ("title", "status", "published_at", "notify_subscribers")
     list_filter = ("status",)
@@ -214,7 +215,7 @@ class ReportAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
         services.publish_report(obj, at=obj.published_at)
 
 
-class RsvpInline(admin.TabularInline):
+class RsvpInline(TabularInline):
     model = Rsvp
     extra = 0
     can_delete = False
@@ -226,7 +227,7 @@ class RsvpInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
+class EventAdmin(MarkdownPreviewMixin, ModelAdmin):
     markdown_fields = ("description",)
     notify_topic = "events"
     list_display = ("title", "starts_at", "status", "capacity", "attending", "waitlisted")
@@ -300,7 +301,7 @@ class EventAdmin(MarkdownPreviewMixin, admin.ModelAdmin):
 
 
 @admin.register(ArchivedMailing)
-class ArchivedMailingAdmin(admin.ModelAdmin):
+class ArchivedMailingAdmin(ModelAdmin):
     list_display = ("title", "topic_name", "sent_at")
     readonly_fields = ("title", "slug", "topic_name", "html", "sent_at")
 

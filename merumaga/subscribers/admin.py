@@ -8,6 +8,7 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
+from unfold.admin import ModelAdmin, TabularInline
 
 from merumaga.subscribers import csv_io, services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Suppression, Topic
@@ -30,7 +31,7 @@ class TopicFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(TabularInline):
     model = Subscription
     extra = 0
     readonly_fields = ("topic", "subscribed", "changed_at")
@@ -55,7 +56,7 @@ class TopicNames:
         return "、".join(str(names.get(key, key)) for key in record.topics) or "—"
 
 
-class ConsentRecordInline(TopicNames, admin.TabularInline):
+class ConsentRecordInline(TopicNames, TabularInline):
     model = ConsentRecord
     extra = 0
     can_delete = False
@@ -91,7 +92,8 @@ class ImportForm(forms.Form):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(ModelAdmin):
+    list_before_template = "admin/subscribers/subscriber/list_tools.html"
     list_display = ("email", "name", "organisation", "status", "charset", "created_at")
     list_filter = (
         "status",
@@ -190,13 +192,13 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Topic)
-class TopicAdmin(admin.ModelAdmin):
+class TopicAdmin(ModelAdmin):
     list_display = ("name", "key", "position", "is_active")
     list_editable = ("position", "is_active")
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(TopicNames, admin.ModelAdmin):
+class ConsentRecordAdmin(TopicNames, ModelAdmin):
     list_display = ("created_at", "email", "action", "source", "topic_names", "ip_address")
     list_filter = ("action", "source")
     exclude = ("topics",)
@@ -215,7 +217,7 @@ class ConsentRecordAdmin(TopicNames, admin.ModelAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(ModelAdmin):
     list_display = ("address_hash", "reason", "note", "created_at")
     list_filter = ("reason",)
     readonly_fields = ("address_hash", "created_at")

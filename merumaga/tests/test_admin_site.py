@@ -1,7 +1,8 @@
-"""The admin's first page groups the sections as editors work, and loses no model."""
+"""The admin's sidebar groups the sections as editors work, and loses no model."""
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from merumaga.admin_site import SECTIONS
@@ -15,13 +16,26 @@ def test_every_admin_model_is_in_a_named_section():
     assert registered == grouped  # a new admin page must be given a section
 
 
-def test_the_first_page_shows_the_sections_in_order(admin_client):
-    page = admin_client.get(reverse("admin:index")).content.decode()
-    positions = [page.index(f'class="app-{key} module') for key, _, _ in SECTIONS]
+def sidebar_of(page: str) -> str:
+    start = page.index('id="nav-sidebar-apps"')
+    return page[start : page.index("</nav>", start)]
+
+
+def test_the_sidebar_shows_the_sections_in_order(admin_client):
+    sidebar = sidebar_of(admin_client.get(reverse("admin:index")).content.decode())
+    positions = [sidebar.index(f"{name}\n") for _, name, _ in SECTIONS]
     assert positions == sorted(positions)
-    for _, name, _ in SECTIONS:
-        assert f">{name}</a>" in page
-    assert "app-others" not in page
-    # Each page is where it was.
-    assert reverse("admin:mailings_mailing_changelist") in page
-    assert admin_client.get(reverse("admin:app_list", args=["mailings"])).status_code == 200
+    assert "その他" not in sidebar
+    # Each page is where it was, linked from its section.
+    mailings = reverse("admin:mailings_mailing_changelist")
+    assert positions[1] < sidebar.index(f'href="{mailings}"') < positions[2]
+
+
+def test_the_sidebar_shows_only_what_the_account_may_open(client):
+    editor = User.objects.create_user("editor", password="pw", is_staff=True)
+    editor.user_permissions.add(Permission.objects.get(codename="view_mailing"))
+    client.force_login(editor)
+    sidebar = sidebar_of(client.get(reverse("admin:index")).content.decode())
+    assert reverse("admin:mailings_mailing_changelist") in sidebar
+    assert reverse("admin:subscribers_subscriber_changelist") not in sidebar
+    assert [str(name) for key, name, _ in SECTIONS if f"{name}\n" in sidebar] == ["配信する"]

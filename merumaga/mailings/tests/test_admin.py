@@ -268,6 +268,8 @@ def test_the_count_before_sending_leaves_out_opted_out_and_suppressed_readers(ad
 def test_an_editor_creates_a_custom_mailing(admin_client, admin_user):
     form = page(admin_client.get(reverse("admin:mailings_mailing_add")))
     assert "ここで作成する配信は「お知らせ」です。" in form and 'name="kind"' not in form
+    # The characters check runs while a new mailing is written, against its own URL.
+    assert f'"data-jis-check-url", "{reverse("admin:mailings_mailing_jis_check")}"' in form
     topic = Topic.objects.get(key="events")
     response = admin_client.post(
         reverse("admin:mailings_mailing_add"),
