@@ -44,6 +44,13 @@ def test_setup_creates_an_admin_once_and_loads_demo_readers_once(settings, tmp_p
     assert list_messages(tmp_path / "mail")[1] >= found.sent
     assert found.clicks > 0 and found.unsubscribes == 1
     assert Click.objects.count() > 0
+    # The readers joined over two months, and each topic's chart agrees with everyone's.
+    everyone = figures.reader_series()
+    weekly_series = figures.topic_series("weekly")
+    assert weekly_series[0].readers == everyone[0].readers == 0  # 90 days ago: nobody yet
+    assert sum(day.joined for day in weekly_series) == weekly_readers
+    assert len({day.day for day in weekly_series if day.joined}) > 1  # not all on one day
+    assert weekly_series[-1].readers == weekly_readers - 1  # one left through the link
 
     again = io.StringIO()
     call_command("setup", stdout=again)

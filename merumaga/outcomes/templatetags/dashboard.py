@@ -15,14 +15,17 @@ def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.2f}%"
 
 
-@register.inclusion_tag("admin/outcomes/dashboard.html")
-def dashboard() -> dict[str, Any]:
-    series = figures.reader_series()
+@register.inclusion_tag("admin/outcomes/dashboard.html", takes_context=True)
+def dashboard(context: template.Context) -> dict[str, Any]:
+    topics = figures.reader_figures()
+    # ?topic=<key> draws one topic's readers; anything else (or nothing), all readers.
+    chosen = next((t for t in topics if t.key == context["request"].GET.get("topic")), None)
+    series = figures.topic_series(chosen.key) if chosen else figures.reader_series()
     labels = [day.day.strftime("%m/%d") for day in series]
     readers_chart = charts.line_chart(
         _("読者数の推移 (過去90日)"),
         labels,
-        [charts.Line(_("読者"), [day.readers for day in series], "#0b5cad")],
+        [charts.Line(chosen.name if chosen else _("読者"), [d.readers for d in series], "#0b5cad")],
     )
     movement_chart = charts.line_chart(
         _("登録と配信停止 (過去90日)"),
@@ -34,7 +37,8 @@ def dashboard() -> dict[str, Any]:
     )
     week = figures.deliverability()
     return {
-        "topics": figures.reader_figures(),
+        "topics": topics,
+        "chosen": chosen,
         "series": series,
         "recent_days": series[-14:][::-1],
         "readers_chart": readers_chart,

@@ -11,6 +11,7 @@ from django.utils import timezone
 from merumaga.bounces.models import BounceEvent, Kind, Source
 from merumaga.mailings.models import Mailing
 from merumaga.outcomes import charts, figures
+from merumaga.subscribers import services
 from merumaga.subscribers.models import Subscriber
 from merumaga.testing import mailing_of, make_subscriber
 
@@ -40,6 +41,57 @@ def test_readers_per_day_are_counted_back_from_today_in_japan_time():
     assert [d.readers for d in series.values()] == [2, 2, 2, 3, 2]
     assert (series["2026-12-06"].joined, series["2026-12-07"].left) == (1, 1)
     assert series["2026-12-05"].joined == 0
+
+
+def test_readers_of_one_topic_per_day_follow_their_consent_records(time_machine, mail_catcher):
+    form = services.Evidence(source="form")
+    link = services.Evidence(source="email_link")
+    days = {n: datetime(2026, 12, n, 12, 0, tzinfo=TOKYO) for n in range(1, 8)}
+
+    time_machine.move_to(datetime(2026, 10, 1, 12, 0, tzinfo=TOKYO))  # before the window
+    make_subscriber("long@example.jp", topics=["weekly", "articles"])
+    time_machine.move_to(days[3])
+    services.request_subscription("new@example.jp", ["weekly"], form)
+    newcomer = Subscriber.objects.get(email="new@example.jp")
+    time_machine.move_to(days[4])  # pending until now: joins on the day of confirming
+    services.confirm(newcomer, form)
+    time_machine.move_to(days[5])
+    services.request_subscription("never@example.jp", ["weekly"], form)  # never confirms
+    long = Subscriber.objects.get(email="long@example.jp")
+    services.update_preferences(long, ["articles"], form)  # leaves the weekly report
+    time_machine.move_to(days[6])
+    services.update_preferences(long, ["articles", "weekly"], form)  # and comes back
+    services.unsubscribe(newcomer, "weekly", link)
+    time_machine.move_to(days[7])
+    services.erase(long, link)
+
+    series = {d.day.day: d for d in figures.topic_series("weekly", days[7], days=5)}
+
+    assert list(series) == [3, 4, 5, 6, 7]
+    assert [series[n].readers for n in series] == [1, 2, 1, 1, 0]
+    assert [(series[n].joined, series[n].left) for n in series] == [
+        (0, 0),
+        (1, 0),
+        (0, 1),
+        (1, 1),
+        (0, 1),
+    ]
+    # Today's count is the topic's subscribed, confirmed readers, as the table shows it.
+    [weekly] = [t for t in figures.reader_figures(days[7]) if t.key == "weekly"]
+    assert weekly.readers == series[7].readers == 0
+    articles = figures.topic_series("articles", days[7], days=5)
+    assert [d.readers for d in articles] == [1, 1, 1, 1, 0]
+
+
+def test_the_first_page_draws_the_chosen_topics_readers(admin_client):
+    make_subscriber("reader@example.jp", topics=["weekly"])
+    page = admin_client.get(reverse("admin:index"), {"topic": "weekly"}).content.decode()
+    assert '<span class="current" aria-current="true">週報</span>' in page
+    assert "「週報」の読者数" in page
+    assert f"{reverse('admin:outcomes_readers_csv')}?topic=weekly" in page
+    # An unknown topic draws everyone's, as without one.
+    page = admin_client.get(reverse("admin:index"), {"topic": "nope"}).content.decode()
+    assert '<span class="current" aria-current="true">すべての読者</span>' in page
 
 
 def test_this_weeks_complaints_against_the_mailbox_providers_lines(time_machine):
@@ -98,3 +150,13 @@ def test_the_reader_figures_export_as_csv(admin_client, time_machine):
     assert rows[0] == "配信種別,読者数,新規 (30日),配信停止 (30日)"
     assert rows[1].startswith("週報,1,")
     assert rows[-1].startswith("2026-12-07,")  # today, in Japan time
+    assert "すべての読者" in rows
+
+
+def test_one_topics_readers_export_as_csv(admin_client, time_machine):
+    time_machine.move_to(NOW)
+    make_subscriber("reader@example.jp", topics=["weekly"])
+    response = admin_client.get(reverse("admin:outcomes_readers_csv"), {"topic": "events"})
+    rows = response.content.decode("utf-8-sig").splitlines()
+    assert "イベントのお知らせ・招待状" in rows
+    assert rows[-1] == "2026-12-07,0,0,0"  # the reader chose only the weekly report
