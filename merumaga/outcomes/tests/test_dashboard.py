@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -81,6 +82,18 @@ def test_readers_of_one_topic_per_day_follow_their_consent_records(time_machine,
     assert weekly.readers == series[7].readers == 0
     articles = figures.topic_series("articles", days[7], days=5)
     assert [d.readers for d in articles] == [1, 1, 1, 1, 0]
+
+
+def test_the_figures_are_for_accounts_that_may_read_the_results(client, django_user_model):
+    make_subscriber("reader@example.jp", topics=["weekly"])
+    writer = django_user_model.objects.create_user("writer", password="pw", is_staff=True)
+    writer.user_permissions.add(Permission.objects.get(codename="view_article"))
+    client.force_login(writer)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert "outcomes-dashboard" not in page and "配信結果」を見る権限" in page
+    writer.user_permissions.add(Permission.objects.get(codename="view_mailingreport"))
+    page = client.get(reverse("admin:index")).content.decode()
+    assert "outcomes-dashboard" in page and "最近の配信" in page
 
 
 def test_the_first_page_draws_the_chosen_topics_readers(admin_client):
