@@ -2,6 +2,7 @@
 overflows, and screenshots are kept (MERUMAGA_SCREENSHOTS_DIR, else the test's own folder)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def test_dashboard_and_report_fit_the_screen(
     expect(page.locator(".outcomes-chart").first).to_be_visible()
     assert_nothing_overflows(page, width)
     page.screenshot(path=folder / f"dashboard-{width}.png", full_page=True)
+
+    if screen == "desktop":  # the system's dark mode is followed, our cards included
+        page.emulate_media(color_scheme="dark")
+        page.reload()
+        expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))
+        card = page.locator(".mm-card").first
+        assert card.evaluate("e => getComputedStyle(e).backgroundColor") != "rgb(255, 255, 255)"
+        page.screenshot(path=folder / f"dashboard-dark-{width}.png", full_page=True)
+        page.emulate_media(color_scheme="light")
+        page.reload()
 
     page.get_by_role("link", name=weekly.subject).click()
     expect(page.locator(".outcomes-funnel")).to_contain_text("送信済み")
