@@ -333,8 +333,9 @@ def _spread_sign_ups() -> None:
     for number, subscriber in enumerate(Subscriber.objects.order_by("pk")):
         joined = now - timedelta(days=60 - number * 4, hours=number)
         Subscriber.objects.filter(pk=subscriber.pk).update(created_at=joined, confirmed_at=joined)
-        # Their demo sign-up records (written a moment ago by load_demo) say the same day, so
-        # that each topic's chart agrees with the readers' chart.
+        # Their demo sign-up records and subscriptions (written a moment ago by load_demo)
+        # say the same day, so that each topic's table and chart agree with the readers'.
         ConsentRecord.objects.filter(
             subscriber=subscriber, source=ConsentRecord.Source.DEMO
         ).update(created_at=joined)
+        Subscription.objects.filter(subscriber=subscriber).update(changed_at=joined)

@@ -231,6 +231,8 @@ _CONFIRMED_ON_SIGN_UP = {
 def _reads_topic(was: bool, action: str, source: str, topics: list[str], key: str) -> bool:
     if action == ConsentRecord.Action.ERASE:
         return False
+    if action == ConsentRecord.Action.UNSUBSCRIBE:  # what is left: it only ever takes away
+        return was and key in topics
     if action in _SETS_TOPICS or (
         action == ConsentRecord.Action.SUBSCRIBE and source in _CONFIRMED_ON_SIGN_UP
     ):

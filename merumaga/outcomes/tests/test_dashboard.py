@@ -54,7 +54,8 @@ def test_readers_of_one_topic_per_day_follow_their_consent_records(time_machine,
     time_machine.move_to(days[3])
     services.request_subscription("new@example.jp", ["weekly"], form)
     newcomer = Subscriber.objects.get(email="new@example.jp")
-    time_machine.move_to(days[4])  # pending until now: joins on the day of confirming
+    # Pending until now: joins on the day of confirming, 12/04 in Tokyo (12/03 in UTC).
+    time_machine.move_to(datetime(2026, 12, 4, 0, 30, tzinfo=TOKYO))
     services.confirm(newcomer, form)
     time_machine.move_to(days[5])
     services.request_subscription("never@example.jp", ["weekly"], form)  # never confirms
