@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from unfold.sites import UnfoldAdminSite
 
@@ -88,11 +89,13 @@ class MerumagaAdminConfig(AdminConfig):
 
 def sidebar(request: HttpRequest) -> list[dict[str, Any]]:
     """The sidebar's groups: the same sections as the first page, with only what this account
-    may see (the app list is already filtered by permission)."""
+    may see (the app list is already filtered by permission), and the mail viewer for those
+    who may read caught mail."""
     from django.contrib import admin
 
-    return [
+    groups = [
         {
+            "key": section["app_label"],
             "title": section["name"],
             "items": [
                 {"title": model["name"], "link": model["admin_url"]}
@@ -102,6 +105,14 @@ def sidebar(request: HttpRequest) -> list[dict[str, Any]]:
         }
         for section in admin.site.get_app_list(request)
     ]
+    if request.user.has_perm("delivery.view_caught_mail"):
+        viewer = {"title": _("送信メールの確認"), "link": reverse("mailcatcher:list")}
+        send = next((group for group in groups if group["key"] == "send"), None)
+        if send is None:
+            groups.append({"key": "send", "title": SECTIONS[1][1], "items": [viewer]})
+        else:
+            send["items"].append(viewer)
+    return groups
 
 
 def site_header(request: HttpRequest) -> str:

@@ -195,3 +195,12 @@ def relay(settings):
     settings.SMTP_RELAYS = f"smtp://127.0.0.1:{port}?connections=4"
     yield controller
     controller.stop()
+
+
+@pytest.fixture
+def roles(db):
+    """The role groups, as the migration made them: a test that flushes the database (those
+    with transaction=True) takes them away for the tests after it."""
+    from merumaga.team.roles import sync_roles
+
+    sync_roles()

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "merumaga.delivery",
     "merumaga.bounces",
     "merumaga.outcomes",
+    "merumaga.team",
 ]
 
 

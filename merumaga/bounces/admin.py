@@ -1,7 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -10,7 +13,7 @@ from unfold.admin import ModelAdmin
 
 from merumaga.bounces import rates, services
 from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
-from merumaga.subscribers.models import Suppression
+from merumaga.subscribers.models import Suppression, address_hash
 
 RAW_SHOWN = 64 * 1024  # the admin shows this much of a kept message; the download has it all
 
@@ -118,6 +121,38 @@ class LiftForm(forms.Form):
     )
 
 
+def lift_with_reason(model_admin, request, hashes: list[str], shown: list[str]):
+    """The lift action of bounce events and of suppressions: asks for the reason, then lifts
+    each address through services.lift_suppression (which records it), and says what stayed."""
+    form = LiftForm(request.POST if "reason" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        lifted, refused = 0, []
+        for hashed in hashes:
+            try:
+                services.lift_suppression(hashed, form.cleaned_data["reason"], request.user)
+                lifted += 1
+            except services.CannotLift as error:
+                refused.append(str(error))
+        model_admin.message_user(
+            request, _("%(count)d 件の配信停止を取り消しました。") % {"count": lifted}
+        )
+        for reason in sorted(set(refused)):
+            model_admin.message_user(request, reason, messages.WARNING)
+        return None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("配信停止を取り消す"),
+        "opts": model_admin.model._meta,
+        "form": form,
+        "items": shown,
+        "count": len(hashes),
+        "action": "lift",
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+    }
+    return TemplateResponse(request, "admin/bounces/lift.html", context)
+
+
 @admin.register(BounceEvent)
 class BounceEventAdmin(ModelAdmin):
     # What happened to whom; the relay, the status code, the rule that read the mail and its
@@ -150,7 +185,8 @@ class BounceEventAdmin(ModelAdmin):
         return False
 
     def get_urls(self):
-        rates_view = self.admin_site.admin_view(self.rates_view)
+        may_view = permission_required("bounces.view_bounceevent", raise_exception=True)
+        rates_view = self.admin_site.admin_view(may_view(self.rates_view))
         return [path("rates/", rates_view, name="bounces_rates"), *super().get_urls()]
 
     def rates_view(self, request):
@@ -175,7 +211,7 @@ class BounceEventAdmin(ModelAdmin):
         return TemplateResponse(request, "admin/bounces/rates.html", context)
 
     def has_lift_permission(self, request) -> bool:
-        return request.user.has_perm("subscribers.delete_suppression")
+        return request.user.has_perm("subscribers.lift_suppression")
 
     @admin.action(description=gettext_lazy("配信停止を取り消す (理由を記録)"), permissions=["lift"])
     def lift(self, request, queryset):
@@ -185,32 +221,11 @@ class BounceEventAdmin(ModelAdmin):
                 address_hash__in=queryset.exclude(address_hash="").values("address_hash")
             ).values_list("address_hash", flat=True)
         )
-        form = LiftForm(request.POST if "reason" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            lifted, refused = 0, []
-            for hashed in hashes:
-                try:
-                    services.lift_suppression(hashed, form.cleaned_data["reason"], request.user)
-                    lifted += 1
-                except services.CannotLift as error:
-                    refused.append(str(error))
-            self.message_user(
-                request, _("%(count)d 件の配信停止を取り消しました。") % {"count": lifted}
-            )
-            for reason in sorted(set(refused)):
-                self.message_user(request, reason, messages.WARNING)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("配信停止を取り消す"),
-            "opts": self.model._meta,
-            "form": form,
-            "events": queryset.select_related("subscriber")[:100],
-            "count": len(hashes),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-        }
-        return TemplateResponse(request, "admin/bounces/lift.html", context)
+        shown = [
+            f"{event} — {event.subscriber or ''}"
+            for event in queryset.select_related("subscriber")[:100]
+        ]
+        return lift_with_reason(self, request, hashes, shown)
 
 
 @admin.register(SuppressionChange)
@@ -229,3 +244,76 @@ class SuppressionChangeAdmin(ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class SuppressForm(forms.ModelForm):
+    """A suppression made by hand: the address (kept only as its hash) and why."""
+
+    email = forms.EmailField(label=gettext_lazy("メールアドレス"))
+
+    class Meta:
+        model = Suppression
+        fields = ["note"]
+        labels = {"note": gettext_lazy("理由")}
+        help_texts = {"note": gettext_lazy("記録に残ります。例: 電話で配信停止の依頼があった")}
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        if Suppression.objects.filter(address_hash=address_hash(email)).exists():
+            raise forms.ValidationError(_("このアドレスはすでに配信停止になっています。"))
+        return email
+
+    def clean_note(self) -> str:
+        note = self.cleaned_data["note"].strip()
+        if not note:
+            raise forms.ValidationError(_("理由を入力してください。"))
+        return note
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(ModelAdmin):
+    """Addresses bulk mail never reaches. Made by the platform (bounces, complaints, erasure)
+    or by hand here, and lifted only with the lift action (a reason, on the audit trail): never
+    edited or deleted, or an erased reader could be imported back."""
+
+    list_display = ("address_hash", "reason", "note", "created_at")
+    list_filter = ("reason",)
+    search_fields = ("note",)
+    actions = ["lift"]
+    form = SuppressForm
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["email", "note"] if obj is None else ["address_hash", "reason", "note", "created_at"]
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["address_hash", "reason", "note", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_lift_permission(self, request) -> bool:
+        return request.user.has_perm("subscribers.lift_suppression")
+
+    def save_model(self, request, obj, form, change):
+        services.suppress_by_hand(
+            form.cleaned_data["email"], form.cleaned_data["note"], request.user
+        )
+
+    def save_related(self, request, form, formsets, change):
+        pass  # nothing is related; the row was written by the service
+
+    def response_add(self, request, obj, post_url_continue=None):
+        messages.success(request, _("配信停止にしました (記録に残しました)。"))
+        return HttpResponseRedirect(reverse("admin:subscribers_suppression_changelist"))
+
+    @admin.action(description=gettext_lazy("配信停止を取り消す (理由を記録)"), permissions=["lift"])
+    def lift(self, request, queryset):
+        shown = [str(suppression) for suppression in queryset[:100]]
+        return lift_with_reason(
+            self, request, list(queryset.values_list("address_hash", flat=True)), shown
+        )

@@ -889,8 +889,35 @@ class CannotLift(ValueError):
     """A suppression the admin may not lift; the message says why."""
 
 
+class CannotSuppress(ValueError):
+    """An address an operator may not suppress by hand (already suppressed, no reason)."""
+
+
+def suppress_by_hand(email: str, note: str, user: "User | None") -> SuppressionChange:
+    """An operator stops bulk mail to an address (a request by phone, a spam trap), with the
+    reason, on the same audit trail as the platform's own suppressions."""
+    note = (note or "").strip()
+    if not note:
+        raise CannotSuppress("A reason is required.")
+    hashed = address_hash(email)
+    with transaction.atomic():
+        if Suppression.objects.select_for_update().filter(address_hash=hashed).exists():
+            raise CannotSuppress("This address is suppressed already.")
+        Suppression.objects.create(
+            address_hash=hashed, reason=Suppression.Reason.ADMIN, note=note[:300]
+        )
+        return SuppressionChange.objects.create(
+            action=SuppressionChange.Action.SUPPRESSED,
+            address_hash=hashed,
+            subscriber=Subscriber.objects.filter(address_hash=hashed).first(),
+            reason=note[:300],
+            user=user,
+        )
+
+
 def lift_suppression(address_hash_: str, reason: str, user: "User | None") -> SuppressionChange:
-    """Undo a suppression made for bounces or complaints, with a reason, on the audit trail.
+    """Undo a suppression made for bounces or complaints or by hand, with a reason, on the
+    audit trail: the only way a suppression goes (the admin cannot edit or delete one).
 
     The bounce score starts again from zero. A complainer stays unsubscribed: only the reader
     can subscribe again (consent is theirs to give). An erasure is never undone here.
@@ -904,12 +931,9 @@ def lift_suppression(address_hash_: str, reason: str, user: "User | None") -> Su
         )
         if suppression is None:
             raise CannotLift("This address is not suppressed.")
-        if suppression.reason not in _SUPPRESSION_REASONS.values():
-            # An erasure is the reader's choice; a suppression made by hand is lifted by hand.
-            raise CannotLift(
-                f"This suppression ({suppression.get_reason_display()}) was not made for a "
-                "bounce or complaint; it stays."
-            )
+        if suppression.reason == Suppression.Reason.ERASED:
+            # An erasure is the reader's choice: only their signing up anew undoes it.
+            raise CannotLift("This address was erased at its owner's request; it stays.")
         subscriber = Subscriber.objects.filter(address_hash=address_hash_).first()
         suppression.delete()
         if subscriber is not None:

@@ -37,6 +37,8 @@ class Delivery(models.Model):
     class Meta:
         verbose_name = _("配信先")
         verbose_name_plural = pgettext_lazy("plural", "配信先")
+        # The mail viewer shows readers' addresses and their working links: personal data.
+        permissions = [("view_caught_mail", _("送信メール (メールキャッチャー) を見る"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["mailing", "subscriber"], name="one_delivery_per_reader"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -235,9 +236,12 @@ def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
 
 
 def build_preview(mailing: Mailing, reader: Subscriber, force_jis: bool) -> Preview:
-    if force_jis:
-        reader.charset = Subscriber.Charset.ISO2022JP  # in memory only: never saved
-    built = rendering.build(rendering.compile_mailing(mailing, reader.language), reader)
+    """The mail as `reader` gets it (their name, language and charset), with links that act on
+    no reader: whoever sees a preview cannot change that reader's settings through it."""
+    stand_in = pseudo_reader(reader.email or "")
+    stand_in.name, stand_in.language = reader.name, reader.language
+    stand_in.charset = Subscriber.Charset.ISO2022JP if force_jis else reader.charset
+    built = rendering.build(rendering.compile_mailing(mailing, reader.language), stand_in)
     message = message_from_bytes(built.data, policy=policy.default)
     return Preview(reader=reader, built=built, message=message)
 
@@ -459,18 +463,41 @@ class MailingAdmin(ModelAdmin):
     # Pages.
 
     def get_urls(self):
-        def url(route: str, view, name: str, **kwargs):
-            wrapped = self.admin_site.admin_view(view)  # staff only, never cached
+        def url(route: str, view, name: str, permission: str, **kwargs):
+            # Staff only, never cached, and the page's own permission (a role may lack it).
+            checked = permission_required(f"mailings.{permission}", raise_exception=True)(view)
+            wrapped = self.admin_site.admin_view(checked)
             return path(route, wrapped, kwargs, name=f"mailings_mailing_{name}")
 
         return [
-            url("compose-weekly/", self.compose_weekly_view, "compose_weekly"),
-            url("jis-check/", lambda request: jis_check(request, Mailing), "jis_check"),
-            url("<path:object_id>/preview/", self.preview_view, "preview"),
-            url("<path:object_id>/preview/html/", self.preview_html_view, "preview_html"),
-            url("<path:object_id>/test-send/", self.test_send_view, "test_send"),
+            url("compose-weekly/", self.compose_weekly_view, "compose_weekly", "add_mailing"),
+            url(
+                "jis-check/",
+                lambda request: jis_check(request, Mailing),
+                "jis_check",
+                "view_mailing",
+            ),
+            url("<path:object_id>/preview/", self.preview_view, "preview", "view_mailing"),
+            url(
+                "<path:object_id>/preview/html/",
+                self.preview_html_view,
+                "preview_html",
+                "view_mailing",
+            ),
+            url(
+                "<path:object_id>/test-send/",
+                self.test_send_view,
+                "test_send",
+                "test_send_mailing",
+            ),
             *(
-                url(f"<path:object_id>/{b.name}/", self.transition_view, b.name, button=b)
+                url(
+                    f"<path:object_id>/{b.name}/",
+                    self.transition_view,
+                    b.name,
+                    "send_mailing",
+                    button=b,
+                )
                 for b in BUTTONS
             ),
             # Last: its "<path:object_id>/" would swallow the routes above.
@@ -506,6 +533,7 @@ class MailingAdmin(ModelAdmin):
                 )
                 for b in BUTTONS
                 if mailing.status in b.allowed_from
+                and request.user.has_perm("mailings.send_mailing")
             ],
             "recipient_count": count,
             "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
@@ -519,12 +547,13 @@ class MailingAdmin(ModelAdmin):
             )
         return context
 
-    def _mailing(self, request, object_id: str, permission: str = "change") -> Mailing:
+    def _mailing(self, request, object_id: str) -> Mailing:
+        """The mailing a page is about, for an account that may see it (each page's URL checks
+        the permission of what it does: sending, test sending)."""
         mailing = self.get_object(request, unquote(object_id))
         if mailing is None:
             raise Http404(_("配信が見つかりません。"))
-        allowed = {"change": self.has_change_permission, "view": self.has_view_permission}
-        if not allowed[permission](request, mailing):
+        if not self.has_view_permission(request, mailing):
             raise PermissionDenied
         return mailing
 
@@ -586,7 +615,7 @@ class MailingAdmin(ModelAdmin):
         return HttpResponseRedirect(self._change_url(composed.mailing))
 
     def preview_view(self, request: HttpRequest, object_id: str):
-        mailing = self._mailing(request, object_id, "view")
+        mailing = self._mailing(request, object_id)
         return self._render_preview(request, mailing, TestSendForm())
 
     def _render_preview(self, request: HttpRequest, mailing: Mailing, form: TestSendForm):
@@ -652,7 +681,7 @@ class MailingAdmin(ModelAdmin):
 
     @method_decorator(xframe_options_sameorigin)
     def preview_html_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        mailing = self._mailing(request, object_id, "view")
+        mailing = self._mailing(request, object_id)
         reader = chosen_reader(mailing, request.GET.get("subscriber"))
         force_jis = request.GET.get("charset") == Subscriber.Charset.ISO2022JP
         page = build_preview(mailing, reader, force_jis).html or ""

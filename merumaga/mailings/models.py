@@ -78,6 +78,10 @@ class Mailing(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("配信")
         verbose_name_plural = pgettext_lazy("plural", "配信")
+        permissions = [
+            ("send_mailing", _("配信を開始・予約・一時停止・再開・中止する")),
+            ("test_send_mailing", _("テスト送信する")),
+        ]
         constraints = [
             # Two weekly reports waiting at once would split the week's articles between them.
             models.UniqueConstraint(

@@ -89,8 +89,10 @@ class MailingReportAdmin(ModelAdmin):
         extra_context: dict[str, object] | None = None,
     ) -> HttpResponse:
         """The mailing's report instead of a form: its funnel and its links."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         mailing = self.get_object(request, object_id)
-        if mailing is None or not self.has_view_permission(request, mailing):
+        if mailing is None:
             raise Http404(_("この配信は見つかりません。"))
         found = figures.mailing_figures(mailing)
         rows = [

@@ -1,6 +1,7 @@
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.decorators import permission_required
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -66,19 +67,33 @@ class MarkdownPreviewMixin(_ModelAdminBase):
         return f"{self.model._meta.app_label}_{self.model._meta.model_name}_jis_check"
 
     def get_urls(self):
+        # Helpers of the editor's page: they read only what is posted, for who may see the kind.
+        opts = self.model._meta
+        may_view = permission_required(
+            f"{opts.app_label}.view_{opts.model_name}", raise_exception=True
+        )
         return [
             path(
                 "preview/",
-                self.admin_site.admin_view(markdown_preview),
+                self.admin_site.admin_view(may_view(markdown_preview)),
                 name=self._preview_url_name(),
             ),
             path(
                 "jis-check/",
-                self.admin_site.admin_view(lambda request: jis_check(request, self.model)),
+                self.admin_site.admin_view(
+                    may_view(lambda request: jis_check(request, self.model))
+                ),
                 name=self._jis_check_url_name(),
             ),
             *super().get_urls(),
         ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        # Publishing with the notice mails the topic's readers: for who may start mailings.
+        if self.notify_topic and not request.user.has_perm("mailings.send_mailing"):
+            fields.append("notify_subscribers")
+        return fields
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -87,9 +102,18 @@ class MarkdownPreviewMixin(_ModelAdminBase):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["preview_url"] = reverse(f"admin:{self._preview_url_name()}")
         context["jis_check_url"] = reverse(f"admin:{self._jis_check_url_name()}")
+        context["can_publish"] = (
+            self.has_add_permission(request)
+            if obj is None
+            else self.has_change_permission(request, obj)
+        )
         context["publish_button"] = PUBLISH_BUTTON
         context["preview_announcement_button"] = PREVIEW_ANNOUNCEMENT_BUTTON
-        if self.notify_topic and (obj is None or obj.status != Status.PUBLISHED):
+        if (
+            self.notify_topic
+            and (obj is None or obj.status != Status.PUBLISHED)
+            and request.user.has_perm("mailings.send_mailing")
+        ):
             # Before anything goes out, the editor sees how many readers it would reach.
             topic = Topic.objects.filter(key=self.notify_topic).first()
             context["notify"] = {
@@ -175,7 +199,7 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
     def publish(self, request, obj):
         services.publish_article(obj, at=obj.published_at)
 
-    @admin.action(description=gettext_lazy("選択した記事を公開する"))
+    @admin.action(description=gettext_lazy("選択した記事を公開する"), permissions=["change"])
     def publish_selected(self, request, queryset):
         for article in queryset.exclude(status=Status.PUBLISHED):
             try:
@@ -183,7 +207,7 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
             except services.PublishingError as error:
                 messages.error(request, f"{article}: {error}")
 
-    @admin.action(description=gettext_lazy("選択した記事を下書きに戻す"))
+    @admin.action(description=gettext_lazy("選択した記事を下書きに戻す"), permissions=["change"])
     def unpublish_selected(self, request, queryset):
         for article in queryset:
             services.unpublish(article)
@@ -285,7 +309,9 @@ class EventAdmin(MarkdownPreviewMixin, ModelAdmin):
     def publish(self, request, obj):
         services.publish_event(obj, at=obj.published_at)
 
-    @admin.action(description=gettext_lazy("参加者一覧をCSVで書き出す (1件)"))
+    @admin.action(
+        description=gettext_lazy("参加者一覧をCSVで書き出す (1件)"), permissions=["change"]
+    )
     def export_attendees(self, request, queryset):
         from merumaga.publishing.event_admin import attendee_csv_response
 
@@ -294,7 +320,7 @@ class EventAdmin(MarkdownPreviewMixin, ModelAdmin):
             return None
         return attendee_csv_response(queryset.get())
 
-    @admin.action(description=gettext_lazy("選択したイベントを中止する"))
+    @admin.action(description=gettext_lazy("選択したイベントを中止する"), permissions=["change"])
     def cancel_selected(self, request, queryset):
         for event in queryset:
             services.cancel_event(event)

@@ -11,7 +11,7 @@ from django.utils.translation import pgettext_lazy
 from unfold.admin import ModelAdmin, TabularInline
 
 from merumaga.subscribers import csv_io, services
-from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Suppression, Topic
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
 
 IMPORT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -143,7 +143,10 @@ class SubscriberAdmin(ModelAdmin):
             ),
         )
 
-    @admin.action(description=_("選択した購読者をCSVで書き出す"))
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("subscribers.export_subscriber")
+
+    @admin.action(description=_("選択した購読者をCSVで書き出す"), permissions=["export"])
     def export_csv(self, request, queryset):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
@@ -161,9 +164,7 @@ class SubscriberAdmin(ModelAdmin):
         ]
 
     def import_view(self, request):
-        if not self.has_view_permission(request) or not request.user.has_perm(
-            "subscribers.change_subscriber"
-        ):
+        if not request.user.has_perm("subscribers.import_subscriber"):
             raise PermissionDenied
         report = None
         form = ImportForm(request.POST or None, request.FILES or None)
@@ -196,6 +197,10 @@ class TopicAdmin(ModelAdmin):
     list_display = ("name", "key", "position", "is_active")
     list_editable = ("position", "is_active")
 
+    def get_readonly_fields(self, request, obj=None):
+        # Consent records, links and charts name a topic by its key: it is set once.
+        return ("key",) if obj is not None else ()
+
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(TopicNames, ModelAdmin):
@@ -214,10 +219,3 @@ class ConsentRecordAdmin(TopicNames, ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(Suppression)
-class SuppressionAdmin(ModelAdmin):
-    list_display = ("address_hash", "reason", "note", "created_at")
-    list_filter = ("reason",)
-    readonly_fields = ("address_hash", "created_at")

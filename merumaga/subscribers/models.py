@@ -104,6 +104,10 @@ class Subscriber(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("購読者")
         verbose_name_plural = pgettext_lazy("plural", "購読者")
+        permissions = [
+            ("import_subscriber", _("読者をCSVから取り込む")),
+            ("export_subscriber", _("読者をCSVに書き出す")),
+        ]
 
     def __str__(self) -> str:
         return self.email or f"#{self.pk} ({self.get_status_display()})"
@@ -216,6 +220,8 @@ class Suppression(models.Model):
     class Meta:
         verbose_name = _("配信禁止アドレス")
         verbose_name_plural = pgettext_lazy("plural", "配信禁止アドレス")
+        # Lifting is the only way a suppression goes: with a reason, on the audit trail.
+        permissions = [("lift_suppression", _("配信停止を取り消す (理由を記録)"))]
 
     def __str__(self) -> str:
         return f"{self.address_hash[:12]}… ({self.get_reason_display()})"

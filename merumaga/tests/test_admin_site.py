@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from merumaga.admin_site import SECTIONS
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("roles")]
 
 
 def test_every_admin_model_is_in_a_named_section():
@@ -39,3 +39,16 @@ def test_the_sidebar_shows_only_what_the_account_may_open(client):
     assert reverse("admin:mailings_mailing_changelist") in sidebar
     assert reverse("admin:subscribers_subscriber_changelist") not in sidebar
     assert [str(name) for key, name, _ in SECTIONS if f"{name}\n" in sidebar] == ["配信する"]
+
+
+def test_the_mail_viewer_is_in_the_sidebar_for_who_may_read_caught_mail(client):
+    from django.contrib.auth.models import Group
+
+    from merumaga.team.roles import OPERATOR, WRITER
+
+    for role, shown in [(OPERATOR, True), (WRITER, False)]:
+        member = User.objects.create_user(f"member-{shown}", password="pw", is_staff=True)
+        member.groups.add(Group.objects.get(name=role))
+        client.force_login(member)
+        sidebar = sidebar_of(client.get(reverse("admin:index")).content.decode())
+        assert (reverse("mailcatcher:list") in sidebar) is shown

@@ -9,7 +9,16 @@ from pathlib import Path
 import merumaga
 
 PACKAGE = Path(merumaga.__file__).parent
-APPS = ["institute", "subscribers", "publishing", "mailings", "delivery", "bounces", "outcomes"]
+APPS = [
+    "institute",
+    "subscribers",
+    "publishing",
+    "mailings",
+    "delivery",
+    "bounces",
+    "outcomes",
+    "team",
+]
 SHARED = [
     "charset",
     "env",

@@ -24,6 +24,13 @@ def test_setup_creates_an_admin_once_and_loads_demo_readers_once(settings, tmp_p
     call_command("setup", stdout=out)
     assert "password '" in out.getvalue()
     assert get_user_model().objects.filter(username="admin", is_superuser=True).exists()
+    # The roles, with their permissions (a flushed test database has none before this).
+    from django.contrib.auth.models import Group
+
+    from merumaga.team.roles import ROLES, WRITER
+
+    assert set(Group.objects.values_list("name", flat=True)) >= set(ROLES)
+    assert Group.objects.get(name=WRITER).permissions.filter(codename="add_article").exists()
     # One demo reader left through the weekly report's link (below).
     assert Subscriber.objects.filter(status="confirmed").count() == len(READERS) - 1 >= 12
     assert ConsentRecord.objects.filter(source="demo").count() == len(READERS)

@@ -506,11 +506,18 @@ def test_an_admin_lifts_a_suppression_with_a_reason_and_it_is_on_record():
         services.lift_suppression(reader.address_hash, "again", admin_user)
 
 
-def test_a_suppression_made_by_hand_is_not_lifted_here():
-    Suppression.objects.create(address_hash=address_hash("x@example.jp"), reason="admin")
-    with pytest.raises(services.CannotLift):
-        services.lift_suppression(address_hash("x@example.jp"), "mistake", None)
-    assert Suppression.objects.exists()
+def test_a_suppression_made_by_hand_is_recorded_and_lifted_with_a_reason(admin_user):
+    made = services.suppress_by_hand("X@example.jp ", "電話で停止の依頼", admin_user)
+    hashed = address_hash("x@example.jp")
+    assert Suppression.objects.get(address_hash=hashed).reason == "admin"
+    assert (made.action, made.user, made.reason) == ("suppressed", admin_user, "電話で停止の依頼")
+    with pytest.raises(services.CannotSuppress):
+        services.suppress_by_hand("x@example.jp", "again", admin_user)
+    with pytest.raises(services.CannotSuppress):
+        services.suppress_by_hand("y@example.jp", "  ", admin_user)  # a reason is required
+
+    lifted = services.lift_suppression(hashed, "依頼の取り消し", admin_user)
+    assert lifted.action == "lifted" and not Suppression.objects.exists()
 
 
 def test_an_erasure_suppression_cannot_be_lifted():

@@ -13,6 +13,7 @@ from merumaga.demo import (
 )
 from merumaga.publishing.models import Article
 from merumaga.subscribers.models import Subscriber
+from merumaga.team.roles import ROLES, sync_roles
 
 
 class Command(BaseCommand):
@@ -27,6 +28,8 @@ class Command(BaseCommand):
             call_command("createcachetable", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.stdout.write("database and static files: ready")
+        sync_roles()  # a role changed by an upgrade reaches this installation
+        self.stdout.write("roles: " + ", ".join(ROLES))
 
         User = get_user_model()
         if not User.objects.filter(is_superuser=True).exists():

@@ -286,3 +286,40 @@ def test_the_article_editor_checks_iso_2022_jp_as_it_types_and_on_save(admin_cli
         reverse("admin:publishing_article_add"), article_form(title="深圳の電池"), follow=True
     )
     assert "「圳」(タイトル → 深セン)" in response.content.decode()
+
+
+def account_with(django_user_model, *roles):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("member", password="pw", is_staff=True)
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    return user
+
+
+def test_a_writer_publishes_but_cannot_mail_the_readers(client, django_user_model, roles):
+    from merumaga.team.roles import WRITER
+
+    client.force_login(account_with(django_user_model, WRITER))
+    page = client.get(reverse("admin:publishing_article_add")).content.decode()
+    assert 'name="_publish"' in page  # publishing is theirs
+    assert 'name="notify_subscribers"' not in page and "人にメールでお知らせします" not in page
+    # Enter in a field saves and goes on editing, never publishes: the form's first button.
+    form = page[page.index('id="article_form"') :]
+    assert form.index('name="_continue"') < form.index('name="_publish"')
+
+
+def test_who_may_start_mailings_may_also_announce(client, django_user_model, roles):
+    from merumaga.team.roles import SENDER, WRITER
+
+    client.force_login(account_with(django_user_model, WRITER, SENDER))
+    page = client.get(reverse("admin:publishing_article_add")).content.decode()
+    assert 'name="notify_subscribers"' in page
+
+
+def test_an_account_that_only_views_gets_no_publish_button(client, django_user_model, roles):
+    from merumaga.team.roles import SENDER
+
+    article = Article.objects.create(title="記事", digest="要約。", body="本文。")
+    client.force_login(account_with(django_user_model, SENDER))  # views content, writes none
+    page = client.get(reverse("admin:publishing_article_change", args=[article.pk]))
+    assert page.status_code == 200 and 'name="_publish"' not in page.content.decode()

@@ -3,7 +3,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from merumaga.subscribers.models import ConsentRecord, Subscriber
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic
 from merumaga.testing import make_subscriber
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +83,11 @@ def test_consent_records_are_read_only_in_the_admin(admin_client):
     assert record.email == reader.email
     delete = reverse("admin:subscribers_consentrecord_delete", args=[record.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_a_topics_key_is_set_once(admin_client):
+    """Consent records, reader links and the charts name a topic by its key."""
+    topic = Topic.objects.get(key="weekly")
+    url = reverse("admin:subscribers_topic_change", args=[topic.pk])
+    assert 'name="key"' not in admin_client.get(url).content.decode()
+    assert 'name="key"' in admin_client.get(reverse("admin:subscribers_topic_add")).content.decode()
