@@ -1,5 +1,7 @@
 """Request checks that hold for every page."""
 
+from csp.middleware import CSPMiddleware
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from merumaga.views import bad_request
@@ -31,3 +33,19 @@ class RejectNulMiddleware:
         ):
             return bad_request(request)
         return self.get_response(request)
+
+
+class ContentSecurityPolicy(CSPMiddleware):
+    """django-csp's header, with the admin's own policy on /admin/ (settings.ADMIN_CSP).
+
+    The public site runs no script and keeps its styles in site.css: its policy is strict. The
+    admin's theme runs Alpine.js, whose expressions need 'unsafe-eval', and styles elements
+    inline; our own inline scripts there carry the request's nonce, and nothing is loaded from
+    elsewhere. A response that sets its own policy (a mail's HTML in a sandboxed frame) keeps it.
+    """
+
+    def get_policy_parts(self, request, response, report_only=False):
+        parts = super().get_policy_parts(request, response, report_only)
+        if not report_only and request.path_info.startswith("/admin/"):
+            parts.replace = {**settings.ADMIN_CSP, **(parts.replace or {})}
+        return parts

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.sitemaps",
+    "axes",
     "huey.contrib.djhuey",
     "merumaga",
     "merumaga.institute",
@@ -98,7 +100,54 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "merumaga.middleware.ContentSecurityPolicy",
+    # Last: it reads the outcome of the login views (README: Accounts).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy (django-csp) on every page. The public site: no script of its own,
+# styles from site.css, images also from elsewhere (an article's pictures), never framed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "https:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+# /admin/ (merumaga.middleware.ContentSecurityPolicy): the theme's Alpine.js needs 'unsafe-eval'
+# and inline styles; our inline scripts carry the nonce; previews are framed from the admin.
+ADMIN_CSP = {
+    "script-src": [SELF, NONCE, "'unsafe-eval'"],
+    "style-src": [SELF, "'unsafe-inline'"],
+    "img-src": [SELF, "data:", "https:"],  # an article's pictures in its preview
+    "frame-src": [SELF],
+    "frame-ancestors": [SELF],
+}
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one user name
+# from one address, that pair is refused for LOGIN_LOCKOUT_MINUTES, with a page that says so.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("MERUMAGA_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("MERUMAGA_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60)
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "merumaga.views.locked_out"
+# The lock ends by itself; an operator lifts it sooner with `merumaga axes_reset_username NAME`.
+# (Its admin pages are left out: they come in English only.)
+AXES_ENABLE_ADMIN = False
 
 ROOT_URLCONF = "merumaga.urls"
 WSGI_APPLICATION = "merumaga.wsgi.application"

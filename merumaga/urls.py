@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.static import serve
 
+from merumaga.team.forms import StaffPasswordResetForm
 from merumaga.views import favicon, switch_language
 
 handler400 = "merumaga.views.bad_request"
@@ -17,6 +19,27 @@ urlpatterns = [
     path("media/covers/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "covers"}),
     path("admin/mail/", include("merumaga.delivery.urls")),
     path("bounces/", include("merumaga.bounces.urls")),
+    # Staff who forgot their password (the link on the admin's login page).
+    path(
+        "admin/password_reset/",
+        auth_views.PasswordResetView.as_view(form_class=StaffPasswordResetForm),
+        name="admin_password_reset",
+    ),
+    path(
+        "admin/password_reset/done/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "admin/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "admin/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("admin/", admin.site.urls),
     path("", include("merumaga.mailings.urls")),
     path("", include("merumaga.subscribers.urls")),

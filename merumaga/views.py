@@ -137,3 +137,11 @@ def warn_about_jis(request: HttpRequest, instance) -> None:
             )
             % {"characters": listed},
         )
+
+
+def locked_out(request: HttpRequest, credentials: dict | None = None, *args, **kwargs):
+    """The page django-axes shows after too many wrong passwords (AXES_LOCKOUT_CALLABLE): what
+    happened and how long to wait, in words; 429, as the throttling it is."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    context = {"failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}
+    return render(request, "admin/locked_out.html", context, status=429)

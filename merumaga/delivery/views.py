@@ -22,7 +22,6 @@ T = TypeVar("T")
 
 # The HTML part is whatever a template (or a stranger's mail) produced: it is shown sandboxed,
 # with no scripts, no forms, no same-origin access; only images and inline styles may load.
-HTML_CSP = "sandbox; default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'"
 
 
 def _get(read: Callable[[Path, str], T], key: str) -> T:
@@ -69,6 +68,7 @@ def message_detail(request: HttpRequest, key: str) -> HttpResponse:
         "headers": headers,
         "text": mailview.text_body(message),
         "has_html": mailview.html_body(message) is not None,
+        "load_images": request.GET.get("images") == "1",
         "attachments": mailview.attachments(message),
     }
     return render(request, "delivery/message_detail.html", context)
@@ -80,7 +80,7 @@ def message_html(request: HttpRequest, key: str) -> HttpResponse:
     if html is None:
         raise Http404(_("このメールには HTML パートがありません。"))
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = HTML_CSP
+    response["Content-Security-Policy"] = mailview.html_policy(request.GET.get("images") == "1")
     return response
 
 

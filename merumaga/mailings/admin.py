@@ -44,7 +44,6 @@ Status = Mailing.Status
 
 # The HTML part is shown sandboxed: no scripts, no forms, no same-origin access (as in the
 # mail catcher's viewer); only images and inline styles may load.
-HTML_CSP = "sandbox; default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'"
 TEST_SEND_MAX = 20
 PREVIEW_READER_CHOICES = 50  # a topic may have thousands of readers: the select lists a few
 PREVIEW_ADDRESS = "preview@example.invalid"
@@ -329,7 +328,7 @@ class MailingAdmin(ModelAdmin):
     search_fields = ("subject",)
 
     class Media:
-        js = ["merumaga/post-for-html.js", "merumaga/jis-check.js"]
+        js = ["merumaga/post-for-html.js", "merumaga/jis-check.js", "merumaga/confirm.js"]
 
     @admin.display(description=gettext_lazy("種類 / 配信先"), ordering="kind")
     def kind_and_topic(self, mailing: Mailing) -> str:
@@ -634,6 +633,7 @@ class MailingAdmin(ModelAdmin):
             "choices": choices,
             "force_jis": force_jis,
             "html_url": self._preview_html_url(request, mailing),
+            **self._images_switch(request),
             "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
             "test_send_url": reverse("admin:mailings_mailing_test_send", args=[mailing.pk]),
             "change_url": self._change_url(mailing),
@@ -674,6 +674,15 @@ class MailingAdmin(ModelAdmin):
         return {}
 
     @staticmethod
+    def _images_switch(request: HttpRequest) -> dict:
+        """Remote images only when asked: the same page with images=1, or without it."""
+        query = request.GET.copy()
+        load = query.pop("images", None) == ["1"]
+        if not load:
+            query["images"] = "1"
+        return {"load_images": load, "images_url": f"?{query.urlencode()}#html"}
+
+    @staticmethod
     def _preview_html_url(request: HttpRequest, mailing: Mailing) -> str:
         url = reverse("admin:mailings_mailing_preview_html", args=[mailing.pk])
         query = request.GET.urlencode()  # the same reader and charset as the page around it
@@ -686,7 +695,7 @@ class MailingAdmin(ModelAdmin):
         force_jis = request.GET.get("charset") == Subscriber.Charset.ISO2022JP
         page = build_preview(mailing, reader, force_jis).html or ""
         response = HttpResponse(page, content_type="text/html; charset=utf-8")
-        response["Content-Security-Policy"] = HTML_CSP
+        response["Content-Security-Policy"] = mailview.html_policy(request.GET.get("images") == "1")
         return response
 
     @method_decorator(require_POST)

@@ -1,5 +1,6 @@
 """Every list and form the admin exposes, at a desktop's and a phone's width: the page never
-scrolls sideways (a wide table scrolls inside its own box, as the theme's lists do on a phone).
+scrolls sideways (a wide table scrolls inside its own box, as the theme's lists do on a phone),
+and the Content-Security-Policy blocks nothing the page needs.
 The walk takes its pages from the admin's registry, so a new page is checked without a word."""
 
 import pytest
@@ -45,6 +46,14 @@ def test_no_admin_page_scrolls_sideways(screen, live_server, page, settings, dja
     django_user_model.objects.create_superuser("editor", "", "pw-for-test")
     width = WIDTHS[screen]
     page.set_viewport_size({"width": width, "height": 900})
+    # Anything the Content-Security-Policy blocks (a script, a style, a frame) is reported here.
+    refused = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     log_in(page, live_server, "editor", "pw-for-test")
 
     pages = admin_pages()
@@ -60,3 +69,4 @@ def test_no_admin_page_scrolls_sideways(screen, live_server, page, settings, dja
         if scroll_width > width:
             too_wide[path] = scroll_width
     assert too_wide == {}
+    assert refused == []

@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 import merumaga
@@ -20,6 +21,7 @@ from merumaga.publishing import tasks_rsvp
 from merumaga.publishing.models import Rsvp
 from merumaga.subscribers import tasks as reader_tasks
 from merumaga.subscribers.models import Subscriber
+from merumaga.team import tasks as team_tasks
 from merumaga.testing import KINDS, mailing_of, make_event, make_subscriber
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +69,9 @@ def make_every_mail(settings) -> None:
         domain="example.net", reason="554 blocked", backoff=timedelta(minutes=5), probe_at=now
     )
     tell_operator_about_hold.call_local(hold.pk)
+
+    staff = User.objects.create_user("editor", "editor@example.jp", "pw", is_staff=True)
+    team_tasks.send_password_reset_mail.call_local(staff.pk, "https://example.jp/admin/reset/x/")
 
     for kind in KINDS:  # what the delivery worker sends, by the reference it is checked against
         mailing = mailing_of(kind)

@@ -2,6 +2,7 @@ import mailbox
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives, send_mail
 from django.urls import reverse
@@ -113,11 +114,19 @@ def test_html_part_is_served_sandboxed(admin_client, sent):
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/html; charset=utf-8"
+    # Remote images are not fetched (a tracker would learn the admin's address) until asked.
     assert response["Content-Security-Policy"] == (
-        "sandbox; default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'"
+        f"sandbox; default-src 'none'; img-src data: {settings.SITE_URL}; style-src 'unsafe-inline'"
     )
     assert response["X-Frame-Options"] == "SAMEORIGIN"
     assert "<b>新しい論文</b>" in response.content.decode()
+    key = sent["newsletter"].key
+    detail = admin_client.get(reverse("mailcatcher:detail", args=[key])).content.decode()
+    assert "画像を読み込む" in detail and f'{reverse("mailcatcher:html", args=[key])}"' in detail
+    detail = admin_client.get(reverse("mailcatcher:detail", args=[key]), {"images": "1"})
+    assert f'{reverse("mailcatcher:html", args=[key])}?images=1"' in detail.content.decode()
+    loaded = admin_client.get(reverse("mailcatcher:html", args=[key]), {"images": "1"})
+    assert "img-src data: https: http:;" in loaded["Content-Security-Policy"]
 
 
 def test_raw_source_is_plain_text(admin_client, sent):
@@ -143,8 +152,7 @@ def test_traversal_paths_give_404(admin_client, sent, path):
 
 @pytest.mark.parametrize("view", ["list", "detail", "html", "raw"])
 def test_non_staff_are_sent_to_the_login(client, sent, view):
-    User.objects.create_user("reader", password="pw-for-tests")
-    client.login(username="reader", password="pw-for-tests")
+    client.force_login(User.objects.create_user("reader", password="pw-for-tests"))
     args = [] if view == "list" else [sent["newsletter"].key]
     url = reverse(f"mailcatcher:{view}", args=args)
 
