@@ -39,7 +39,11 @@ SECTIONS = [
         _("結果"),
         ["outcomes.MailingReport", "bounces.BounceEvent", "bounces.InboundMessage"],
     ),
-    ("settings", _("設定"), ["institute.SiteSettings", "auth.User", "auth.Group"]),
+    (
+        "settings",
+        _("設定"),
+        ["institute.SiteSettings", "auth.User", "auth.Group", "team.AuditEntry"],
+    ),
 ]
 
 

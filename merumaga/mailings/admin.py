@@ -28,7 +28,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 
-from merumaga import mailview, outgoing
+from merumaga import audit, mailview, outgoing
 from merumaga.mailings import rendering, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
@@ -267,6 +267,7 @@ def send_tests(mailing: Mailing, addresses: list[str]) -> TestSends:
             result.refused.append(f"{address} ({error})")
         else:
             result.sent.append(address)
+    audit.tell("mailings.test_send", target=mailing.subject, sent=len(result.sent))
     return result
 
 

@@ -21,6 +21,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from email_validator import EmailNotValidError, validate_email
 
+from merumaga import audit
 from merumaga.institute.services import sender_identity
 from merumaga.subscribers import csv_io, tasks, throttle
 from merumaga.subscribers.models import (
@@ -730,6 +731,15 @@ def import_subscribers(
         _import_chunk(chunk, topics, source_description, evidence, report)
     if progress:
         progress(lines, lines)
+    audit.tell(
+        "subscribers.import",
+        target=source_description,
+        rows=report.rows,
+        created=report.created,
+        existing=report.existing,
+        suppressed=report.suppressed,
+        errors=len(report.errors),
+    )
     return report
 
 
@@ -813,7 +823,10 @@ def _insert_chunk(
 
 
 def export_rows(queryset: models.QuerySet[Subscriber]) -> Iterator[list[str]]:
-    """Rows for the subscriber CSV export: two queries whatever the number of subscribers."""
+    """Rows for the subscriber CSV export: two queries whatever the number of subscribers. The
+    export is on the audit log (who took the readers' data, how many rows)."""
+    count = queryset.count()
+    audit.tell("subscribers.export", target=str(count), rows=count)
     keys_by_subscriber: dict[int, list[str]] = {}
     for subscriber_id, key in Subscription.objects.filter(
         subscriber__in=queryset, subscribed=True

@@ -20,6 +20,7 @@ APPS = [
     "team",
 ]
 SHARED = [
+    "audit",
     "charset",
     "env",
     "mailview",
