@@ -133,6 +133,10 @@ ADMIN_CSP = {
     "frame-ancestors": [SELF],
 }
 
+# The two-person rule: a mailing to more readers than this must be approved by a second account
+# (one holding 「配信を承認する」) before it starts or is scheduled. 0: no approval needed.
+MAILING_APPROVAL_ABOVE = env_int("MERUMAGA_APPROVAL_ABOVE", 0, minimum=0)
+
 # Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one user name
 # from one address, that pair is refused for LOGIN_LOCKOUT_MINUTES, with a page that says so.
 AUTHENTICATION_BACKENDS = [

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.decorators import permission_required
@@ -485,6 +486,12 @@ class MailingAdmin(ModelAdmin):
                 "view_mailing",
             ),
             url(
+                "<path:object_id>/approve/",
+                self.approve_view,
+                "approve",
+                "approve_mailing",
+            ),
+            url(
                 "<path:object_id>/test-send/",
                 self.test_send_view,
                 "test_send",
@@ -536,6 +543,7 @@ class MailingAdmin(ModelAdmin):
                 and request.user.has_perm("mailings.send_mailing")
             ],
             "recipient_count": count,
+            "approval": self._approval(request, mailing),
             "preview_url": reverse("admin:mailings_mailing_preview", args=[mailing.pk]),
             "content_problems": content_problems(mailing) if editable else [],
             "pause_reason": self._pause_reason(mailing),
@@ -593,6 +601,20 @@ class MailingAdmin(ModelAdmin):
             messages.error(request, str(error))
         else:
             messages.success(request, button.done)
+        return HttpResponseRedirect(self._change_url(mailing))
+
+    @method_decorator(require_POST)
+    def approve_view(self, request: HttpRequest, object_id: str):
+        mailing = self._mailing(request, object_id)
+        by = request.user
+        if not by.is_authenticated:  # admin_view lets only a logged-in staff user this far
+            raise PermissionDenied
+        try:
+            services.approve(mailing, by=by)
+        except services.MailingError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, _("承認しました。別のアカウントが開始・予約できます。"))
         return HttpResponseRedirect(self._change_url(mailing))
 
     @method_decorator(require_POST)
@@ -673,6 +695,25 @@ class MailingAdmin(ModelAdmin):
                 url = reverse(f"admin:publishing_{name}_change", args=[item.pk])
                 return {"announced": item, "announced_url": url}
         return {}
+
+    @staticmethod
+    def _approval(request: HttpRequest, mailing: Mailing) -> dict | None:
+        """The two-person rule's state on the mailing's page, when it applies."""
+        if not is_editable(mailing) or not services.needs_approval(mailing):
+            return None
+        valid = bool(mailing.approved_by_id) and (
+            mailing.approved_content == services.content_fingerprint(mailing)
+        )
+        return {
+            "valid": valid,
+            "by": mailing.approved_by if valid else None,
+            "at": mailing.approved_at if valid else None,
+            "edited": bool(mailing.approved_by_id) and not valid,
+            "limit": settings.MAILING_APPROVAL_ABOVE,
+            "url": reverse("admin:mailings_mailing_approve", args=[mailing.pk]),
+            "may_approve": request.user.has_perm("mailings.approve_mailing")
+            and (not valid or mailing.approved_by_id != request.user.pk),
+        }
 
     @staticmethod
     def _images_switch(request: HttpRequest) -> dict:

@@ -68,6 +68,19 @@ class Mailing(models.Model):
     wording_edited = models.BooleanField(default=False, editable=False)
     # Set by the delivery worker that snapshots the audience, in the same transaction.
     audience_frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The two-person rule (MERUMAGA_APPROVAL_ABOVE): who approved, when, and what they saw (a
+    # fingerprint of the content: an edit after approval voids it).
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("承認者"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(_("承認日時"), null=True, blank=True, editable=False)
+    approved_content = models.CharField(max_length=64, blank=True, editable=False)
     recipients = models.PositiveIntegerField(_("配信数"), default=0)
     sent = models.PositiveIntegerField(_("送信済み"), default=0)
     failed = models.PositiveIntegerField(_("失敗"), default=0)
@@ -81,6 +94,7 @@ class Mailing(models.Model):
         permissions = [
             ("send_mailing", _("配信を開始・予約・一時停止・再開・中止する")),
             ("test_send_mailing", _("テスト送信する")),
+            ("approve_mailing", _("配信を承認する (二人承認)")),
         ]
         constraints = [
             # Two weekly reports waiting at once would split the week's articles between them.

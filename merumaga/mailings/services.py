@@ -5,12 +5,15 @@ StatusChange with who and when; so two editors pressing "send" at once send once
 """
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -330,13 +333,13 @@ def schedule(mailing: Mailing, at: datetime, by: "User | None" = None) -> Mailin
         raise MailingError(
             _("配信予定日時が過去です。未来の日時を指定するか「今すぐ配信」を使ってください。")
         )
-    _require_sendable(mailing)
+    _require_sendable(mailing, by)
     return _transition(mailing, EDITABLE, Mailing.Status.SCHEDULED, by, scheduled_at=at)
 
 
 def start(mailing: Mailing, by: "User | None" = None, note: str = "") -> Mailing:
     """Start sending now (an editor's "send now", or the scheduler when the time comes)."""
-    _require_sendable(mailing)
+    _require_sendable(mailing, by)
     # The delivery workers take mailings in "sending": the first to see it freezes its audience.
     return _transition(
         mailing, EDITABLE, Mailing.Status.SENDING, by, note, started_at=timezone.now()
@@ -429,9 +432,64 @@ def weekly_due(now: datetime | None = None) -> bool:
     return not WeeklyRun.objects.filter(ran_at__gte=slot).exists()
 
 
-def _require_sendable(mailing: Mailing) -> None:
+def _require_sendable(mailing: Mailing, by: "User | None" = None) -> None:
     problems = content_problems(mailing)
     if problems:
         raise MailingError(" ".join(problems))
     if not deliverable(mailing).exists():
         raise MailingError(_("この配信先には、配信できる購読者がいません。"))
+    _require_approval(mailing, by)
+
+
+def content_fingerprint(mailing: Mailing) -> str:
+    """What an approver approved: the words, the audience and what the mail carries."""
+    articles = list(
+        MailingArticle.objects.filter(mailing=mailing)
+        .order_by("position", "id")
+        .values_list("article_id", flat=True)
+    )
+    content = [
+        mailing.kind,
+        mailing.topic_id,
+        mailing.subject,
+        mailing.preheader,
+        mailing.intro,
+        mailing.attach_pdf,
+        mailing.article_id,
+        mailing.report_id,
+        mailing.event_id,
+        articles,
+    ]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+
+def needs_approval(mailing: Mailing) -> bool:
+    limit = settings.MAILING_APPROVAL_ABOVE
+    return bool(limit) and deliverable(mailing).count() > limit
+
+
+def _require_approval(mailing: Mailing, by: "User | None") -> None:
+    """The two-person rule: approved by another account than the one starting or scheduling
+    it, and not edited since."""
+    if not needs_approval(mailing):
+        return
+    if mailing.approved_by_id is None or mailing.approved_content != content_fingerprint(mailing):
+        raise MailingError(
+            _("この配信は %(limit)s 人を超える読者に届くため、別のアカウントの承認が必要です。")
+            % {"limit": f"{settings.MAILING_APPROVAL_ABOVE:,}"}
+        )
+    if by is not None and mailing.approved_by_id == by.pk:
+        raise MailingError(_("承認した本人は、この配信を開始・予約できません (二人承認)。"))
+
+
+def approve(mailing: Mailing, by: "User") -> Mailing:
+    """A second account approves the mailing as it stands now (an edit later voids it)."""
+    with transaction.atomic():
+        locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        if locked.status not in EDITABLE:
+            raise MailingError(_("下書きか予約中の配信だけを承認できます。"))
+        locked.approved_by = by
+        locked.approved_at = timezone.now()
+        locked.approved_content = content_fingerprint(locked)
+        locked.save(update_fields=["approved_by", "approved_at", "approved_content", "updated_at"])
+    return locked

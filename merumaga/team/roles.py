@@ -29,6 +29,7 @@ ROLES: dict[str, list[str]] = {
         "mailings.view_mailing",
         "mailings.send_mailing",
         "mailings.test_send_mailing",
+        "mailings.approve_mailing",
         *(f"publishing.view_{model}" for model in _CONTENT),
         "publishing.view_archivedmailing",
         "subscribers.view_topic",
@@ -64,16 +65,18 @@ ROLES: dict[str, list[str]] = {
 }
 
 
-def sync_roles(apps: Apps = installed_apps) -> None:
+def sync_roles(apps: Apps = installed_apps, missing_ok: bool = False) -> None:
     """Create or update the role groups with exactly their permissions (idempotent). Takes the
-    app registry so that a migration can run it on its historical models."""
+    app registry so that a migration can run it on its historical models; there, a permission
+    a later migration brings is not there yet (missing_ok), and `merumaga setup` adds it."""
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     everything = list(permission_model.objects.select_related("content_type"))
     by_name = {f"{p.content_type.app_label}.{p.codename}": p for p in everything}
     for role, names in ROLES.items():
         missing = [name for name in names if name not in by_name]
-        if missing:
+        if missing and not missing_ok:
             raise LookupError(f"role {role}: no such permission {', '.join(missing)}")
         group, _created = group_model.objects.get_or_create(name=role)
-        group.permissions.set(everything if role == ADMINISTRATOR else [by_name[n] for n in names])
+        held = everything if role == ADMINISTRATOR else [by_name[n] for n in names if n in by_name]
+        group.permissions.set(held)

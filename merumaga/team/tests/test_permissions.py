@@ -51,6 +51,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "admin:mailings_mailing_preview": ("GET", "mailings.view_mailing"),
     "admin:mailings_mailing_preview_html": ("GET", "mailings.view_mailing"),
     "admin:mailings_mailing_test_send": ("POST", "mailings.test_send_mailing"),
+    "admin:mailings_mailing_approve": ("POST", "mailings.approve_mailing"),
     "admin:mailings_mailing_start": ("POST", "mailings.send_mailing"),
     "admin:mailings_mailing_schedule": ("POST", "mailings.send_mailing"),
     "admin:mailings_mailing_pause": ("POST", "mailings.send_mailing"),
@@ -120,7 +121,10 @@ def pages(objects: dict[str, object], caught_key: str) -> list[Page]:
         if "<path:object_id>" in route:
             # Start, pause … are posted to a mailing that has gone out: the refusal of a move
             # it cannot make shows the permission passed, and nothing changes for the next role.
-            moves = method == "POST" and needs == "mailings.send_mailing"
+            moves = method == "POST" and needs in (
+                "mailings.send_mailing",
+                "mailings.approve_mailing",
+            )
             kwargs["object_id"] = objects["sent" if moves else "mailings.Mailing"].pk
         if "<id>" in route:  # a user's password page
             kwargs["id"] = objects["auth.User"].pk
