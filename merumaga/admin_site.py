@@ -42,7 +42,14 @@ SECTIONS = [
     (
         "settings",
         _("設定"),
-        ["institute.SiteSettings", "auth.User", "auth.Group", "team.AuditEntry"],
+        [
+            "institute.SiteSettings",
+            "auth.User",
+            "auth.Group",
+            "team.AuditEntry",
+            "hooks.Endpoint",
+            "hooks.WebhookDelivery",
+        ],
     ),
 ]
 

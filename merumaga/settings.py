@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "merumaga.bounces",
     "merumaga.outcomes",
     "merumaga.team",
+    "merumaga.hooks",
 ]
 
 
@@ -136,6 +137,11 @@ ADMIN_CSP = {
 # The two-person rule: a mailing to more readers than this must be approved by a second account
 # (one holding 「配信を承認する」) before it starts or is scheduled. 0: no approval needed.
 MAILING_APPROVAL_ABOVE = env_int("MERUMAGA_APPROVAL_ABOVE", 0, minimum=0)
+
+# Outgoing webhooks go only to public addresses (no loopback, private or link-local: a
+# registered URL must not reach into our own network). True allows them, for a receiver on the
+# same network.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("MERUMAGA_WEBHOOKS_ALLOW_PRIVATE", False)
 
 # Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one user name
 # from one address, that pair is refused for LOGIN_LOCKOUT_MINUTES, with a page that says so.

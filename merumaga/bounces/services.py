@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from merumaga import reasons
+from merumaga.bounces import signals
 from merumaga.bounces.classify import Verdict, classify, kind_of
 from merumaga.bounces.models import (
     BounceEvent,
@@ -661,6 +662,7 @@ def record_events(specs: Sequence[EventSpec]) -> list[BounceEvent]:
         suppressing = _suppressions_to_make([e for e in events if e.outcome == Outcome.SUPPRESSED])
         BounceEvent.objects.bulk_create(events)
         _make_suppressions(suppressing)
+        signals.events_recorded.send(sender=BounceEvent, events=events)
     for domain in {e.domain for e in events if e.outcome == Outcome.NOT_COUNTED}:
         watch_domain(domain)
     return events

@@ -33,9 +33,10 @@ WATCHED = {
     "bounces.InboundMessage",
     "auth.User",
     "auth.Group",
+    "hooks.Endpoint",
 }
 
-# Shown as changed, never by value: the log itself must not become a copy of personal data.
+# Shown as changed, never by value: the log must not become a copy of personal data or keys.
 PERSONAL = {
     "email",
     "name",
@@ -48,6 +49,7 @@ PERSONAL = {
     "address_hash",
     "ip_address",
     "user_agent",
+    "secret",  # a webhook's signing key: a credential
 }
 HIDDEN = "(…)"
 

@@ -60,6 +60,10 @@ ROLES: dict[str, list[str]] = {
         "subscribers.view_consentrecord",
         "subscribers.view_topic",
         "mailings.view_mailing",
+        "hooks.add_endpoint",
+        "hooks.change_endpoint",
+        "hooks.view_endpoint",
+        "hooks.view_webhookdelivery",
     ],
     ADMINISTRATOR: [],
 }

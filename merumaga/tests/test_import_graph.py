@@ -18,6 +18,7 @@ APPS = [
     "bounces",
     "outcomes",
     "team",
+    "hooks",
 ]
 SHARED = [
     "audit",
