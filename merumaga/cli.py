@@ -15,6 +15,7 @@ ACTING_COMMANDS = {
     "changepassword",
     "createsuperuser",
     "axes_reset_username",
+    "2fa-reset",
 }
 
 

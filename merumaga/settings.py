@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.sitemaps",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "huey.contrib.djhuey",
     "merumaga",
     "merumaga.institute",
@@ -68,6 +71,9 @@ UNFOLD = {
     "SITE_SYMBOL": "mail",
     "SHOW_VIEW_ON_SITE": True,
     "SIDEBAR": {"show_search": True, "navigation": "merumaga.admin_site.sidebar"},
+    "ACCOUNT": {
+        "navigation": [{"title": _("2段階認証の設定"), "link": "/admin/2fa/setup/"}],
+    },
     "STYLES": ["merumaga.admin_site.stylesheet"],
     "COLORS": {
         "primary": {
@@ -100,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "merumaga.team.middleware.AuditActorMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "merumaga.team.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "merumaga.middleware.ContentSecurityPolicy",
@@ -142,6 +150,14 @@ MAILING_APPROVAL_ABOVE = env_int("MERUMAGA_APPROVAL_ABOVE", 0, minimum=0)
 # registered URL must not reach into our own network). True allows them, for a receiver on the
 # same network.
 WEBHOOKS_ALLOW_PRIVATE = env_bool("MERUMAGA_WEBHOOKS_ALLOW_PRIVATE", False)
+
+# Two-factor authentication for staff (django-otp: an authenticator app and recovery codes).
+# "none": whoever sets it up uses it; "sensitive": required of accounts that can send to the
+# readers or see their data (and superusers); "all": required of every staff account.
+TWO_FACTOR_REQUIRED = env_str("MERUMAGA_2FA_REQUIRED", "none")
+if TWO_FACTOR_REQUIRED not in ("none", "sensitive", "all"):
+    raise ImproperlyConfigured("MERUMAGA_2FA_REQUIRED must be none, sensitive or all")
+OTP_TOTP_ISSUER = env_str("MERUMAGA_2FA_ISSUER", "merumaga")
 
 # Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one user name
 # from one address, that pair is refused for LOGIN_LOCKOUT_MINUTES, with a page that says so.

@@ -7,6 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
@@ -92,6 +94,10 @@ class AuditEntryAdmin(ModelAdmin):
 # Accounts and roles in the theme's own forms (Django's admin registered them plainly).
 admin.site.unregister(User)
 admin.site.unregister(Group)
+# django-otp's own pages would show anyone with access every account's authenticator key (and
+# come in English only): a lost authenticator is removed with `merumaga 2fa-reset NAME`.
+admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)
 
 
 @admin.register(User)

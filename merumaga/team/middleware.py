@@ -1,4 +1,7 @@
-from django.http import HttpRequest, HttpResponse
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from merumaga.audit import acting_as
 
@@ -15,3 +18,42 @@ class AuditActorMiddleware:
             return self.get_response(request)
         with acting_as(user, "admin"):
             return self.get_response(request)
+
+
+class TwoFactorMiddleware:
+    """On /admin/: a staff account that has set up two-factor authentication gives a code after
+    its password (once per session); one that must use it (TWO_FACTOR_REQUIRED) and has not
+    sets it up first. Signing in, out and the two-factor pages themselves are left alone."""
+
+    OPEN = (
+        "/admin/login/",
+        "/admin/logout/",
+        "/admin/2fa/",
+        "/admin/password_reset/",
+        "/admin/reset/",
+        "/admin/jsi18n/",
+    )
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        path = request.path_info
+        if (
+            user is None
+            or not user.is_authenticated
+            or not user.is_staff
+            or not path.startswith("/admin/")
+            or path.startswith(self.OPEN)
+            or user.is_verified()
+        ):
+            return self.get_response(request)
+        from merumaga.team import two_factor
+
+        query = urlencode({"next": request.get_full_path()})
+        if two_factor.has_set_up(user):
+            return HttpResponseRedirect(f"{reverse('two_factor_verify')}?{query}")
+        if two_factor.must_use(user):
+            return HttpResponseRedirect(f"{reverse('two_factor_setup')}?{query}")
+        return self.get_response(request)

@@ -1,5 +1,7 @@
 """The admin's sidebar groups the sections as editors work, and loses no model."""
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission, User
@@ -21,11 +23,14 @@ def sidebar_of(page: str) -> str:
     return page[start : page.index("</nav>", start)]
 
 
+def section_titles(sidebar: str) -> list[str]:
+    return [title.strip() for title in re.findall(r"<h2[^>]*>([^<]+)<", sidebar)]
+
+
 def test_the_sidebar_shows_the_sections_in_order(admin_client):
     sidebar = sidebar_of(admin_client.get(reverse("admin:index")).content.decode())
+    assert section_titles(sidebar) == [str(name) for _, name, _ in SECTIONS]  # in this order
     positions = [sidebar.index(f"{name}\n") for _, name, _ in SECTIONS]
-    assert positions == sorted(positions)
-    assert "その他" not in sidebar
     # Each page is where it was, linked from its section.
     mailings = reverse("admin:mailings_mailing_changelist")
     assert positions[1] < sidebar.index(f'href="{mailings}"') < positions[2]
@@ -38,7 +43,7 @@ def test_the_sidebar_shows_only_what_the_account_may_open(client):
     sidebar = sidebar_of(client.get(reverse("admin:index")).content.decode())
     assert reverse("admin:mailings_mailing_changelist") in sidebar
     assert reverse("admin:subscribers_subscriber_changelist") not in sidebar
-    assert [str(name) for key, name, _ in SECTIONS if f"{name}\n" in sidebar] == ["配信する"]
+    assert section_titles(sidebar) == ["配信する"]
 
 
 def test_the_mail_viewer_is_in_the_sidebar_for_who_may_read_caught_mail(client):
