@@ -65,7 +65,10 @@ def verify(user, code: str):
     """The device that accepts `code` (an authenticator's code, or a recovery code, used up),
     or None. Each device counts its failures and waits longer after each (django-otp)."""
     code = code.strip().replace(" ", "")
-    for device in devices_for_user(user, confirmed=True, for_verify=True):
-        if device.verify_token(code):
-            return device
+    # In a transaction: a recovery code is locked while it is used up (select_for_update),
+    # which PostgreSQL allows only inside one.
+    with transaction.atomic():
+        for device in devices_for_user(user, confirmed=True, for_verify=True):
+            if device.verify_token(code):
+                return device
     return None
