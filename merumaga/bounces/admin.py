@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminEmailInputWidget
 
 from merumaga.bounces import rates, services
 from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
@@ -249,7 +250,10 @@ class SuppressionChangeAdmin(ModelAdmin):
 class SuppressForm(forms.ModelForm):
     """A suppression made by hand: the address (kept only as its hash) and why."""
 
-    email = forms.EmailField(label=gettext_lazy("メールアドレス"))
+    # The theme's input (a plain one shows no box in its forms).
+    email = forms.EmailField(
+        label=gettext_lazy("メールアドレス"), widget=UnfoldAdminEmailInputWidget
+    )
 
     class Meta:
         model = Suppression

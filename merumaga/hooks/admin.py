@@ -4,6 +4,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget, UnfoldAdminURLInputWidget
 
 from merumaga.hooks import services, tasks
 from merumaga.hooks.models import EVENTS, TEST_EVENT, Endpoint, WebhookDelivery
@@ -15,11 +16,16 @@ class EndpointForm(forms.ModelForm):
         label=gettext_lazy("イベント"),
         choices=EVENTS,
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         help_text=gettext_lazy("何も選ばなければ、すべてのイベントを送ります。"),
     )
 
-    url = forms.URLField(label=gettext_lazy("送信先URL"), max_length=500, assume_scheme="https")
+    url = forms.URLField(
+        label=gettext_lazy("送信先URL"),
+        max_length=500,
+        assume_scheme="https",
+        widget=UnfoldAdminURLInputWidget,  # the theme's input: a plain one shows no box
+    )
 
     class Meta:
         model = Endpoint
