@@ -54,6 +54,20 @@ SECTIONS = [
 ]
 
 
+class RecordAdmin:
+    """A model admin for records (evidence, logs): viewed, searched and exported, never added,
+    changed or deleted by hand. Placed before ModelAdmin in the bases."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 class MerumagaAdminSite(UnfoldAdminSite):
     index_title = _("ダッシュボード")
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminEmailInputWidget
 
+from merumaga.admin_site import RecordAdmin
 from merumaga.bounces import rates, services
 from merumaga.bounces.models import BounceEvent, InboundMessage, SuppressionChange
 from merumaga.subscribers.models import Suppression, address_hash
@@ -33,7 +34,7 @@ class ReviewedFilter(admin.SimpleListFilter):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ModelAdmin):
+class InboundMessageAdmin(RecordAdmin, ModelAdmin):
     # The rule and the source are on each message's page and in the filters: the list fits.
     list_display = (
         "received_at",
@@ -70,15 +71,6 @@ class InboundMessageAdmin(ModelAdmin):
     )
     readonly_fields = fields
     actions = ["mark_reviewed", "read_again"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # what came back is evidence; it is never deleted by hand
 
     @admin.display(description=gettext_lazy("受信したメッセージ"))
     def message_text(self, obj: InboundMessage) -> str:
@@ -155,7 +147,7 @@ def lift_with_reason(model_admin, request, hashes: list[str], shown: list[str]):
 
 
 @admin.register(BounceEvent)
-class BounceEventAdmin(ModelAdmin):
+class BounceEventAdmin(RecordAdmin, ModelAdmin):
     # What happened to whom; the relay, the status code, the rule that read the mail and its
     # source are on each record's page (the source is a filter), so the list fits 1280 px.
     list_display = (
@@ -175,15 +167,6 @@ class BounceEventAdmin(ModelAdmin):
     readonly_fields = [field.name for field in BounceEvent._meta.fields]
     actions = ["lift"]
     list_before_template = "admin/bounces/bounceevent/list_tools.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         may_view = permission_required("bounces.view_bounceevent", raise_exception=True)
@@ -230,21 +213,12 @@ class BounceEventAdmin(ModelAdmin):
 
 
 @admin.register(SuppressionChange)
-class SuppressionChangeAdmin(ModelAdmin):
+class SuppressionChangeAdmin(RecordAdmin, ModelAdmin):
     list_display = ("created_at", "action", "subscriber", "reason", "user", "event")
     list_filter = ("action",)
     search_fields = ("reason", "subscriber__email")
     list_select_related = ("subscriber", "user", "event")
     readonly_fields = [field.name for field in SuppressionChange._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class SuppressForm(forms.ModelForm):

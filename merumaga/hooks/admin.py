@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget, UnfoldAdminURLInputWidget
 
+from merumaga.admin_site import RecordAdmin
 from merumaga.hooks import services, tasks
 from merumaga.hooks.models import EVENTS, TEST_EVENT, Endpoint, WebhookDelivery
 from merumaga.shown import minute
@@ -79,7 +80,7 @@ class EndpointAdmin(ModelAdmin):
     def send_test_event(self, request, queryset):
         sent = 0
         for endpoint in queryset:
-            for delivery in services.emit(TEST_EVENT, {"endpoint": endpoint.pk}, to=endpoint):
+            for delivery in services.emit(TEST_EVENT, {"endpoint": endpoint.pk}, [endpoint]):
                 tasks.deliver_webhook(delivery.pk)
                 sent += 1
         self.message_user(
@@ -91,7 +92,7 @@ class EndpointAdmin(ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ModelAdmin):
+class WebhookDeliveryAdmin(RecordAdmin, ModelAdmin):
     """Each event sent to each endpoint, its tries and the last answer: read only."""
 
     list_display = ("when", "event", "endpoint", "status", "attempts", "last_status", "last_error")
@@ -101,12 +102,3 @@ class WebhookDeliveryAdmin(ModelAdmin):
     @admin.display(description=gettext_lazy("作成日時"), ordering="created_at")
     def when(self, delivery: WebhookDelivery) -> str:
         return minute(delivery.created_at)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

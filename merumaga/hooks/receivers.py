@@ -5,7 +5,7 @@ from django.db.models.signals import post_save
 
 from merumaga.bounces.models import BounceEvent, Kind
 from merumaga.bounces.signals import events_recorded
-from merumaga.hooks import tasks
+from merumaga.hooks import services, tasks
 from merumaga.mailings.models import Mailing, StatusChange
 from merumaga.subscribers.models import ConsentRecord
 
@@ -38,20 +38,25 @@ def consent_recorded(sender, instance: ConsentRecord, created: bool, **kwargs) -
 
 
 def bounces_recorded(sender, events: list[BounceEvent], **kwargs) -> None:
-    for bounce in events:
-        event = BOUNCE_EVENTS.get(bounce.kind)
-        if event is not None:
-            tasks.send(
-                event,
-                {
-                    "reader": bounce.subscriber_id,
-                    "mailing": bounce.mailing_id,
-                    "domain": bounce.domain,
-                    "reason": bounce.reason,
-                    "status": bounce.status,
-                    "at": bounce.created_at.isoformat(),
-                },
-            )
+    """A batch of bounces (record_events writes them in bulk): the endpoints read once, and
+    nothing more when none is registered."""
+    wanted = [bounce for bounce in events if bounce.kind in BOUNCE_EVENTS]
+    endpoints = services.active_endpoints() if wanted else []
+    if not endpoints:
+        return
+    for bounce in wanted:
+        tasks.send(
+            BOUNCE_EVENTS[bounce.kind],
+            {
+                "reader": bounce.subscriber_id,
+                "mailing": bounce.mailing_id,
+                "domain": bounce.domain,
+                "reason": bounce.reason,
+                "status": bounce.status,
+                "at": bounce.created_at.isoformat(),
+            },
+            endpoints,
+        )
 
 
 def status_changed(sender, instance: StatusChange, created: bool, **kwargs) -> None:

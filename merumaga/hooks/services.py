@@ -56,10 +56,17 @@ def address_problem(url: str) -> str:
     return ""
 
 
-def emit(event: str, data: dict[str, Any], to: Endpoint | None = None) -> list[WebhookDelivery]:
-    """Record `event` for every endpoint that wants it, or for `to` only (a test event); the
-    caller sends them (hooks.tasks)."""
-    candidates = [to] if to is not None else Endpoint.objects.filter(active=True)
+def active_endpoints() -> list[Endpoint]:
+    return list(Endpoint.objects.filter(active=True))
+
+
+def emit(
+    event: str, data: dict[str, Any], among: list[Endpoint] | None = None
+) -> list[WebhookDelivery]:
+    """Record `event` for every endpoint of `among` (by default the active ones, one query)
+    that wants it; the caller sends them (hooks.tasks). A batch reads the endpoints once and
+    passes them; a test event passes its one endpoint."""
+    candidates = active_endpoints() if among is None else among
     endpoints = [endpoint for endpoint in candidates if endpoint.wants(event)]
     made = []
     for endpoint in endpoints:
@@ -88,11 +95,12 @@ def deliver(delivery: WebhookDelivery) -> WebhookDelivery:
     now = timezone.now()
     delivery.last_status, delivery.last_error = status, error[:300]
     if status is not None and 200 <= status < 300:
-        delivery.status, delivery.delivered_at, delivery.next_at = "delivered", now, None
+        delivery.status = WebhookDelivery.Status.DELIVERED
+        delivery.delivered_at, delivery.next_at = now, None
     else:
         wait = min(FIRST_WAIT * 2 ** (delivery.attempts - 1), LONGEST_WAIT)
         if problem or now + wait > delivery.created_at + RETRY_FOR:
-            delivery.status, delivery.next_at = "failed", None
+            delivery.status, delivery.next_at = WebhookDelivery.Status.FAILED, None
             logger.warning("webhook %s to %s failed: %s", delivery.pk, endpoint.url, error)
         else:
             delivery.next_at = now + wait

@@ -8,7 +8,7 @@ from django.utils import timezone
 from huey.contrib.djhuey import db_task
 
 from merumaga.hooks import services
-from merumaga.hooks.models import WebhookDelivery
+from merumaga.hooks.models import Endpoint, WebhookDelivery
 
 
 @db_task()
@@ -22,7 +22,7 @@ def deliver_webhook(delivery_id: int) -> None:
         deliver_webhook.schedule((delivery.pk,), delay=wait)
 
 
-def send(event: str, data: dict[str, Any]) -> None:
+def send(event: str, data: dict[str, Any], among: list[Endpoint] | None = None) -> None:
     """Emit `event` and send each delivery once the surrounding transaction commits."""
-    for delivery in services.emit(event, data):
+    for delivery in services.emit(event, data, among):
         transaction.on_commit(partial(deliver_webhook, delivery.pk))

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 from unfold.admin import ModelAdmin, TabularInline
 
+from merumaga.admin_site import RecordAdmin
 from merumaga.subscribers import csv_io, services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
 
@@ -203,19 +204,10 @@ class TopicAdmin(ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(TopicNames, ModelAdmin):
+class ConsentRecordAdmin(RecordAdmin, TopicNames, ModelAdmin):
     list_display = ("created_at", "email", "action", "source", "topic_names", "ip_address")
     list_filter = ("action", "source")
     exclude = ("topics",)
     readonly_fields = ("topic_names",)
     search_fields = ("email",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from merumaga.admin_site import RecordAdmin
 from merumaga.shown import minute
 from merumaga.subscribers import csv_io
 from merumaga.team.models import AuditEntry
@@ -20,7 +21,7 @@ HEADER = ["at", "username", "via", "action", "object_type", "object_id", "object
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ModelAdmin):
+class AuditEntryAdmin(RecordAdmin, ModelAdmin):
     """The audit log: searchable and exportable, never changed (append-only)."""
 
     list_display = ("when", "username", "action", "object_repr", "summary")
@@ -80,15 +81,6 @@ class AuditEntryAdmin(ModelAdmin):
         )
         csv_io.write_csv(response, HEADER, rows)
         return response
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 # Accounts and roles in the theme's own forms (Django's admin registered them plainly).

@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from merumaga.audit import acting_as
+from merumaga.team import two_factor
 
 
 class AuditActorMiddleware:
@@ -49,8 +50,6 @@ class TwoFactorMiddleware:
             or user.is_verified()
         ):
             return self.get_response(request)
-        from merumaga.team import two_factor
-
         query = urlencode({"next": request.get_full_path()})
         if two_factor.has_set_up(user):
             return HttpResponseRedirect(f"{reverse('two_factor_verify')}?{query}")

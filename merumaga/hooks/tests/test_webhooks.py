@@ -180,3 +180,21 @@ def test_mailings_readers_and_bounces_raise_their_events(
     assert finished["sent"] == 1 and finished["mailing"] == weekly.pk
     erased = json.loads(receiver.requests[3][1])["data"]
     assert "email" not in erased  # gone with the reader's data
+
+
+def test_a_batch_of_bounces_raises_one_event_each(receiver, django_capture_on_commit_callbacks):
+    from merumaga.bounces import services as bounce_services
+
+    readers = [make_subscriber(f"r{n}@example.jp") for n in range(3)]
+    specs = [
+        bounce_services.EventSpec(kind="hard", source="smtp", address=r.email, subscriber=r)
+        for r in readers
+    ]
+    bounce_services.record_events(specs[:1])  # no endpoint registered: nothing to send
+    assert not WebhookDelivery.objects.exists()
+
+    Endpoint.objects.create(url=receiver.url, events=["bounce.hard"])
+    with django_capture_on_commit_callbacks(execute=True):
+        bounce_services.record_events(specs[1:])
+    assert receiver.events() == ["bounce.hard", "bounce.hard"]
+    assert json.loads(receiver.requests[0][1])["data"]["reader"] == readers[1].pk
