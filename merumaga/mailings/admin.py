@@ -6,8 +6,6 @@ who did it); the admin only shows the buttons the current state allows and relay
 
 import re
 from dataclasses import dataclass
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from django import forms
@@ -29,13 +27,13 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 
-from merumaga import audit, mailview, outgoing
-from merumaga.mailings import rendering, services
+from merumaga import mailview
+from merumaga.mailings import previews, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
 from merumaga.subscribers.models import Subscriber
-from merumaga.subscribers.services import InvalidInput, normalise_email
+from merumaga.subscribers.services import InvalidInput
 from merumaga.views import jis_check, warn_about_jis
 
 if TYPE_CHECKING:
@@ -45,9 +43,6 @@ Status = Mailing.Status
 
 # The HTML part is shown sandboxed: no scripts, no forms, no same-origin access (as in the
 # mail catcher's viewer); only images and inline styles may load.
-TEST_SEND_MAX = 20
-PREVIEW_READER_CHOICES = 50  # a topic may have thousands of readers: the select lists a few
-PREVIEW_ADDRESS = "preview@example.invalid"
 # Only these are written on save: a full save would put back the status, times and counters
 # read before a service (another editor, the sending task) changed them.
 EDITABLE_FIELDS = ("subject", "preheader", "intro", "attach_pdf", "topic", "scheduled_at")
@@ -167,109 +162,10 @@ class TestSendForm(forms.Form):
 
     def clean_addresses(self) -> list[str]:
         raw = [part for part in _ADDRESS_SEPARATORS.split(self.cleaned_data["addresses"]) if part]
-        if len(raw) > TEST_SEND_MAX:
-            raise forms.ValidationError(
-                _("テスト送信は最大%(max)d件までです。") % {"max": TEST_SEND_MAX}
-            )
-        addresses, errors = [], []
-        for candidate in raw:
-            try:
-                address = normalise_email(candidate)
-            except InvalidInput as error:
-                errors.append(f"{candidate}: {error}")
-                continue
-            if address not in addresses:
-                addresses.append(address)
-        if errors:
-            raise forms.ValidationError(errors)
-        if not addresses:
-            raise forms.ValidationError(_("メールアドレスを入力してください。"))
-        return addresses
-
-
-# Preview and test send.
-
-
-@dataclass
-class Preview:
-    reader: Subscriber
-    built: outgoing.Built
-    message: EmailMessage
-
-    @property
-    def text(self) -> str | None:
-        return mailview.text_body(self.message)
-
-    @property
-    def html(self) -> str | None:
-        return mailview.html_body(self.message)
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        return mailview.header_items(self.message)
-
-    @property
-    def raw_headers(self) -> str:
-        block = self.built.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        return block.decode("utf-8", errors="replace").replace("\r\n", "\n")
-
-
-def pseudo_reader(email: str) -> Subscriber:
-    """An unsaved reader: its links carry id 0, which resolves to no one, so an editor who
-    clicks "unsubscribe" in a test mail or a preview unsubscribes no reader."""
-    return Subscriber(pk=0, email=email, name="", language="ja", charset=Subscriber.Charset.UTF8)
-
-
-def preview_readers(mailing: Mailing) -> list[Subscriber]:
-    return list(deliverable(mailing)[:PREVIEW_READER_CHOICES])
-
-
-def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
-    """The reader asked for (if they receive this mailing), else the first, else a stand-in."""
-    readers = deliverable(mailing)
-    found = (
-        readers.filter(pk=int(wanted)).first()
-        if wanted and wanted.isascii() and wanted.isdecimal()
-        else None
-    )
-    return found or readers.first() or pseudo_reader(PREVIEW_ADDRESS)
-
-
-def build_preview(mailing: Mailing, reader: Subscriber, force_jis: bool) -> Preview:
-    """The mail as `reader` gets it (their name, language and charset), with links that act on
-    no reader: whoever sees a preview cannot change that reader's settings through it."""
-    stand_in = pseudo_reader(reader.email or "")
-    stand_in.name, stand_in.language = reader.name, reader.language
-    stand_in.charset = Subscriber.Charset.ISO2022JP if force_jis else reader.charset
-    built = rendering.build(rendering.compile_mailing(mailing, reader.language), stand_in)
-    message = message_from_bytes(built.data, policy=policy.default)
-    return Preview(reader=reader, built=built, message=message)
-
-
-@dataclass
-class TestSends:
-    sent: list[str]
-    refused: list[str]  # each with the relay's reason
-    relay_error: str = ""  # why the relay took nothing more (unreachable, busy), if it did not
-
-
-def send_tests(mailing: Mailing, addresses: list[str]) -> TestSends:
-    """Sends the test copy to each address, through the one path of every mail; stops at the
-    first temporary failure (the relay is down or busy: the next address would fare no better)."""
-    compiled = rendering.compile_mailing(mailing, "ja", test=True)
-    result = TestSends(sent=[], refused=[])
-    for address in addresses:
         try:
-            outgoing.send_built(rendering.build(compiled, pseudo_reader(address)))
-        except outgoing.NotSent as error:
-            if error.temporary:
-                result.relay_error = str(error)
-                break
-            result.refused.append(f"{address} ({error})")
-        else:
-            result.sent.append(address)
-    audit.tell("mailings.test_send", target=mailing.subject, sent=len(result.sent))
-    return result
+            return previews.test_addresses(raw)
+        except InvalidInput as error:
+            raise forms.ValidationError(str(error).split("\n")) from None
 
 
 # Read-only displays.
@@ -641,10 +537,10 @@ class MailingAdmin(ModelAdmin):
         return self._render_preview(request, mailing, TestSendForm())
 
     def _render_preview(self, request: HttpRequest, mailing: Mailing, form: TestSendForm):
-        choices = preview_readers(mailing)
+        choices = previews.preview_readers(mailing)
         force_jis = request.GET.get("charset") == Subscriber.Charset.ISO2022JP
-        reader = chosen_reader(mailing, request.GET.get("subscriber"))
-        preview = build_preview(mailing, reader, force_jis)
+        reader = previews.chosen_reader(mailing, request.GET.get("subscriber"))
+        preview = previews.build_preview(mailing, reader, force_jis)
         if reader.pk and reader not in choices:
             choices.append(reader)
         context = {
@@ -733,9 +629,9 @@ class MailingAdmin(ModelAdmin):
     @method_decorator(xframe_options_sameorigin)
     def preview_html_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         mailing = self._mailing(request, object_id)
-        reader = chosen_reader(mailing, request.GET.get("subscriber"))
+        reader = previews.chosen_reader(mailing, request.GET.get("subscriber"))
         force_jis = request.GET.get("charset") == Subscriber.Charset.ISO2022JP
-        page = build_preview(mailing, reader, force_jis).html or ""
+        page = previews.build_preview(mailing, reader, force_jis).html or ""
         response = HttpResponse(page, content_type="text/html; charset=utf-8")
         response["Content-Security-Policy"] = mailview.html_policy(request.GET.get("images") == "1")
         return response
@@ -746,7 +642,7 @@ class MailingAdmin(ModelAdmin):
         form = TestSendForm(request.POST)
         if not form.is_valid():
             return self._render_preview(request, mailing, form)
-        result = send_tests(mailing, form.cleaned_data["addresses"])
+        result = previews.send_tests(mailing, form.cleaned_data["addresses"])
         if result.sent:
             messages.success(
                 request,

@@ -16,7 +16,7 @@ from merumaga import outgoing
 from merumaga.delivery.models import DomainHold
 from merumaga.delivery.tasks import tell_operator_about_hold
 from merumaga.mailings import rendering
-from merumaga.mailings.admin import send_tests
+from merumaga.mailings.previews import send_tests
 from merumaga.publishing import tasks_rsvp
 from merumaga.publishing.models import Rsvp
 from merumaga.subscribers import tasks as reader_tasks

@@ -168,7 +168,7 @@ def account(role: str | None) -> User:
 
 
 def test_every_admin_page_checks_its_permission_for_every_role(walk_data, mail_catcher):
-    from merumaga.mailings.admin import send_tests
+    from merumaga.mailings.previews import send_tests
 
     send_tests(walk_data["mailings.Mailing"], ["editor@example.jp"])  # a mail in the viewer
     [caught], _count = list_messages(mail_catcher)
