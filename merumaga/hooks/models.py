@@ -16,6 +16,7 @@ EVENTS = [
     ("complaint", _("迷惑メール報告")),
     ("mailing.started", _("配信開始")),
     ("mailing.finished", _("配信完了")),
+    ("link.clicked", _("リンクのクリック")),
 ]
 TEST_EVENT = "test"
 

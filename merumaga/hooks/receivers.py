@@ -6,8 +6,11 @@ from django.db.models.signals import post_save
 from merumaga.bounces.models import BounceEvent, Kind
 from merumaga.bounces.signals import events_recorded
 from merumaga.hooks import services, tasks
-from merumaga.mailings.models import Mailing, StatusChange
+from merumaga.hooks.models import Endpoint
+from merumaga.mailings.models import Click, Link, Mailing, StatusChange
+from merumaga.mailings.signals import clicks_recorded
 from merumaga.subscribers.models import ConsentRecord
+from merumaga.subscribers.signals import consent_recorded_in_bulk
 
 # A consent record holds the reader's topics after the act: it is the reader event. A sign-up
 # through the form is "subscribed" (pending); its confirmation, "confirmed".
@@ -23,18 +26,32 @@ BOUNCE_EVENTS: dict[str, str] = {Kind.HARD: "bounce.hard", Kind.COMPLAINT: "comp
 
 
 def consent_recorded(sender, instance: ConsentRecord, created: bool, **kwargs) -> None:
-    event = READER_EVENTS.get(instance.action) if created else None
+    if created and instance.action in READER_EVENTS:
+        _reader_event(instance, None)
+
+
+def consents_recorded(sender, records: list[ConsentRecord], **kwargs) -> None:
+    """Readers added in bulk (an import, the API with consent held elsewhere): the endpoints
+    read once, and nothing more when none is registered."""
+    endpoints = services.active_endpoints()
+    if endpoints:
+        for record in records:
+            _reader_event(record, endpoints)
+
+
+def _reader_event(record: ConsentRecord, endpoints: list[Endpoint] | None) -> None:
+    event = READER_EVENTS.get(record.action)
     if event is None:
         return
     data = {
-        "reader": instance.subscriber_id,
-        "topics": instance.topics,
-        "source": instance.source,
-        "at": instance.created_at.isoformat(),
+        "reader": record.subscriber_id,
+        "topics": record.topics,
+        "source": record.source,
+        "at": record.created_at.isoformat(),
     }
     if event != "reader.erased":  # the address is gone with the reader's data
-        data["email"] = instance.email
-    tasks.send(event, data)
+        data["email"] = record.email
+    tasks.send(event, data, endpoints)
 
 
 def bounces_recorded(sender, events: list[BounceEvent], **kwargs) -> None:
@@ -57,6 +74,33 @@ def bounces_recorded(sender, events: list[BounceEvent], **kwargs) -> None:
             },
             endpoints,
         )
+
+
+def clicks_written(sender, clicks: list[Click], **kwargs) -> None:
+    """A batch of clicks: the endpoints read once, the links once, nothing more when no
+    endpoint wants clicks. The reader is named by id, when clicks are kept per reader."""
+    endpoints = [e for e in services.active_endpoints() if e.wants("link.clicked")]
+    if not endpoints:
+        return
+    links = {
+        link.pk: link
+        for link in Link.objects.filter(pk__in={click.link_id for click in clicks}).only(
+            "url", "mailing_id"
+        )
+    }
+    for click in clicks:
+        link = links.get(click.link_id)
+        if link is not None:
+            tasks.send(
+                "link.clicked",
+                {
+                    "mailing": link.mailing_id,
+                    "url": link.url,
+                    "reader": click.subscriber_id,
+                    "at": click.at.isoformat(),
+                },
+                endpoints,
+            )
 
 
 def status_changed(sender, instance: StatusChange, created: bool, **kwargs) -> None:
@@ -91,5 +135,7 @@ def _mailing_event(event: str, mailing_id: int, at) -> None:
 
 def connect() -> None:
     post_save.connect(consent_recorded, sender=ConsentRecord, dispatch_uid="hooks-consent")
+    consent_recorded_in_bulk.connect(consents_recorded, dispatch_uid="hooks-bulk-consent")
     events_recorded.connect(bounces_recorded, dispatch_uid="hooks-bounces")
     post_save.connect(status_changed, sender=StatusChange, dispatch_uid="hooks-status")
+    clicks_recorded.connect(clicks_written, dispatch_uid="hooks-clicks")

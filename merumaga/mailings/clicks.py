@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils.encoding import iri_to_uri
 
 from merumaga.institute.services import records_clicks_per_reader
+from merumaga.mailings import signals
 from merumaga.mailings.models import Click, Link, Mailing
 from merumaga.subscribers import tokens
 from merumaga.subscribers.models import Subscriber
@@ -262,6 +263,12 @@ class ClickBuffer:
             if click.subscriber_id not in readers:
                 click.subscriber_id = None
         Click.objects.bulk_create(kept)
+        if kept:
+            # Written already: a receiver's failure is logged, never taken for a failed write
+            # (that would put the batch back and count its clicks twice).
+            for receiver, error in signals.clicks_recorded.send_robust(ClickBuffer, clicks=kept):
+                if isinstance(error, Exception):
+                    logger.error("after writing clicks, %s failed: %r", receiver, error)
         if len(kept) < len(clicks):
             logger.warning("%d clicks dropped: their links are gone", len(clicks) - len(kept))
         return len(kept)

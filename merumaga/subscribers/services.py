@@ -37,6 +37,7 @@ from merumaga.subscribers.models import (
 from merumaga.subscribers.signals import (
     address_changed,
     address_confirmed,
+    consent_recorded_in_bulk,
     reader_data_requested,
     reader_erased,
 )
@@ -652,6 +653,83 @@ class _ImportRow(TypedDict):
     topics: list[str]
 
 
+def _checked_row(
+    raw_email: str,
+    keys: list[str],
+    topics: dict[str, Topic],
+    *,
+    name: str = "",
+    organisation: str = "",
+    language: str = "",
+    charset: str = "",
+) -> _ImportRow:
+    """One reader added with consent held elsewhere (a CSV row, an API call), checked; else
+    InvalidInput saying what is wrong."""
+    email = normalise_email(raw_email)
+    name = clean_text(name, NAME_MAX_LENGTH, _("お名前"))
+    organisation = clean_text(organisation, ORGANISATION_MAX_LENGTH, _("所属"))
+    unknown = [key for key in keys if key not in topics]
+    if unknown:
+        raise InvalidInput(_("不明な配信種別です: %(keys)s") % {"keys": ", ".join(unknown)})
+    if not keys:
+        raise InvalidInput(_("受け取るメールマガジンを一つ以上選んでください。"))
+    language = language.strip().lower() or Subscriber.Language.JA
+    if language not in Subscriber.Language.values:
+        raise InvalidInput(_("言語は ja か en で指定してください。"))
+    charset = charset.strip().lower() or default_charset(email)
+    if charset not in Subscriber.Charset.values:
+        raise InvalidInput(_("文字コードは utf-8 か iso-2022-jp で指定してください。"))
+    return {
+        "email": email,
+        "name": name,
+        "organisation": organisation,
+        "language": language,
+        "charset": charset,
+        "topics": sorted(set(keys)),
+    }
+
+
+class AlreadyKnown(InvalidInput):
+    """The address is a reader's already (in whatever state) or suppressed: left as it is."""
+
+
+def add_with_consent(
+    email: str,
+    topic_keys: list[str],
+    consent_basis: str,
+    evidence: Evidence,
+    *,
+    name: str = "",
+    organisation: str = "",
+    language: str = "",
+    charset: str = "",
+) -> Subscriber:
+    """A reader whose consent another system obtained and declares (`consent_basis`, e.g. "event
+    registration form, 2026-12-01"): confirmed at once, without a confirmation mail. The rules
+    of an import hold, through the same code: an address already known (an opt-out is never
+    undone) or suppressed raises AlreadyKnown, and nothing changes."""
+    consent_basis = clean_text(consent_basis, 300, _("同意の取得元"))
+    if not consent_basis:
+        raise InvalidInput(_("同意の取得元 (例: 「2026年セミナー申込者」) を入力してください。"))
+    topics = {topic.key: topic for topic in Topic.objects.filter(is_active=True)}
+    row = _checked_row(
+        email,
+        topic_keys,
+        topics,
+        name=name,
+        organisation=organisation,
+        language=language,
+        charset=charset,
+    )
+    report = ImportReport()
+    _import_chunk([row], topics, consent_basis, evidence, report)
+    if report.suppressed:
+        raise AlreadyKnown(_("このアドレスは配信停止の記録があるため、登録できません。"))
+    if report.existing:
+        raise AlreadyKnown(_("このアドレスはすでに登録されています。"))
+    return Subscriber.objects.get(email=row["email"])
+
+
 def import_subscribers(
     data: bytes,
     source_description: str,
@@ -687,24 +765,19 @@ def import_subscribers(
         report.rows += 1
         raw_email = cell(cells, "email")
         try:
-            email = normalise_email(raw_email)
-            name = clean_text(cell(cells, "name"), NAME_MAX_LENGTH, _("お名前"))
-            organisation = clean_text(
-                cell(cells, "organisation"), ORGANISATION_MAX_LENGTH, _("所属")
+            row = _checked_row(
+                raw_email,
+                csv_io.split_topics(cell(cells, "topics")) or list(topics),
+                topics,
+                name=cell(cells, "name"),
+                organisation=cell(cells, "organisation"),
+                language=cell(cells, "language"),
+                charset=cell(cells, "charset"),
             )
-            keys = csv_io.split_topics(cell(cells, "topics")) or list(topics)
-            unknown = [key for key in keys if key not in topics]
-            if unknown:
-                raise InvalidInput(_("不明な配信種別です: %(keys)s") % {"keys": ", ".join(unknown)})
-            language = cell(cells, "language").strip().lower() or Subscriber.Language.JA
-            if language not in Subscriber.Language.values:
-                raise InvalidInput(_("言語は ja か en で指定してください。"))
-            charset = cell(cells, "charset").strip().lower() or default_charset(email)
-            if charset not in Subscriber.Charset.values:
-                raise InvalidInput(_("文字コードは utf-8 か iso-2022-jp で指定してください。"))
         except InvalidInput as error:
             report.errors.append(RowError(line, raw_email.strip()[:254], str(error)))
             continue
+        email = row["email"]
         if email in seen:
             report.duplicates += 1
             report.errors.append(
@@ -712,16 +785,7 @@ def import_subscribers(
             )
             continue
         seen[email] = line
-        chunk.append(
-            {
-                "email": email,
-                "name": name,
-                "organisation": organisation,
-                "language": language,
-                "charset": charset,
-                "topics": sorted(set(keys)),
-            }
-        )
+        chunk.append(row)
         if len(chunk) >= IMPORT_CHUNK_SIZE:
             _import_chunk(chunk, topics, source_description, evidence, report)
             chunk = []
@@ -800,13 +864,13 @@ def _insert_chunk(
                 for key in row["topics"]
             ]
         )
-        ConsentRecord.objects.bulk_create(
+        records = ConsentRecord.objects.bulk_create(
             [
                 ConsentRecord(
                     subscriber=subscriber,
                     email=row["email"],
                     action=ConsentRecord.Action.SUBSCRIBE,
-                    source=ConsentRecord.Source.IMPORT,
+                    source=evidence.source,
                     topics=row["topics"],
                     ip_address=evidence.ip_address,
                     user_agent=evidence.user_agent[:300],
@@ -817,6 +881,8 @@ def _insert_chunk(
                 for subscriber, row in zip(subscribers, fresh, strict=True)
             ]
         )
+        if records:
+            consent_recorded_in_bulk.send(_insert_chunk, records=records)
     report.created += len(fresh)
     report.existing += len([row for row in chunk if row["email"] in existing])
     report.suppressed += len([row for row in chunk if row["email"] in suppressed - existing])

@@ -17,3 +17,7 @@ address_confirmed = Signal()
 # Sent by export_data(): subscriber=the reader. A receiver returns (section name, rows) for what
 # its app keeps about the reader (clicks, when kept per reader), and "download my data" adds it.
 reader_data_requested = Signal()
+
+# Sent inside an import chunk's or add_with_consent()'s transaction: records=the consent records
+# written in bulk (bulk_create sends no post_save), for apps that follow every consent record.
+consent_recorded_in_bulk = Signal()

@@ -198,3 +198,44 @@ def test_a_batch_of_bounces_raises_one_event_each(receiver, django_capture_on_co
         bounce_services.record_events(specs[1:])
     assert receiver.events() == ["bounce.hard", "bounce.hard"]
     assert json.loads(receiver.requests[0][1])["data"]["reader"] == readers[1].pk
+
+
+def test_readers_added_in_bulk_raise_their_events(receiver, django_capture_on_commit_callbacks):
+    Endpoint.objects.create(url=receiver.url, events=["reader.subscribed"])
+    csv = "email,topics\nimported@example.jp,weekly\n".encode()
+    evidence = reader_services.Evidence(source="import", user_agent="pytest")
+    with django_capture_on_commit_callbacks(execute=True):
+        reader_services.import_subscribers(csv, "2026年セミナー申込者", evidence)
+    with django_capture_on_commit_callbacks(execute=True):
+        reader_services.add_with_consent(
+            "crm@example.jp",
+            ["weekly"],
+            "展示会の名刺交換 (同意欄あり)",
+            reader_services.Evidence(source="api", user_agent="pytest"),
+        )
+    sent = [json.loads(body)["data"] for _headers, body in receiver.requests]
+    assert [(data["email"], data["source"]) for data in sent] == [
+        ("imported@example.jp", "import"),
+        ("crm@example.jp", "api"),
+    ]
+
+
+def test_a_batch_of_clicks_raises_one_event_each(
+    receiver, settings, django_capture_on_commit_callbacks
+):
+    from merumaga.mailings import clicks
+    from merumaga.mailings.models import Link
+
+    settings.CLICK_FLUSH_SECONDS = 0  # written as they come
+    reader = make_subscriber("clicker@example.jp")
+    link = Link.objects.create(mailing=mailing_of("weekly"), url="https://example.org/a", position=1)
+    clicks.buffer.add(clicks.target_of(link.pk), None)  # no endpoint: nothing recorded
+    assert not WebhookDelivery.objects.exists()
+
+    Endpoint.objects.create(url=receiver.url, events=["link.clicked"])
+    with django_capture_on_commit_callbacks(execute=True):
+        clicks.buffer.add(clicks.target_of(link.pk), reader.pk)
+    assert receiver.events() == ["link.clicked"]
+    data = json.loads(receiver.requests[0][1])["data"]
+    assert data["url"] == "https://example.org/a" and data["reader"] == reader.pk
+    assert data["mailing"] == link.mailing_id
