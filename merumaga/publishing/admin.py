@@ -96,7 +96,7 @@ class MarkdownPreviewMixin(_ModelAdminBase):
         return fields
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        services.save_item(obj, form.changed_data if change else ())
         warn_about_jis(request, obj)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -192,10 +192,6 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
     ]
     actions = ["publish_selected", "unpublish_selected"]
 
-    def save_model(self, request, obj, form, change):
-        services.prepare_article(obj)
-        super().save_model(request, obj, form, change)
-
     def publish(self, request, obj):
         services.publish_article(obj, at=obj.published_at)
 
@@ -230,10 +226,6 @@ class ReportAdmin(MarkdownPreviewMixin, ModelAdmin):
         "published_at",
         "notify_subscribers",
     )
-
-    def save_model(self, request, obj, form, change):
-        services.prepare_report(obj)
-        super().save_model(request, obj, form, change)
 
     def publish(self, request, obj):
         services.publish_report(obj, at=obj.published_at)
@@ -296,15 +288,6 @@ class EventAdmin(MarkdownPreviewMixin, ModelAdmin):
     @admin.display(description=gettext_lazy("キャンセル待ち"), ordering="waitlisted_count")
     def waitlisted(self, event):
         return event.waitlisted_count
-
-    def save_model(self, request, obj, form, change):
-        services.prepare_event(obj)
-        super().save_model(request, obj, form, change)
-        if change and "capacity" in form.changed_data:
-            from merumaga.publishing.rsvp import fill_free_seats
-
-            # New seats go to those already waiting, at once and in order.
-            fill_free_seats(obj)
 
     def publish(self, request, obj):
         services.publish_event(obj, at=obj.published_at)

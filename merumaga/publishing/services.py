@@ -1,6 +1,7 @@
 """Publishing state changes: each editor action on content goes through one function here."""
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from typing import TypeVar
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from merumaga.publishing import caching, markdown, signals
+from merumaga.publishing import caching, markdown, rsvp, signals
 from merumaga.publishing.models import Article, Event, Report, Status, Tag
 from merumaga.subscribers.services import field_max_length
 
@@ -65,6 +66,22 @@ def prepare_report(report: Report) -> Report:
     if not report.slug:
         report.slug = unique_slug(Report, report.title, report.pk, "report")
     return report
+
+
+def save_item(item: _Scheduled, changed: Collection[str] = ()) -> _Scheduled:
+    """Save an article, report or event as an editor wrote it (the admin, the API): what is
+    derived is filled first; an event given more seats hands them to its waitlist at once.
+    `changed` names the fields the editor changed (an edit, not a new item)."""
+    if isinstance(item, Article):
+        prepare_article(item)
+    elif isinstance(item, Report):
+        prepare_report(item)
+    else:
+        prepare_event(item)
+    item.save()
+    if isinstance(item, Event) and "capacity" in changed:
+        rsvp.fill_free_seats(item)
+    return item
 
 
 def _announce(signal: Signal, instance: models.Model) -> None:

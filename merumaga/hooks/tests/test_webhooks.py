@@ -202,7 +202,7 @@ def test_a_batch_of_bounces_raises_one_event_each(receiver, django_capture_on_co
 
 def test_readers_added_in_bulk_raise_their_events(receiver, django_capture_on_commit_callbacks):
     Endpoint.objects.create(url=receiver.url, events=["reader.subscribed"])
-    csv = "email,topics\nimported@example.jp,weekly\n".encode()
+    csv = b"email,topics\nimported@example.jp,weekly\n"
     evidence = reader_services.Evidence(source="import", user_agent="pytest")
     with django_capture_on_commit_callbacks(execute=True):
         reader_services.import_subscribers(csv, "2026年セミナー申込者", evidence)
@@ -228,7 +228,9 @@ def test_a_batch_of_clicks_raises_one_event_each(
 
     settings.CLICK_FLUSH_SECONDS = 0  # written as they come
     reader = make_subscriber("clicker@example.jp")
-    link = Link.objects.create(mailing=mailing_of("weekly"), url="https://example.org/a", position=1)
+    link = Link.objects.create(
+        mailing=mailing_of("weekly"), url="https://example.org/a", position=1
+    )
     clicks.buffer.add(clicks.target_of(link.pk), None)  # no endpoint: nothing recorded
     assert not WebhookDelivery.objects.exists()
 
