@@ -16,6 +16,7 @@ ACTING_COMMANDS = {
     "createsuperuser",
     "axes_reset_username",
     "2fa-reset",
+    "api-token",
 }
 
 

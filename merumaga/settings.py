@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "merumaga.outcomes",
     "merumaga.team",
     "merumaga.hooks",
+    "merumaga.api",
+    "ninja",  # the API's interactive documentation, served from our static files
 ]
 
 
@@ -141,6 +143,11 @@ ADMIN_CSP = {
     "frame-src": [SELF],
     "frame-ancestors": [SELF],
 }
+
+# The REST API (/api/v1/): requests per token per minute (over it: 429 with Retry-After), and
+# the life of a new token when `merumaga api-token create` is given no --expires-days.
+API_RATE_LIMIT = env_int("MERUMAGA_API_RATE_LIMIT", 600, minimum=1)
+API_TOKEN_DAYS = env_int("MERUMAGA_API_TOKEN_DAYS", 90, minimum=1, maximum=730)
 
 # The two-person rule: a mailing to more readers than this must be approved by a second account
 # (one holding 「配信を承認する」) before it starts or is scheduled. 0: no approval needed.

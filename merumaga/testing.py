@@ -4,6 +4,7 @@ bounce mailbox. Fixtures live in the conftest.py files.
 """
 
 import ipaddress
+import json
 import socket
 import socketserver
 import threading
@@ -357,3 +358,43 @@ def start_pop3(server_class, scheme: str):
         f"@127.0.0.1:{server.server_address[1]}"
     )
     return server
+
+
+class ApiClient:
+    """Django's test client speaking JSON to /api/v1/ with a token of an account holding
+    `role` (the role groups must exist: the `roles` fixture)."""
+
+    def __init__(self, scopes: Iterable[str] | None = None, role: str = "管理者") -> None:
+        from django.contrib.auth.models import Group, User
+        from django.test import Client
+
+        from merumaga.api import services as api_services
+
+        user = User.objects.create_user(f"api-{role}-{User.objects.count()}", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        wanted = list(scopes) if scopes is not None else list(api_services.SCOPES)
+        self.user = user
+        self.token, self.raw = api_services.create_token(user, wanted)
+        self.client = Client()
+
+    def call(self, method: str, path: str, body: object = None, **extra):
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {self.raw}", **extra}
+        send = getattr(self.client, method)
+        if body is None:
+            return send(f"/api/v1{path}", **headers)
+        return send(f"/api/v1{path}", json.dumps(body), content_type="application/json", **headers)
+
+    def get(self, path: str, **extra):
+        return self.call("get", path, **extra)
+
+    def post(self, path: str, body: object = None, **extra):
+        return self.call("post", path, {} if body is None else body, **extra)
+
+    def put(self, path: str, body: object, **extra):
+        return self.call("put", path, body, **extra)
+
+    def patch(self, path: str, body: object, **extra):
+        return self.call("patch", path, body, **extra)
+
+    def delete(self, path: str, **extra):
+        return self.call("delete", path, **extra)

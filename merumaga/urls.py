@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.static import serve
 
+from merumaga.api.v1 import api
 from merumaga.team import views as team_views
 from merumaga.team.forms import StaffPasswordResetForm
 from merumaga.views import favicon, switch_language
@@ -45,6 +46,7 @@ urlpatterns = [
     path("admin/2fa/", team_views.verify, name="two_factor_verify"),
     path("admin/2fa/setup/", team_views.setup, name="two_factor_setup"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path("", include("merumaga.mailings.urls")),
     path("", include("merumaga.subscribers.urls")),
     path("", include("merumaga.publishing.urls")),

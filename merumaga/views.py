@@ -10,6 +10,7 @@ from django.http import (
     HttpResponseNotFound,
     HttpResponseRedirect,
     HttpResponseServerError,
+    JsonResponse,
 )
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -73,7 +74,21 @@ _LAST_RESORT = (
 )
 
 
+# The API's clients read JSON: the same error body as its own answers (merumaga.api.core).
+_API_ERRORS = {
+    400: ("bad_request", "The request is malformed."),
+    403: ("permission_denied", "Not allowed."),
+    404: ("not_found", "No such API path."),
+    500: ("server_error", "Something went wrong on our side."),
+}
+
+
 def _error_page(request: HttpRequest, template: str, response_class) -> HttpResponse:
+    if request.path_info.startswith("/api/"):
+        code, message = _API_ERRORS[response_class.status_code]
+        return JsonResponse(
+            {"error": {"code": code, "message": message}}, status=response_class.status_code
+        )
     try:
         page = render(request, template)
     except Exception:

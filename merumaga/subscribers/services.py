@@ -727,7 +727,9 @@ def add_with_consent(
         raise AlreadyKnown(_("このアドレスは配信停止の記録があるため、登録できません。"))
     if report.existing:
         raise AlreadyKnown(_("このアドレスはすでに登録されています。"))
-    return Subscriber.objects.get(email=row["email"])
+    reader = Subscriber.objects.get(email=row["email"])
+    audit.tell("subscribers.add_with_consent", target=f"#{reader.pk}", topics=row["topics"])
+    return reader
 
 
 def import_subscribers(

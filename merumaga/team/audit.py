@@ -31,6 +31,7 @@ WATCHED = {
     "institute.SiteSettings",
     "delivery.DomainHold",
     "bounces.InboundMessage",
+    "api.ApiToken",
     "auth.User",
     "auth.Group",
     "hooks.Endpoint",
@@ -50,6 +51,7 @@ PERSONAL = {
     "ip_address",
     "user_agent",
     "secret",  # a webhook's signing key: a credential
+    "digest",  # an API token's hash: a credential
 }
 HIDDEN = "(…)"
 

@@ -1,3 +1,4 @@
+import contextvars
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -8,12 +9,19 @@ from merumaga.team import two_factor
 
 
 class AuditActorMiddleware:
-    """A signed-in staff member's request is theirs in the audit log (merumaga.audit)."""
+    """A signed-in staff member's request is theirs in the audit log (merumaga.audit).
+
+    Each request runs in a context of its own: an API token names its account once checked,
+    deep inside the request (merumaga.api.core.TokenAuth), and that must end with the request,
+    never carry over to the next one the same thread serves."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return contextvars.copy_context().run(self._as_the_user, request)
+
+    def _as_the_user(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or not user.is_staff:
             return self.get_response(request)

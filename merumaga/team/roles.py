@@ -57,6 +57,11 @@ ROLES: dict[str, list[str]] = {
         "subscribers.add_suppression",
         "subscribers.lift_suppression",
         "subscribers.view_subscriber",
+        # Readers' requests by hand or through the API (readers:write): their settings, a
+        # reader added with consent held elsewhere, an erasure.
+        "subscribers.add_subscriber",
+        "subscribers.change_subscriber",
+        "subscribers.delete_subscriber",
         "subscribers.view_consentrecord",
         "subscribers.view_topic",
         "mailings.view_mailing",

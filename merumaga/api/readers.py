@@ -1,0 +1,253 @@
+"""/api/v1/readers and /api/v1/topics: the same services as the forms and the admin."""
+
+from datetime import datetime
+from typing import Literal
+
+from django.db.models import Exists, OuterRef
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Schema, Status
+from pydantic import Field
+
+from merumaga.api.core import CLIENT_ERRORS, ErrorBody, Id, In, PageQuery, When, needs, page
+from merumaga.subscribers import services
+from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
+
+router = Router(tags=["readers"])
+
+ReaderStatus = Literal["pending", "confirmed", "unsubscribed", "erased"]
+Language = Literal["ja", "en"]
+Charset = Literal["utf-8", "iso-2022-jp"]
+
+
+class ReaderOut(Schema):
+    id: int
+    email: str | None = Field(description="null once the reader's data is erased")
+    name: str
+    organisation: str
+    language: str
+    charset: str
+    status: str
+    topics: list[str] = Field(description="keys of the topics the reader receives")
+    created_at: datetime
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+
+class ReaderPage(Schema):
+    items: list[ReaderOut]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
+
+
+class ReaderFilter(PageQuery):
+    status: ReaderStatus | None = None
+    topic: str | None = Field(None, max_length=40, description="readers receiving this topic")
+    created_after: When | None = None
+    created_before: When | None = None
+
+
+class Consent(In):
+    basis: str = Field(
+        min_length=1,
+        max_length=300,
+        description="How and when the reader agreed, as your system recorded it "
+        "(e.g. 'event registration form, 2026-12-01, consent box ticked').",
+    )
+
+
+class ReaderIn(In):
+    email: str = Field(max_length=320)
+    topics: list[str] = Field(min_length=1, max_length=20)
+    name: str = Field("", max_length=100)
+    organisation: str = Field("", max_length=200)
+    language: Language = "ja"
+    charset: Charset | None = None
+    consent: Consent | None = Field(
+        None,
+        description="Only when your system holds the reader's consent: the reader is then "
+        "confirmed at once. Without it, a confirmation mail goes out (double opt-in).",
+    )
+    ip_address: str | None = Field(
+        None, max_length=45, description="The reader's own address, if the sign-up came from them."
+    )
+
+
+class SignupOut(Schema):
+    outcome: Literal["confirmation_sent", "reminder_sent", "mail_withheld"]
+    message: str
+
+
+class PreferencesIn(In):
+    topics: list[str] = Field(max_length=20, description="exactly these; none: unsubscribed")
+    language: Language | None = None
+    charset: Charset | None = None
+    name: str | None = Field(None, max_length=100)
+
+
+class UnsubscribeIn(In):
+    topic: str | None = Field(None, max_length=40, description="one topic; null: everything")
+
+
+class TopicOut(Schema):
+    key: str
+    name: str
+    name_en: str
+    description: str
+    description_en: str
+    is_active: bool
+
+
+def _out(readers: list[Subscriber]) -> list[ReaderOut]:
+    """Readers with their topics: one query for the topics of the whole page."""
+    topics: dict[int, list[str]] = {reader.pk: [] for reader in readers}
+    rows = Subscription.objects.filter(subscriber_id__in=topics, subscribed=True).values_list(
+        "subscriber_id", "topic__key"
+    )
+    for subscriber_id, key in rows.order_by("topic__position", "topic_id"):
+        topics[subscriber_id].append(key)
+    return [
+        ReaderOut(
+            id=reader.pk,
+            email=reader.email,
+            name=reader.name,
+            organisation=reader.organisation,
+            language=reader.language,
+            charset=reader.charset,
+            status=reader.status,
+            topics=topics[reader.pk],
+            created_at=reader.created_at,
+            confirmed_at=reader.confirmed_at,
+            unsubscribed_at=reader.unsubscribed_at,
+        )
+        for reader in readers
+    ]
+
+
+def _evidence(request: HttpRequest, ip_address: str | None = None) -> services.Evidence:
+    token = request.auth  # type: ignore[attr-defined]  # set by ninja from TokenAuth
+    return services.Evidence(
+        source=ConsentRecord.Source.API,
+        ip_address=ip_address,
+        user_agent=f"api {token.prefix} ({token.user.get_username()})",
+    )
+
+
+def _reader(reader_id: int) -> Subscriber:
+    return get_object_or_404(Subscriber, pk=reader_id)
+
+
+@router.get(
+    "/readers",
+    response={200: ReaderPage, CLIENT_ERRORS: ErrorBody},
+    auth=needs("readers:read", "subscribers.view_subscriber"),
+)
+def list_readers(request: HttpRequest, filters: Query[ReaderFilter]):
+    """Readers by id, a page at a time; filtered by status, topic and sign-up time."""
+    readers = Subscriber.objects.all()
+    if filters.status:
+        readers = readers.filter(status=filters.status)
+    if filters.topic:
+        receiving = Subscription.objects.filter(
+            subscriber=OuterRef("pk"), topic__key=filters.topic, subscribed=True
+        )
+        readers = readers.filter(Exists(receiving))
+    if filters.created_after:
+        readers = readers.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        readers = readers.filter(created_at__lt=filters.created_before)
+    rows, cursor = page(readers, filters)
+    return ReaderPage(items=_out(list(rows)), next=cursor)
+
+
+@router.get(
+    "/readers/{reader_id}",
+    response={200: ReaderOut, CLIENT_ERRORS: ErrorBody},
+    auth=needs("readers:read", "subscribers.view_subscriber"),
+)
+def get_reader(request: HttpRequest, reader_id: Id):
+    return _out([_reader(reader_id)])[0]
+
+
+@router.post(
+    "/readers",
+    response={201: ReaderOut, 202: SignupOut, CLIENT_ERRORS: ErrorBody},
+    auth=needs("readers:write", "subscribers.add_subscriber"),
+)
+def create_reader(request: HttpRequest, data: ReaderIn):
+    """Without `consent`: the address's owner gets a confirmation mail and is a reader only
+    once they confirm (202). With `consent`: a confirmed reader at once (201), recorded with
+    your basis and the source `api`; an address already known or suppressed is a 409."""
+    if data.consent is not None:
+        reader = services.add_with_consent(
+            data.email,
+            data.topics,
+            data.consent.basis,
+            _evidence(request, data.ip_address),
+            name=data.name,
+            organisation=data.organisation,
+            language=data.language,
+            charset=data.charset or "",
+        )
+        return Status(201, _out([reader])[0])
+    outcome = services.request_subscription(
+        data.email,
+        data.topics,
+        _evidence(request, data.ip_address),
+        name=data.name,
+        language=data.language,
+    )
+    messages = {
+        services.SignupOutcome.CONFIRMATION_SENT: "A confirmation mail was sent.",
+        services.SignupOutcome.REMINDER_SENT: "Already a reader: their preferences link was sent.",
+        services.SignupOutcome.MAIL_WITHHELD: "A mail went to this address within the last day; "
+        "none was sent now.",
+    }
+    return Status(202, SignupOut(outcome=outcome.value, message=messages[outcome]))
+
+
+@router.put(
+    "/readers/{reader_id}/preferences",
+    response={200: ReaderOut, CLIENT_ERRORS: ErrorBody},
+    auth=needs("readers:write", "subscribers.change_subscriber"),
+)
+def update_preferences(request: HttpRequest, reader_id: Id, data: PreferencesIn):
+    """Exactly which topics a confirmed reader receives (none: unsubscribed from all)."""
+    reader = services.update_preferences(
+        _reader(reader_id),
+        data.topics,
+        _evidence(request),
+        language=data.language,
+        charset=data.charset,
+        name=data.name,
+    )
+    return _out([reader])[0]
+
+
+@router.post(
+    "/readers/{reader_id}/unsubscribe",
+    response={200: ReaderOut, CLIENT_ERRORS: ErrorBody},
+    auth=needs("readers:write", "subscribers.change_subscriber"),
+)
+def unsubscribe(request: HttpRequest, reader_id: Id, data: UnsubscribeIn):
+    """Stop one topic, or everything; doing it again changes nothing."""
+    reader = _reader(reader_id)
+    if data.topic is not None and not Topic.objects.filter(key=data.topic).exists():
+        raise services.InvalidInput(f"unknown topic: {data.topic}")
+    return _out([services.unsubscribe(reader, data.topic, _evidence(request))])[0]
+
+
+@router.delete(
+    "/readers/{reader_id}",
+    response={204: None, CLIENT_ERRORS: ErrorBody},
+    auth=needs("readers:write", "subscribers.delete_subscriber"),
+)
+def erase_reader(request: HttpRequest, reader_id: Id):
+    """Erase the reader's data (the consent records and a suppression stay, as the law asks)."""
+    services.erase(_reader(reader_id), _evidence(request))
+    return Status(204, None)
+
+
+@router.get("/topics", response={200: list[TopicOut], CLIENT_ERRORS: ErrorBody}, auth=needs(None))
+def list_topics(request: HttpRequest):
+    """The topics a reader can choose (週報, 記事配信, …), with any valid token."""
+    return list(Topic.objects.order_by("position", "id"))

@@ -1,0 +1,112 @@
+"""The API's first version, at /api/v1/ (django-ninja): OpenAPI 3 at /api/v1/openapi.json,
+interactive documentation at /api/v1/docs. Every error is {"error": {"code", "message",
+"fields"?}}, whatever raised it."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from merumaga.api import content, mailings, readers, stats
+from merumaga.api.core import ApiError
+from merumaga.mailings.services import MailingError
+from merumaga.publishing.services import PublishingError
+from merumaga.subscribers.services import AlreadyKnown, InvalidInput, TooManyRequests
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="merumaga API",
+    version="1",
+    description=(
+        "Readers, topics, content, mailings and figures of this mail magazine. Send a token "
+        "made with `merumaga api-token create` as `Authorization: Bearer <token>`. Lists are "
+        "paged by cursor: pass `next` as `cursor`. Every error is "
+        '`{"error": {"code", "message", "fields"?}}`.'
+    ),
+    urls_namespace="api",
+)
+for part in (readers, content, mailings, stats):
+    api.add_router("", part.router)
+
+
+def _answer(request: HttpRequest, error: ApiError) -> HttpResponse:
+    response = api.create_response(request, error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+@api.exception_handler(ApiError)
+def api_error(request, error: ApiError):
+    return _answer(request, error)
+
+
+@api.exception_handler(AuthenticationError)
+def no_token(request, error):
+    return _answer(
+        request,
+        ApiError(
+            401,
+            "no_token",
+            "Send a token as 'Authorization: Bearer <token>' (merumaga api-token create).",
+            headers={"WWW-Authenticate": "Bearer"},
+        ),
+    )
+
+
+@api.exception_handler(ValidationError)
+def invalid_request(request, error: ValidationError):
+    fields: dict[str, list[str]] = {}
+    for problem in error.errors:
+        place = [str(part) for part in problem.get("loc", ()) if part not in ("body", "query")]
+        fields.setdefault(".".join(place[1:]) or "request", []).append(problem.get("msg", ""))
+    return _answer(request, ApiError(422, "invalid", "The request is not valid.", fields))
+
+
+@api.exception_handler(InvalidInput)
+def invalid_input(request, error: InvalidInput):
+    code = "conflict" if isinstance(error, AlreadyKnown) else "invalid"
+    return _answer(request, ApiError(409 if code == "conflict" else 422, code, str(error)))
+
+
+@api.exception_handler(TooManyRequests)
+def too_many_sign_ups(request, error):
+    return _answer(
+        request,
+        ApiError(
+            429,
+            "rate_limited",
+            "Too many sign-ups for this address, domain or IP address; try again in an hour.",
+            headers={"Retry-After": "3600"},
+        ),
+    )
+
+
+@api.exception_handler(MailingError)
+@api.exception_handler(PublishingError)
+def conflict(request, error: Exception):
+    return _answer(request, ApiError(409, "conflict", str(error)))
+
+
+@api.exception_handler(Http404)
+def not_found(request, error):
+    return _answer(request, ApiError(404, "not_found", "No such object."))
+
+
+@api.exception_handler(PermissionDenied)
+def denied(request, error):
+    return _answer(request, ApiError(403, "permission_denied", "Not allowed."))
+
+
+@api.exception_handler(HttpError)
+def http_error(request, error: HttpError):
+    return _answer(request, ApiError(error.status_code, "bad_request", str(error)))
+
+
+@api.exception_handler(Exception)
+def server_error(request, error: Exception):
+    logger.exception("API %s %s failed", request.method, request.path)
+    return _answer(request, ApiError(500, "server_error", "Something went wrong on our side."))
