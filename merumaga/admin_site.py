@@ -49,6 +49,7 @@ SECTIONS = [
             "team.AuditEntry",
             "hooks.Endpoint",
             "hooks.WebhookDelivery",
+            "api.ApiToken",
         ],
     ),
 ]

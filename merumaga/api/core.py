@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Path, Schema
 from ninja.security import HttpBearer
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from merumaga import audit
 from merumaga.api import services
@@ -83,8 +83,6 @@ CLIENT_ERRORS = frozenset({400, 401, 403, 404, 405, 409, 413, 415, 422, 429})
 def _holds_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
     if isinstance(value, list):
         return any(_holds_nul(item) for item in value)
     return False
@@ -94,12 +92,12 @@ class In(Schema):
     """A request body. No text we store may hold NUL (PostgreSQL refuses it; no field of ours
     means it): refused here, with the other input errors."""
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="after")
     @classmethod
-    def refuse_nul(cls, data: Any) -> Any:
-        if _holds_nul(data):
+    def refuse_nul(cls, value: Any) -> Any:
+        if _holds_nul(value):
             raise ValueError("text must not contain NUL (\\u0000)")
-        return data
+        return value
 
 
 class TokenAuth(HttpBearer):

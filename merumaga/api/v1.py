@@ -61,8 +61,10 @@ def no_token(request, error):
 def invalid_request(request, error: ValidationError):
     fields: dict[str, list[str]] = {}
     for problem in error.errors:
-        place = [str(part) for part in problem.get("loc", ()) if part not in ("body", "query")]
-        fields.setdefault(".".join(place[1:]) or "request", []).append(problem.get("msg", ""))
+        place = [str(part) for part in problem.get("loc", ())]
+        # ("body", <the body's parameter>, field, …), ("query", field), ("path", field)
+        place = place[2:] if place[:1] == ["body"] else place[1:]
+        fields.setdefault(".".join(place) or "request", []).append(problem.get("msg", ""))
     return _answer(request, ApiError(422, "invalid", "The request is not valid.", fields))
 
 

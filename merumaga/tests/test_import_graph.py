@@ -19,6 +19,7 @@ APPS = [
     "outcomes",
     "team",
     "hooks",
+    "api",
 ]
 SHARED = [
     "audit",
