@@ -97,8 +97,10 @@ class TopicOut(Schema):
     is_active: bool
 
 
-def _out(readers: list[Subscriber]) -> list[ReaderOut]:
-    """Readers with their topics: one query for the topics of the whole page."""
+def _out(readers: list[Subscriber]) -> list[dict]:
+    """Readers with their topics: one query for the topics of the whole page. Plain dicts:
+    ninja checks the answer against ReaderOut once (a model here would be checked twice, the
+    larger part of a page's time)."""
     topics: dict[int, list[str]] = {reader.pk: [] for reader in readers}
     rows = Subscription.objects.filter(subscriber_id__in=topics, subscribed=True).values_list(
         "subscriber_id", "topic__key"
@@ -106,19 +108,19 @@ def _out(readers: list[Subscriber]) -> list[ReaderOut]:
     for subscriber_id, key in rows.order_by("topic__position", "topic_id"):
         topics[subscriber_id].append(key)
     return [
-        ReaderOut(
-            id=reader.pk,
-            email=reader.email,
-            name=reader.name,
-            organisation=reader.organisation,
-            language=reader.language,
-            charset=reader.charset,
-            status=reader.status,
-            topics=topics[reader.pk],
-            created_at=reader.created_at,
-            confirmed_at=reader.confirmed_at,
-            unsubscribed_at=reader.unsubscribed_at,
-        )
+        {
+            "id": reader.pk,
+            "email": reader.email,
+            "name": reader.name,
+            "organisation": reader.organisation,
+            "language": reader.language,
+            "charset": reader.charset,
+            "status": reader.status,
+            "topics": topics[reader.pk],
+            "created_at": reader.created_at,
+            "confirmed_at": reader.confirmed_at,
+            "unsubscribed_at": reader.unsubscribed_at,
+        }
         for reader in readers
     ]
 
@@ -156,7 +158,7 @@ def list_readers(request: HttpRequest, filters: Query[ReaderFilter]):
     if filters.created_before:
         readers = readers.filter(created_at__lt=filters.created_before)
     rows, cursor = page(readers, filters)
-    return ReaderPage(items=_out(list(rows)), next=cursor)
+    return {"items": _out(list(rows)), "next": cursor}
 
 
 @router.get(
