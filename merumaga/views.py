@@ -14,6 +14,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,10 @@ _LAST_RESORT = (
 
 # The API's clients read JSON: the same error body as its own answers (merumaga.api.core).
 _API_ERRORS = {
-    400: ("bad_request", "The request is malformed."),
-    403: ("permission_denied", "Not allowed."),
-    404: ("not_found", "No such API path."),
-    500: ("server_error", "Something went wrong on our side."),
+    400: ("bad_request", gettext_lazy("リクエストの形式が正しくありません。")),
+    403: ("permission_denied", gettext_lazy("この操作は許可されていません。")),
+    404: ("not_found", gettext_lazy("見つかりません。")),
+    500: ("server_error", gettext_lazy("サーバー側でエラーが起きました。")),
 }
 
 
@@ -87,7 +88,7 @@ def _error_page(request: HttpRequest, template: str, response_class) -> HttpResp
     if request.path_info.startswith("/api/"):
         code, message = _API_ERRORS[response_class.status_code]
         return JsonResponse(
-            {"error": {"code": code, "message": message}}, status=response_class.status_code
+            {"error": {"code": code, "message": str(message)}}, status=response_class.status_code
         )
     try:
         page = render(request, template)

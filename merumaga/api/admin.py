@@ -17,8 +17,16 @@ class ApiTokenAdmin(RecordAdmin, ModelAdmin):
     list_display = ("prefix", "user", "name", "scope_list", "expires_at", "last_used_at", "state")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "user__username", "name")
-    fields = ("prefix", "user", "name", "scopes", "created_at", "expires_at", "last_used_at")
-    fields += ("revoked_at",)
+    fields = (
+        "prefix",
+        "user",
+        "name",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_select_related = ("user",)
     actions = ["revoke_tokens"]
 

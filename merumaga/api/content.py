@@ -10,12 +10,13 @@ from django.db.models import Model, URLField
 from django.forms.models import model_to_dict
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
 from pydantic import Field
 
-from merumaga.api.core import CLIENT_ERRORS, ApiError, ErrorBody, Id, In, When, needs
+from merumaga.api.core import CLIENT_ERRORS, ApiError, ErrorBody, Id, In, When, account, needs
 from merumaga.publishing import services
 from merumaga.publishing.models import Article, Event, Report, Tag
 
@@ -142,7 +143,8 @@ def _save(
 ) -> Any:
     """Check `given` (over what `instance` holds) with the admin's model form for these fields,
     then save through publishing.services.save_item; 422 with each field's messages."""
-    if given.get("notify_subscribers") and not request.user.has_perm("mailings.send_mailing"):
+    may_send = account(request).has_perm("mailings.send_mailing")
+    if given.get("notify_subscribers") and not may_send:
         raise ApiError(
             403,
             "permission_denied",
@@ -168,7 +170,7 @@ def _save(
             _("入力に誤りがあります。"),
             fields={name: [str(m) for m in errors] for name, errors in form.errors.items()},
         )
-    item = form.save(commit=False)
+    item: Any = form.save(commit=False)
     services.save_item(item, form.changed_data if instance is not None else ())
     form.save_m2m()
     return item
@@ -261,7 +263,7 @@ def upload_report_pdf(request: HttpRequest, item_id: Id, pdf: File[UploadedFile]
     """The report's PDF (multipart/form-data, field `pdf`), checked as the admin checks it."""
     report = get_object_or_404(Report, pk=item_id)
     form = forms.modelform_factory(Report, fields=("pdf",))(
-        data={}, files={"pdf": pdf}, instance=report
+        data={}, files=MultiValueDict({"pdf": [pdf]}), instance=report
     )
     if not form.is_valid():
         raise ApiError(

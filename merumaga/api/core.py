@@ -4,7 +4,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -17,6 +17,9 @@ from pydantic import AfterValidator, Field, field_validator
 from merumaga import audit
 from merumaga.api import services
 from merumaga.api.models import ApiToken
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Ids and counts as the database holds them: a larger number is a 422, not an overflow.
 BIGGEST_ID = 2**63 - 1
@@ -142,6 +145,12 @@ class TokenAuth(HttpBearer):
         request.user = found.user
         audit.current_actor.set(audit.Actor(found.user, "api"))
         return found
+
+
+def account(request: HttpRequest) -> "User":
+    """The account the request's token acts for."""
+    token: ApiToken = request.auth  # type: ignore[attr-defined]  # set by ninja from TokenAuth
+    return token.user
 
 
 def needs(scope: str | None, permission: str | None = None) -> TokenAuth:

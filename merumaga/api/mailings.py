@@ -19,6 +19,7 @@ from merumaga.api.core import (
     In,
     PageQuery,
     When,
+    account,
     needs,
     page,
 )
@@ -137,7 +138,7 @@ def list_mailings(request: HttpRequest, filters: Query[MailingFilter]):
     if filters.created_before:
         mailings = mailings.filter(created_at__lt=filters.created_before)
     rows, cursor = page(mailings, filters)
-    return MailingPage(items=list(rows), next=cursor)
+    return {"items": rows, "next": cursor}
 
 
 @router.post(
@@ -159,7 +160,7 @@ def create_mailing(request: HttpRequest, data: MailingIn):
             _("入力に誤りがあります。"),
             fields={name: [str(m) for m in errors] for name, errors in form.errors.items()},
         )
-    return Status(201, services.compose_custom(form.save(commit=False), by=request.user))
+    return Status(201, services.compose_custom(form.save(commit=False), by=account(request)))
 
 
 @router.get(
@@ -218,8 +219,8 @@ def start_mailing(request: HttpRequest, mailing_id: Id, data: StartIn):
     readers to send to, the two-person rule). 409 with the reason when it cannot."""
     mailing = _mailing(mailing_id)
     if data.at is not None:
-        return _changed(services.schedule, mailing, data.at, request.user)
-    return _changed(services.start, mailing, request.user)
+        return _changed(services.schedule, mailing, data.at, account(request))
+    return _changed(services.start, mailing, account(request))
 
 
 @router.post(
@@ -228,7 +229,7 @@ def start_mailing(request: HttpRequest, mailing_id: Id, data: StartIn):
     auth=needs("mailings:send", "mailings.send_mailing"),
 )
 def pause_mailing(request: HttpRequest, mailing_id: Id):
-    return _changed(services.pause, _mailing(mailing_id), request.user)
+    return _changed(services.pause, _mailing(mailing_id), account(request))
 
 
 @router.post(
@@ -237,4 +238,4 @@ def pause_mailing(request: HttpRequest, mailing_id: Id):
     auth=needs("mailings:send", "mailings.send_mailing"),
 )
 def resume_mailing(request: HttpRequest, mailing_id: Id):
-    return _changed(services.resume, _mailing(mailing_id), request.user)
+    return _changed(services.resume, _mailing(mailing_id), account(request))

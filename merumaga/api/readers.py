@@ -6,10 +6,21 @@ from typing import Literal
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from merumaga.api.core import CLIENT_ERRORS, ErrorBody, Id, In, PageQuery, When, needs, page
+from merumaga.api.core import (
+    CLIENT_ERRORS,
+    ErrorBody,
+    Id,
+    In,
+    PageQuery,
+    When,
+    account,
+    needs,
+    page,
+)
 from merumaga.subscribers import services
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Subscription, Topic
 
@@ -130,7 +141,7 @@ def _evidence(request: HttpRequest, ip_address: str | None = None) -> services.E
     return services.Evidence(
         source=ConsentRecord.Source.API,
         ip_address=ip_address,
-        user_agent=f"api {token.prefix} ({token.user.get_username()})",
+        user_agent=f"api {token.prefix} ({account(request).get_username()})",
     )
 
 
@@ -199,10 +210,13 @@ def create_reader(request: HttpRequest, data: ReaderIn):
         language=data.language,
     )
     messages = {
-        services.SignupOutcome.CONFIRMATION_SENT: "A confirmation mail was sent.",
-        services.SignupOutcome.REMINDER_SENT: "Already a reader: their preferences link was sent.",
-        services.SignupOutcome.MAIL_WITHHELD: "A mail went to this address within the last day; "
-        "none was sent now.",
+        services.SignupOutcome.CONFIRMATION_SENT: _("確認メールを送りました。"),
+        services.SignupOutcome.REMINDER_SENT: _(
+            "登録済みの読者です。配信設定のリンクを送りました。"
+        ),
+        services.SignupOutcome.MAIL_WITHHELD: _(
+            "このアドレスには24時間以内にメールを送ったため、今回は送っていません。"
+        ),
     }
     return Status(202, SignupOut(outcome=outcome.value, message=messages[outcome]))
 
@@ -234,7 +248,7 @@ def unsubscribe(request: HttpRequest, reader_id: Id, data: UnsubscribeIn):
     """Stop one topic, or everything; doing it again changes nothing."""
     reader = _reader(reader_id)
     if data.topic is not None and not Topic.objects.filter(key=data.topic).exists():
-        raise services.InvalidInput(f"unknown topic: {data.topic}")
+        raise services.InvalidInput(_("不明な配信種別です: %(keys)s") % {"keys": data.topic})
     return _out([services.unsubscribe(reader, data.topic, _evidence(request))])[0]
 
 

@@ -4,6 +4,7 @@ from datetime import date
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema
 from pydantic import Field
 
@@ -86,7 +87,7 @@ def reader_series(request: HttpRequest, query: Query[SeriesQuery]):
     if query.topic is None:
         return figures.reader_series(days=query.days)
     if not Topic.objects.filter(key=query.topic).exists():
-        raise ApiError(422, "invalid", f"unknown topic: {query.topic}")
+        raise ApiError(422, "invalid", _("不明な配信種別です: %(keys)s") % {"keys": query.topic})
     return figures.topic_series(query.topic, days=query.days)
 
 

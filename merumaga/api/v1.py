@@ -6,6 +6,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -51,7 +52,10 @@ def no_token(request, error):
         ApiError(
             401,
             "no_token",
-            "Send a token as 'Authorization: Bearer <token>' (merumaga api-token create).",
+            _(
+                "トークンを「Authorization: Bearer <トークン>」で送ってください"
+                " (merumaga api-token create で作成)。"
+            ),
             headers={"WWW-Authenticate": "Bearer"},
         ),
     )
@@ -65,7 +69,7 @@ def invalid_request(request, error: ValidationError):
         # ("body", <the body's parameter>, field, …), ("query", field), ("path", field)
         place = place[2:] if place[:1] == ["body"] else place[1:]
         fields.setdefault(".".join(place) or "request", []).append(problem.get("msg", ""))
-    return _answer(request, ApiError(422, "invalid", "The request is not valid.", fields))
+    return _answer(request, ApiError(422, "invalid", _("入力に誤りがあります。"), fields))
 
 
 @api.exception_handler(InvalidInput)
@@ -81,7 +85,9 @@ def too_many_sign_ups(request, error):
         ApiError(
             429,
             "rate_limited",
-            "Too many sign-ups for this address, domain or IP address; try again in an hour.",
+            _(
+                "このアドレス・ドメイン・IPアドレスからの登録申込が多すぎます。1時間後にお試しください。"
+            ),
             headers={"Retry-After": "3600"},
         ),
     )
@@ -95,12 +101,12 @@ def conflict(request, error: Exception):
 
 @api.exception_handler(Http404)
 def not_found(request, error):
-    return _answer(request, ApiError(404, "not_found", "No such object."))
+    return _answer(request, ApiError(404, "not_found", _("見つかりません。")))
 
 
 @api.exception_handler(PermissionDenied)
 def denied(request, error):
-    return _answer(request, ApiError(403, "permission_denied", "Not allowed."))
+    return _answer(request, ApiError(403, "permission_denied", _("この操作は許可されていません。")))
 
 
 @api.exception_handler(HttpError)
@@ -111,4 +117,4 @@ def http_error(request, error: HttpError):
 @api.exception_handler(Exception)
 def server_error(request, error: Exception):
     logger.exception("API %s %s failed", request.method, request.path)
-    return _answer(request, ApiError(500, "server_error", "Something went wrong on our side."))
+    return _answer(request, ApiError(500, "server_error", _("サーバー側でエラーが起きました。")))

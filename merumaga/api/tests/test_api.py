@@ -218,6 +218,9 @@ def test_every_error_has_the_same_body(roles):
     for path, (status, code) in cases.items():
         response = api.get(path)
         assert (response.status_code, error_of(response)["code"]) == (status, code), path
+    assert error_of(api.get("/readers/999999"))["message"] == "見つかりません。"
+    english = api.get("/readers/999999", HTTP_ACCEPT_LANGUAGE="en")
+    assert error_of(english)["message"] == "Not found."  # in the client's language
     fields = error_of(api.get("/readers?limit=0"))["fields"]
     assert list(fields) == ["limit"]
     nul = api.post("/readers", {"email": "a\x00@example.jp", "topics": ["weekly"]})
