@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "huey.contrib.djhuey",
     "merumaga",
     "merumaga.institute",
@@ -143,6 +144,13 @@ ADMIN_CSP = {
     "frame-src": [SELF],
     "frame-ancestors": [SELF],
 }
+
+# Passkeys (django-otp-webauthn) as a second factor after the password, never instead of it.
+# The relying party is the site: a passkey made for SITE_URL's host works only there.
+OTP_WEBAUTHN_RP_ID = _site.hostname
+OTP_WEBAUTHN_RP_NAME = "merumaga"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
 # The REST API (/api/v1/): requests per token per minute (over it: 429 with Retry-After), and
 # the life of a new token when `merumaga api-token create` is given no --expires-days.

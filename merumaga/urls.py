@@ -45,6 +45,13 @@ urlpatterns = [
     # Two-factor authentication (merumaga.team.views).
     path("admin/2fa/", team_views.verify, name="two_factor_verify"),
     path("admin/2fa/setup/", team_views.setup, name="two_factor_setup"),
+    path(
+        "admin/2fa/passkeys/<int:passkey_id>/remove/",
+        team_views.remove_passkey,
+        name="two_factor_remove_passkey",
+    ),
+    # The passkey ceremonies (django-otp-webauthn's JSON views and its scripts' words).
+    path("admin/2fa/webauthn/", include("django_otp_webauthn.urls", namespace="otp_webauthn")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("merumaga.mailings.urls")),

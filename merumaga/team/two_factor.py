@@ -9,6 +9,7 @@ from django.db import transaction
 from django_otp import devices_for_user, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 # What makes an account "sensitive" for TWO_FACTOR_REQUIRED = "sensitive": it can send to the
 # readers or see their personal data.
@@ -59,6 +60,23 @@ def new_recovery_codes(user) -> list[str]:
     codes = [f"{secrets.randbelow(10**8):08d}" for _ in range(RECOVERY_CODES)]
     StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
     return codes
+
+
+def passkeys(user) -> list[WebAuthnCredential]:
+    return list(WebAuthnCredential.objects.filter(user=user).order_by("created_at"))
+
+
+def may_add_passkey(user) -> bool:
+    """A passkey is added beside the authenticator app, which also gave the recovery codes (so
+    that a lost key never locks anyone out), and only once this session has passed the second
+    step: whoever has just the password cannot add a key of their own."""
+    return has_set_up(user) and user.is_verified()
+
+
+def remove_passkey(user, passkey_id: int) -> bool:
+    """Remove one of the account's own passkeys; False when it has none by that id."""
+    deleted, _ = WebAuthnCredential.objects.filter(user=user, pk=passkey_id).delete()
+    return bool(deleted)
 
 
 def verify(user, code: str):

@@ -4,12 +4,14 @@ from base64 import b32encode
 
 import segno
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
 from merumaga.team import two_factor
@@ -48,7 +50,12 @@ def verify(request: HttpRequest) -> HttpResponse:
         form.add_error(
             "code", _("コードが違います。時刻のずれがないか確かめて、もう一度入力してください。")
         )
-    return render(request, "team/verify.html", {"form": form, "next": _next(request)})
+    context = {
+        "form": form,
+        "next": _next(request),
+        "has_passkey": bool(two_factor.passkeys(request.user)),
+    }
+    return render(request, "team/verify.html", context)
 
 
 @login_required(login_url="admin:login")
@@ -69,5 +76,18 @@ def setup(request: HttpRequest) -> HttpResponse:
         "qr": qr,
         "key": b32encode(device.bin_key).decode(),
         "replacing": two_factor.has_set_up(request.user),
+        "may_add_passkey": two_factor.may_add_passkey(request.user),
+        "passkeys": two_factor.passkeys(request.user),
     }
     return render(request, "team/setup.html", context)
+
+
+@require_POST
+@login_required(login_url="admin:login")
+def remove_passkey(request: HttpRequest, passkey_id: int) -> HttpResponse:
+    """Remove one of one's own passkeys (a lost or replaced key), after the second step."""
+    if not request.user.is_verified():
+        return HttpResponseRedirect(reverse("two_factor_verify"))
+    if two_factor.remove_passkey(request.user, passkey_id):
+        messages.success(request, _("パスキーを削除しました。"))
+    return HttpResponseRedirect(reverse("two_factor_setup"))

@@ -7,10 +7,12 @@ Regenerate with `makemessages -l en --no-obsolete` and `compilemessages -l en` f
 
 import ast
 import gettext
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import django_otp_webauthn
 import pytest
 import unfold
 from django.conf import settings as django_settings
@@ -198,10 +200,11 @@ def test_welcome_mail_in_japanese():
 THEME_TEMPLATE_MSGID = re.compile(r"""\{%\s*(?:trans|translate)\s+(?:"([^"]+)"|'([^']+)')""")
 
 
-def theme_msgids(root: Path) -> set[str]:
-    """The theme's words, its extras (contrib: not installed here) left out."""
+def theme_msgids(root: Path, files: list[Path] | None = None) -> set[str]:
+    """A package's words (by default all its files, its extras in contrib/ left out)."""
     msgids = set()
-    files = [p for p in root.glob("**/*") if "contrib" not in p.relative_to(root).parts]
+    if files is None:
+        files = [p for p in root.glob("**/*") if "contrib" not in p.relative_to(root).parts]
     for path in (p for p in files if p.suffix == ".html"):
         for found in THEME_TEMPLATE_MSGID.finditer(path.read_text(encoding="utf-8")):
             msgids.add(found.group(1) or found.group(2))
@@ -227,4 +230,26 @@ def test_the_admin_theme_speaks_japanese():
     assert len(msgids) > 50  # the search still finds the theme's words
     with translation.override("ja"):
         untranslated = sorted(msgid for msgid in msgids if translation.gettext(msgid) == msgid)
+    assert untranslated == []
+
+
+def test_the_passkey_buttons_and_messages_speak_japanese(client):
+    """django-otp-webauthn ships no Japanese: the words of its scripts (served by its JavaScript
+    catalogue) and the messages its views answer with are in theme_locale/ja. An upgrade that
+    brings a new one fails here until it is added."""
+    root = Path(django_otp_webauthn.__file__).parent
+    scripts = "".join(path.read_text() for path in (root / "static").rglob("*.js"))
+    words = set(re.findall(r'gettext\("([^"]+)"\)', scripts))
+    assert "Register a Passkey" in words  # the search still finds the scripts' words
+    catalogue = client.get(
+        reverse("otp_webauthn:js-i18n-catalog"), HTTP_ACCEPT_LANGUAGE="ja"
+    ).content.decode("utf-8")
+    untranslated = sorted(word for word in words if json.dumps(word) not in catalogue)
+    assert untranslated == []
+    messages = set()
+    for name in ("views.py", "exceptions.py"):
+        messages |= theme_msgids(root, [root / name])
+    assert len(messages) > 5
+    with translation.override("ja"):
+        untranslated = sorted(m for m in messages if translation.gettext(m) == m)
     assert untranslated == []

@@ -2,6 +2,7 @@
 here from its key), asked for at every sign-in, recovery codes that work once; who must use it
 is a setting."""
 
+import io
 import re
 from base64 import b32decode
 
@@ -117,3 +118,45 @@ def test_a_lost_authenticator_is_removed_from_the_command_line(client, settings,
     client.logout()
     client.force_login(user)
     assert client.get(ADMIN)["Location"].startswith(SETUP)  # set up again
+
+
+def test_passkeys_come_after_the_authenticator_and_only_after_the_second_step(client, time_machine):
+    from django.core.management import call_command
+    from django_otp_webauthn.models import WebAuthnCredential
+
+    time_machine.move_to("2026-12-07 10:00 +09:00", tick=False)
+    user = staff("editor")
+    client.force_login(user)
+    assert "mm-passkeys" not in client.get(SETUP).content.decode()  # nothing to add it beside
+    key, _codes = set_up(client, user)  # which signs the session in with the authenticator
+    assert "パスキーを登録する" in client.get(SETUP).content.decode()
+
+    client.logout()
+    client.force_login(user)  # the password only
+    assert client.get(SETUP).status_code == 200
+    assert "mm-passkeys" not in client.get(SETUP).content.decode()
+    begin = client.post(reverse("otp_webauthn:credential-registration-begin"))
+    assert begin.status_code == 403  # whoever has just the password cannot add a key
+
+    passkey = WebAuthnCredential.objects.create(
+        user=user, name="laptop", credential_id=b"id-1", public_key=b"k", confirmed=True
+    )
+    other = WebAuthnCredential.objects.create(
+        user=staff("other"), name="theirs", credential_id=b"id-2", public_key=b"k"
+    )
+    page = client.get(VERIFY).content.decode()
+    assert "パスキーで確認する" in page  # offered at sign-in once the account has one
+    remove = reverse("two_factor_remove_passkey", args=[passkey.pk])
+    assert client.post(remove)["Location"] == VERIFY  # not before the second step
+    assert WebAuthnCredential.objects.filter(pk=passkey.pk).exists()
+
+    time_machine.shift(60)  # the next code: each is taken once
+    assert client.post(VERIFY, {"code": code_for(key)}).status_code == 302
+    client.post(reverse("two_factor_remove_passkey", args=[other.pk]))  # not one's own
+    assert WebAuthnCredential.objects.filter(pk=other.pk).exists()
+    client.post(remove)
+    assert not WebAuthnCredential.objects.filter(pk=passkey.pk).exists()
+
+    WebAuthnCredential.objects.create(user=user, credential_id=b"id-3", public_key=b"k")
+    call_command("2fa-reset", "editor", stdout=io.StringIO())
+    assert not WebAuthnCredential.objects.filter(user=user).exists()  # a lost key goes too
