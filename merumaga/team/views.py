@@ -86,7 +86,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 @login_required(login_url="admin:login")
 def remove_passkey(request: HttpRequest, passkey_id: int) -> HttpResponse:
     """Remove one of one's own passkeys (a lost or replaced key), after the second step."""
-    if not request.user.is_verified():
+    if not two_factor.may_add_passkey(request.user):  # removing asks what adding asks
         return HttpResponseRedirect(reverse("two_factor_verify"))
     if two_factor.remove_passkey(request.user, passkey_id):
         messages.success(request, _("パスキーを削除しました。"))
