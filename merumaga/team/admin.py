@@ -1,9 +1,10 @@
 import json
 
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -92,8 +93,37 @@ admin.site.unregister(TOTPDevice)
 admin.site.unregister(StaticDevice)
 
 
+DEFAULT_ACTIONS = {"add": _("追加"), "change": _("変更"), "delete": _("削除"), "view": _("閲覧")}
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission as the page's reader says it: 「記事: 追加」, not Django's stored English
+    "publishing | 記事 | Can add 記事" (Permission.name is written once, in English, when the
+    table is made). A permission of our own keeps its name, which is Japanese already."""
+    model = permission.content_type.model_class()
+    if model is None:  # a model since removed
+        return permission.name
+    action, _sep, model_name = permission.codename.partition("_")
+    if model_name == model._meta.model_name and action in DEFAULT_ACTIONS:
+        said = DEFAULT_ACTIONS[action]
+    else:
+        said = _(permission.name)
+    app = apps.get_app_config(model._meta.app_label).verbose_name
+    return f"{app} › {model._meta.verbose_name}: {said}"
+
+
+class PermissionsInWords:
+    """The user's and the group's permission choices, labelled by permission_label."""
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+        if field is not None and db_field.name in ("permissions", "user_permissions"):
+            field.label_from_instance = permission_label
+        return field
+
+
 @admin.register(User)
-class UserAdmin(BaseUserAdmin, ModelAdmin):
+class UserAdmin(PermissionsInWords, BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
@@ -102,5 +132,5 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
 
 
 @admin.register(Group)
-class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+class GroupAdmin(PermissionsInWords, BaseGroupAdmin, ModelAdmin):
     filter_horizontal = ()

@@ -93,3 +93,14 @@ def test_staff_reset_a_forgotten_password_by_mail(client, mailoutbox):
     assert User.objects.get(username="editor").check_password("a-new-Passw0rd!")
     used = client.get(path, follow=True).content.decode()
     assert "このリンクは使えません" in used  # once only
+
+
+def test_the_accounts_pages_name_permissions_in_the_readers_language(admin_client, roles):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name="執筆")
+    page = admin_client.get(f"/admin/auth/group/{group.pk}/change/").content.decode()
+    assert "記事: 追加" in page and "Can add" not in page
+    assert "メールマガジン配信 › 配信: テスト送信する" in page  # our own names, as written
+    user = admin_client.get("/admin/auth/user/add/")
+    assert user.status_code == 200
