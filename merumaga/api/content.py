@@ -143,8 +143,11 @@ def _save(
 ) -> Any:
     """Check `given` (over what `instance` holds) with the admin's model form for these fields,
     then save through publishing.services.save_item; 422 with each field's messages."""
-    may_send = account(request).has_perm("mailings.send_mailing")
-    if given.get("notify_subscribers") and not may_send:
+    # As in the admin, where the switch is read-only for them: whether publishing mails the
+    # readers is for those who may start mailings, on or off.
+    was = bool(getattr(instance, "notify_subscribers", False))
+    changes_notice = "notify_subscribers" in given and bool(given["notify_subscribers"]) != was
+    if changes_notice and not account(request).has_perm("mailings.send_mailing"):
         raise ApiError(
             403,
             "permission_denied",
@@ -184,7 +187,9 @@ def _https_by_default(field: DbField, **kwargs: Any) -> forms.Field | None:
 
 
 def _given(data: In) -> dict[str, Any]:
-    return data.dict(exclude_unset=True, exclude_none=True)
+    """What the request sent: an explicit null clears a field that may be empty (a capacity,
+    a deadline); a required one says so in its message."""
+    return data.dict(exclude_unset=True)
 
 
 def _publish(item: Any, at: datetime | None) -> Any:

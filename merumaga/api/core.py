@@ -32,14 +32,15 @@ M = TypeVar("M", bound=Model)
 def _moment(value: datetime) -> datetime:
     """A time as the database can hold and compare it: naive is Japan time (the site's zone),
     and anything else is taken to UTC. An offset beyond any real zone's (±18 hours), or a year
-    outside 1900–9999, is no time anyone means: refused (PostgreSQL would refuse it worse)."""
+    outside 1900–9998 (no offset then takes it past what a date holds), is no time anyone
+    means: refused (PostgreSQL would refuse it worse)."""
     if value.tzinfo is None:
         value = timezone.make_aware(value)
     offset = value.utcoffset() or timedelta(0)
     if abs(offset) > timedelta(hours=18):
         raise ValueError("the time zone offset must be within ±18:00")
-    if not 1900 <= value.year <= 9999:
-        raise ValueError("the year must be between 1900 and 9999")
+    if not 1900 <= value.year <= 9998:
+        raise ValueError("the year must be between 1900 and 9998")
     return value.astimezone(UTC)
 
 
@@ -80,7 +81,7 @@ class ErrorBody(Schema):
 
 # What any operation may answer besides its success: in the schema, so that clients (and the
 # fuzzer) know every status they can meet.
-CLIENT_ERRORS = frozenset({400, 401, 403, 404, 405, 409, 413, 415, 422, 429})
+CLIENT_ERRORS = frozenset({400, 401, 403, 404, 409, 413, 415, 422, 429})
 
 
 def _holds_nul(value: Any) -> bool:
@@ -121,6 +122,16 @@ class TokenAuth(HttpBearer):
                 _("トークンが正しくないか、期限切れか、取り消されています。"),
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
+        # Counted before the scope and role checks: refused requests count too.
+        refusal = services.count_request(found)
+        if refusal is not None:
+            raise ApiError(
+                429,
+                "rate_limited",
+                _("リクエストが多すぎます。%(seconds)d秒後にもう一度お試しください。")
+                % {"seconds": refusal.retry_after},
+                headers={"Retry-After": str(refusal.retry_after)},
+            )
         if self.scope is not None and self.scope not in found.scopes:
             raise ApiError(
                 403,
@@ -132,15 +143,6 @@ class TokenAuth(HttpBearer):
                 403,
                 "permission_denied",
                 _("このアカウントの役割では、この操作はできません。"),
-            )
-        refusal = services.count_request(found)
-        if refusal is not None:
-            raise ApiError(
-                429,
-                "rate_limited",
-                _("リクエストが多すぎます。%(seconds)d秒後にもう一度お試しください。")
-                % {"seconds": refusal.retry_after},
-                headers={"Retry-After": str(refusal.retry_after)},
             )
         request.user = found.user
         audit.current_actor.set(audit.Actor(found.user, "api"))

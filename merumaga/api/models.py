@@ -34,4 +34,7 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
     def usable(self, now) -> bool:
-        return self.revoked_at is None and now < self.expires_at and self.user.is_active
+        user = self.user
+        return (
+            self.revoked_at is None and now < self.expires_at and user.is_active and user.is_staff
+        )

@@ -8,10 +8,11 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
-from pydantic import Field
+from pydantic import Field, IPvAnyAddress
 
 from merumaga.api.core import (
     CLIENT_ERRORS,
+    ApiError,
     ErrorBody,
     Id,
     In,
@@ -70,16 +71,16 @@ class ReaderIn(In):
     email: str = Field(max_length=320)
     topics: list[str] = Field(min_length=1, max_length=20)
     name: str = Field("", max_length=100)
-    organisation: str = Field("", max_length=200)
+    organisation: str = Field("", max_length=200, description="with `consent` only")
     language: Language = "ja"
-    charset: Charset | None = None
+    charset: Charset | None = Field(None, description="with `consent` only")
     consent: Consent | None = Field(
         None,
         description="Only when your system holds the reader's consent: the reader is then "
         "confirmed at once. Without it, a confirmation mail goes out (double opt-in).",
     )
-    ip_address: str | None = Field(
-        None, max_length=45, description="The reader's own address, if the sign-up came from them."
+    ip_address: IPvAnyAddress | None = Field(
+        None, description="The reader's own IP address, if the sign-up came from them."
     )
 
 
@@ -93,6 +94,10 @@ class PreferencesIn(In):
     language: Language | None = None
     charset: Charset | None = None
     name: str | None = Field(None, max_length=100)
+    consent: Consent | None = Field(
+        None,
+        description="Needed to add a topic the reader does not receive now: how they agreed.",
+    )
 
 
 class UnsubscribeIn(In):
@@ -136,11 +141,11 @@ def _out(readers: list[Subscriber]) -> list[dict]:
     ]
 
 
-def _evidence(request: HttpRequest, ip_address: str | None = None) -> services.Evidence:
+def _evidence(request: HttpRequest, ip_address: object = None) -> services.Evidence:
     token = request.auth  # type: ignore[attr-defined]  # set by ninja from TokenAuth
     return services.Evidence(
         source=ConsentRecord.Source.API,
-        ip_address=ip_address,
+        ip_address=str(ip_address) if ip_address else None,
         user_agent=f"api {token.prefix} ({account(request).get_username()})",
     )
 
@@ -191,6 +196,17 @@ def create_reader(request: HttpRequest, data: ReaderIn):
     once they confirm (202). With `consent`: a confirmed reader at once (201), recorded with
     your basis and the source `api`; an address already known or suppressed is a 409."""
     if data.consent is not None:
+        # A confirmed reader without a confirmation mail: what an import does, and as in the
+        # admin, only for those who may import readers.
+        if not account(request).has_perm("subscribers.import_subscriber"):
+            raise ApiError(
+                403,
+                "permission_denied",
+                _(
+                    "同意を得た読者を直接登録するには、"
+                    "読者の取り込み (インポート) の権限が必要です。"
+                ),
+            )
         reader = services.add_with_consent(
             data.email,
             data.topics,
@@ -202,6 +218,15 @@ def create_reader(request: HttpRequest, data: ReaderIn):
             charset=data.charset or "",
         )
         return Status(201, _out([reader])[0])
+    chosen_by_reader = {"organisation": data.organisation, "charset": data.charset}
+    given = sorted(name for name, value in chosen_by_reader.items() if value)
+    if given:  # nothing is dropped unsaid: without consent, the reader sets these themselves
+        raise ApiError(
+            422,
+            "invalid",
+            _("確認メールで登録する読者には指定できません (読者本人が設定します)。"),
+            fields={name: [_("consent があるときだけ指定できます。")] for name in given},
+        )
     outcome = services.request_subscription(
         data.email,
         data.topics,
@@ -227,14 +252,48 @@ def create_reader(request: HttpRequest, data: ReaderIn):
     auth=needs("readers:write", "subscribers.change_subscriber"),
 )
 def update_preferences(request: HttpRequest, reader_id: Id, data: PreferencesIn):
-    """Exactly which topics a confirmed reader receives (none: unsubscribed from all)."""
+    """Exactly which topics a confirmed reader receives (none: unsubscribed from all). A topic
+    the reader does not receive now is added only with `consent` (and the right to import
+    readers); a reader who unsubscribed comes back only by confirming themselves (POST /readers
+    mails them the link)."""
+    reader = _reader(reader_id)
+    receiving = set(
+        Subscription.objects.filter(subscriber=reader, subscribed=True).values_list(
+            "topic__key", flat=True
+        )
+    )
+    added = sorted(set(data.topics) - receiving)
+    if added:
+        if reader.status != Subscriber.Status.CONFIRMED:
+            raise ApiError(
+                409,
+                "conflict",
+                _(
+                    "配信を停止した読者の配信を、APIから再開することはできません。"
+                    "POST /readers で本人に確認メールを送ってください。"
+                ),
+            )
+        if data.consent is None:
+            raise ApiError(
+                422,
+                "consent_required",
+                _("読者が受け取っていない配信種別を加えるには、読者の同意 (consent) が必要です。"),
+                fields={"topics": added},
+            )
+        if not account(request).has_perm("subscribers.import_subscriber"):
+            raise ApiError(
+                403,
+                "permission_denied",
+                _("同意を得た配信種別を加えるには、読者の取り込み (インポート) の権限が必要です。"),
+            )
     reader = services.update_preferences(
-        _reader(reader_id),
+        reader,
         data.topics,
         _evidence(request),
         language=data.language,
         charset=data.charset,
         name=data.name,
+        declared_basis=data.consent.basis if added and data.consent else "",
     )
     return _out([reader])[0]
 

@@ -106,7 +106,8 @@ def revoke(token: ApiToken, now: datetime | None = None) -> ApiToken:
 
 
 def find(raw: str, now: datetime | None = None) -> ApiToken | None:
-    """The usable token `raw` names (not revoked, not expired, its account active), else None."""
+    """The usable token `raw` names (not revoked, not expired, its account active staff), else
+    None."""
     if not raw.startswith(PREFIX):
         return None
     token = ApiToken.objects.select_related("user").filter(digest=digest(raw)).first()

@@ -4,8 +4,14 @@ interactive documentation at /api/v1/docs. Every error is {"error": {"code", "me
 
 import logging
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
+from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -107,6 +113,21 @@ def not_found(request, error):
 @api.exception_handler(PermissionDenied)
 def denied(request, error):
     return _answer(request, ApiError(403, "permission_denied", _("この操作は許可されていません。")))
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_big(request, error):
+    return _answer(request, ApiError(413, "too_large", _("リクエストが大きすぎます。")))
+
+
+# A body Django cannot read (a broken multipart upload, a connection cut while sending, too
+# many fields): the client's fault, said as such, not a server error.
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(BadRequest)
+@api.exception_handler(MultiPartParserError)
+@api.exception_handler(UnreadablePostError)
+def unreadable(request, error):
+    return _answer(request, ApiError(400, "bad_request", _("リクエストの形式が正しくありません。")))
 
 
 @api.exception_handler(HttpError)

@@ -35,8 +35,11 @@ def consents_recorded(sender, records: list[ConsentRecord], **kwargs) -> None:
     read once, and nothing more when none is registered."""
     endpoints = services.active_endpoints()
     if endpoints:
-        for record in records:
-            _reader_event(record, endpoints)
+        # A savepoint: a failure here rolls back only these deliveries, not the readers'
+        # chunk around it (the sender logs it).
+        with transaction.atomic():
+            for record in records:
+                _reader_event(record, endpoints)
 
 
 def _reader_event(record: ConsentRecord, endpoints: list[Endpoint] | None) -> None:

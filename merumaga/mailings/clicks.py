@@ -268,7 +268,13 @@ class ClickBuffer:
             # (that would put the batch back and count its clicks twice).
             for receiver, error in signals.clicks_recorded.send_robust(ClickBuffer, clicks=kept):
                 if isinstance(error, Exception):
-                    logger.error("after writing clicks, %s failed: %r", receiver, error)
+                    logger.error(
+                        "after writing %d clicks (links %s), %s failed: %r",
+                        len(kept),
+                        sorted({click.link_id for click in kept}),
+                        receiver,
+                        error,
+                    )
         if len(kept) < len(clicks):
             logger.warning("%d clicks dropped: their links are gone", len(clicks) - len(kept))
         return len(kept)

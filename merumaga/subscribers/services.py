@@ -6,6 +6,7 @@ transaction and queues its mail only once that transaction commits.
 
 import enum
 import hashlib
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +45,9 @@ from merumaga.subscribers.signals import (
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
+
+
+logger = logging.getLogger(__name__)
 
 
 def field_max_length(model: type[models.Model], name: str) -> int:
@@ -147,7 +151,10 @@ def _record(
     evidence: Evidence,
     topics: Iterable[str] | None = None,
     wording: str = "",
+    declared_basis: str = "",
 ) -> ConsentRecord:
+    """`wording` is what we showed the reader (versioned); `declared_basis`, what another
+    system declared about how it obtained their consent (an import, the API)."""
     if topics is None:
         topics = list(
             Topic.objects.filter(
@@ -162,7 +169,7 @@ def _record(
         topics=sorted(topics),
         ip_address=evidence.ip_address,
         user_agent=evidence.user_agent[:300],
-        wording=wording,
+        wording=wording or declared_basis,
         mailing_id=evidence.mailing_id,
         # The wording is stored verbatim; the version names the text and its language.
         wording_version=f"{CONSENT_WORDING_VERSION}.{get_language() or 'ja'}" if wording else "",
@@ -344,8 +351,10 @@ def update_preferences(
     language: str | None = None,
     charset: str | None = None,
     name: str | None = None,
+    declared_basis: str = "",
 ) -> Subscriber:
-    """Set exactly which topics a confirmed reader receives; none at all means unsubscribed."""
+    """Set exactly which topics a confirmed reader receives; none at all means unsubscribed.
+    `declared_basis`: the consent another system holds for topics it adds (the API)."""
     keys = _check_topic_keys(topic_keys)
     if language is not None and language not in Subscriber.Language.values:
         raise InvalidInput(_("言語の指定が正しくありません。"))
@@ -378,7 +387,7 @@ def update_preferences(
             subscriber.status = Subscriber.Status.UNSUBSCRIBED
             action = ConsentRecord.Action.UNSUBSCRIBE
         subscriber.save(update_fields=[*fields, "status", "unsubscribed_at"])
-        _record(subscriber, action, evidence, keys)
+        _record(subscriber, action, evidence, keys, declared_basis=declared_basis)
     return subscriber
 
 
@@ -884,7 +893,13 @@ def _insert_chunk(
             ]
         )
         if records:
-            consent_recorded_in_bulk.send(_insert_chunk, records=records)
+            # What others do with the news (webhooks) never undoes the readers it is about.
+            told = consent_recorded_in_bulk.send_robust(_insert_chunk, records=records)
+            for receiver, error in told:
+                if isinstance(error, Exception):
+                    logger.error(
+                        "after adding %d readers, %s failed: %r", len(records), receiver, error
+                    )
     report.created += len(fresh)
     report.existing += len([row for row in chunk if row["email"] in existing])
     report.suppressed += len([row for row in chunk if row["email"] in suppressed - existing])

@@ -192,8 +192,15 @@ def test_a_new_reader_confirms_by_mail_unless_the_caller_holds_their_consent(
 def test_preferences_unsubscribing_and_erasing_go_through_the_services(roles):
     reader = make_subscriber("reader@example.jp", topics=["weekly"])
     api = ApiClient()
-    changed = api.put(f"/readers/{reader.pk}/preferences", {"topics": ["weekly", "events"]})
+    unasked = api.put(f"/readers/{reader.pk}/preferences", {"topics": ["weekly", "events"]})
+    assert unasked.status_code == 422 and error_of(unasked)["code"] == "consent_required"
+    basis = "電話で本人に確認 (2026-12-05)"
+    changed = api.put(
+        f"/readers/{reader.pk}/preferences",
+        {"topics": ["weekly", "events"], "consent": {"basis": basis}},
+    )
     assert changed.status_code == 200 and changed.json()["topics"] == ["weekly", "events"]
+    assert reader.consent_records.order_by("id").last().wording == basis
     one = api.post(f"/readers/{reader.pk}/unsubscribe", {"topic": "weekly"})
     assert one.json()["topics"] == ["events"] and one.json()["status"] == "confirmed"
     unknown = api.post(f"/readers/{reader.pk}/unsubscribe", {"topic": "daily"})
@@ -388,3 +395,69 @@ def test_an_administrator_revokes_a_token_in_the_admin(roles, admin_client):
     assert error_of(api.get("/topics"))["code"] == "invalid_token"
     # No token is added, edited or deleted by hand: they are made where they are shown once.
     assert admin_client.get("/admin/api/apitoken/add/").status_code == 403
+
+
+def test_an_opt_out_is_never_undone_and_consent_is_for_those_who_may_import(roles):
+    left = make_subscriber("left@example.jp", status=Subscriber.Status.UNSUBSCRIBED, topics=[])
+    api = ApiClient()
+    consent = {"basis": "展示会で口頭で"}
+    back = api.put(f"/readers/{left.pk}/preferences", {"topics": ["weekly"], "consent": consent})
+    assert back.status_code == 409 and "POST /readers" in error_of(back)["message"]
+    assert api.put(f"/readers/{left.pk}/preferences", {"topics": []}).status_code == 200
+
+    operator = ApiClient(["readers:write"], role="運用")  # may change readers, not import them
+    reader = make_subscriber("reader@example.jp", topics=["weekly"])
+    more = {"topics": ["weekly", "events"], "consent": consent}
+    assert operator.put(f"/readers/{reader.pk}/preferences", more).status_code == 403
+    fewer = operator.put(f"/readers/{reader.pk}/preferences", {"topics": []})
+    assert fewer.json()["status"] == "unsubscribed"
+    added = operator.post(
+        "/readers", {"email": "new@example.jp", "topics": ["weekly"], "consent": consent}
+    )
+    assert added.status_code == 403 and not Subscriber.objects.filter(email="new@example.jp")
+    said = operator.post(
+        "/readers", {"email": "new@example.jp", "topics": ["weekly"], "organisation": "研究所"}
+    )
+    assert said.status_code == 422 and "organisation" in error_of(said)["fields"]  # not dropped
+
+
+def test_odd_input_is_a_clear_client_error(roles, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100_000
+    api = ApiClient()
+    far = api.get("/readers?created_after=9999-12-31T23:00:00-05:00")
+    assert far.status_code == 422
+    bad_ip = api.post(
+        "/readers", {"email": "a@example.jp", "topics": ["weekly"], "ip_address": "not-an-ip"}
+    )
+    assert bad_ip.status_code == 422 and "ip_address" in error_of(bad_ip)["fields"]
+    huge = api.post("/articles", {"title": "大きすぎる記事", "body": "あ" * 40_000})
+    assert huge.status_code == 413 and error_of(huge)["code"] == "too_large"
+
+
+def test_a_token_stops_with_its_accounts_staff_status_and_refusals_count(roles, settings):
+    settings.API_RATE_LIMIT = 2
+    reading = ApiClient(["readers:read"], role="運用")
+    assert [reading.post("/articles", {"title": "x"}).status_code for _ in range(3)] == [
+        403,
+        403,
+        429,  # refused requests count against the limit too
+    ]
+    api = ApiClient()
+    api.user.is_staff = False
+    api.user.save()
+    assert error_of(api.get("/topics"))["code"] == "invalid_token"
+
+
+def test_a_writer_cannot_switch_a_notice_off_and_null_clears_a_field(roles):
+    sender, writer = ApiClient(), ApiClient(["content:write"], role="執筆")
+    article = sender.post("/articles", {"title": "記事", "notify_subscribers": True}).json()
+    off = writer.patch(f"/articles/{article['id']}", {"notify_subscribers": False})
+    assert off.status_code == 403 and Article.objects.get().notify_subscribers
+    assert writer.patch(f"/articles/{article['id']}", {"title": "新しい題"}).status_code == 200
+
+    times = {"starts_at": "2027-01-20T15:00:00+09:00", "ends_at": "2027-01-20T17:00:00+09:00"}
+    event = sender.post("/events", {"title": "勉強会", "capacity": 30, **times}).json()
+    cleared = sender.patch(f"/events/{event['id']}", {"capacity": None})
+    assert cleared.json()["capacity"] is None and Event.objects.get().capacity is None
+    no_title = sender.patch(f"/events/{event['id']}", {"title": None})
+    assert no_title.status_code == 422 and "title" in error_of(no_title)["fields"]
