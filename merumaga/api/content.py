@@ -154,7 +154,7 @@ def _save(
             _("公開時に読者へ通知するには、配信を開始できる役割が必要です。"),
         )
     if "tags" in given:
-        names = given["tags"]
+        names = given["tags"] or []  # null: no tags
         found = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
         unknown = [name for name in names if name not in found]
         if unknown:

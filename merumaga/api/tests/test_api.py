@@ -454,6 +454,7 @@ def test_a_writer_cannot_switch_a_notice_off_and_null_clears_a_field(roles):
     off = writer.patch(f"/articles/{article['id']}", {"notify_subscribers": False})
     assert off.status_code == 403 and Article.objects.get().notify_subscribers
     assert writer.patch(f"/articles/{article['id']}", {"title": "新しい題"}).status_code == 200
+    assert writer.patch(f"/articles/{article['id']}", {"tags": None}).json()["tags"] == []
 
     times = {"starts_at": "2027-01-20T15:00:00+09:00", "ends_at": "2027-01-20T17:00:00+09:00"}
     event = sender.post("/events", {"title": "勉強会", "capacity": 30, **times}).json()
