@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from merumaga.testing import ApiClient, mailing_of, make_article, make_event, make_subscriber
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = int(os.environ.get("MERUMAGA_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("MERUMAGA_FUZZ_EXAMPLES", "50"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
