@@ -4,6 +4,7 @@ Every setting has a safe default; a value that cannot be understood stops start-
 naming the variable, instead of failing later in a request.
 """
 
+import ipaddress
 import os
 import re
 import secrets
@@ -56,6 +57,21 @@ def env_float(name: str, default: float, minimum: float = 0.0) -> float:
     if not value >= minimum:  # also rejects NaN
         raise ImproperlyConfigured(f"{name}={value}: must be at least {minimum}.")
     return value
+
+
+def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (10.0.0.0/8, ::1)."""
+    networks = []
+    for part in (p.strip() for p in env_str(name, default).split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {part!r} is not an IP address or network (e.g. 10.0.0.0/8)."
+            ) from None
+    return networks
 
 
 def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:

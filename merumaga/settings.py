@@ -10,7 +10,15 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from merumaga.env import env_bool, env_float, env_int, env_str, env_url, secret_key
+from merumaga.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_networks,
+    env_str,
+    env_url,
+    secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -60,6 +68,7 @@ INSTALLED_APPS = [
     "merumaga.team",
     "merumaga.hooks",
     "merumaga.api",
+    "merumaga.operations",
     "ninja",  # the API's interactive documentation, served from our static files
 ]
 
@@ -101,6 +110,7 @@ LOGIN_REDIRECT_URL = "admin:index"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "merumaga.operations.middleware.RequestMetrics",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -151,6 +161,10 @@ OTP_WEBAUTHN_RP_ID = _site.hostname
 OTP_WEBAUTHN_RP_NAME = "merumaga"
 OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+
+# /metrics (Prometheus): a bearer token, or else the addresses allowed to scrape (this machine).
+METRICS_TOKEN = env_str("MERUMAGA_METRICS_TOKEN")
+METRICS_ALLOW = env_networks("MERUMAGA_METRICS_ALLOW", "127.0.0.1/32,::1/128")
 
 # The REST API (/api/v1/): requests per token per minute (over it: 429 with Retry-After), and
 # the life of a new token when `merumaga api-token create` is given no --expires-days.

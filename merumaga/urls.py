@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.static import serve
 
 from merumaga.api.v1 import api
+from merumaga.operations import views as operations_views
 from merumaga.team import views as team_views
 from merumaga.team.forms import StaffPasswordResetForm
 from merumaga.views import favicon, switch_language
@@ -15,6 +16,10 @@ handler404 = "merumaga.views.page_not_found"
 handler500 = "merumaga.views.server_error"
 
 urlpatterns = [
+    # For load balancers and the operator's monitoring (README: Operations).
+    path("healthz", operations_views.healthz, name="healthz"),
+    path("readyz", operations_views.readyz, name="readyz"),
+    path("metrics", operations_views.prometheus, name="metrics"),
     path("language/<str:code>/", switch_language, name="switch_language"),
     path("favicon.ico", favicon, name="favicon"),
     # Cover images. A large site lets the front web server (nginx) serve /media/ instead.

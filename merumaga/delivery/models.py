@@ -121,3 +121,16 @@ class DomainPace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain} ({self.worker}): {self.rate}/s"
+
+
+class WorkerBeat(models.Model):
+    """A delivery worker says it is alive (every BEAT_EVERY seconds, working or idle): the
+    readiness check and the metrics read it. One row per worker, overwritten."""
+
+    worker = models.CharField(max_length=64, unique=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+    sent = models.PositiveBigIntegerField(default=0)  # mails this worker has sent since it started
+
+    def __str__(self) -> str:
+        return f"{self.worker} ({self.seen_at:%Y-%m-%d %H:%M:%S})"

@@ -40,7 +40,7 @@ from merumaga.delivery import domains, queue
 from merumaga.delivery import services as delivery_services
 from merumaga.delivery.dkim import configured_signer
 from merumaga.delivery.fastrender import FastTemplate, Reader
-from merumaga.delivery.models import Delivery, DomainHold, DomainPace
+from merumaga.delivery.models import Delivery, DomainHold, DomainPace, WorkerBeat
 from merumaga.delivery.pacing import PaceState
 from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
 from merumaga.delivery.smtp import Pool
@@ -57,6 +57,7 @@ _Args = TypeVarTuple("_Args")
 Status = Delivery.Status
 RENDER = "render"  # the stage of a message that could not be built
 PACES_EVERY = 2.0  # seconds between writes of the domains' paces
+BEAT_EVERY = 15.0  # seconds between a worker's heartbeats (readyz wants one in the last minute)
 
 
 @dataclass
@@ -110,6 +111,8 @@ class Worker:
         self.sent = 0
         self.signer = configured_signer()
         self.paces_due = 0.0  # when the domains' paces are next written for the progress page
+        self.beat_due = 0.0  # when the worker next says it is alive (WorkerBeat)
+        self.started_at = timezone.now()
 
     async def db(self, function: Callable[[*_Args], _T], *args: *_Args) -> _T:
         loop = asyncio.get_running_loop()
@@ -138,6 +141,9 @@ class Worker:
         troubles = 0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() >= self.beat_due:
+                    self.beat_due = time.monotonic() + BEAT_EVERY
+                    await self.db(self._beat)
                 worked = await self.step()
             except Exception:
                 # Whatever one mailing does is set aside inside step(); what reaches here is the
@@ -365,6 +371,18 @@ class Worker:
         }
         with contextlib.suppress(services.MailingError):  # paused or cancelled meanwhile
             services.pause(mailing, note=note[:300])
+
+    def _beat(self) -> None:
+        """One upsert: this worker is alive, and has sent this many mails."""
+        WorkerBeat.objects.update_or_create(
+            worker=self.name[:64],
+            defaults={"seen_at": timezone.now(), "sent": self.sent},
+            create_defaults={
+                "started_at": self.started_at,
+                "seen_at": timezone.now(),
+                "sent": self.sent,
+            },
+        )
 
     def _save_paces(self, paces: Iterable[PaceState]) -> None:
         """This worker's paced domains as they are now (one upsert), for the progress page and

@@ -20,6 +20,7 @@ APPS = [
     "team",
     "hooks",
     "api",
+    "operations",
 ]
 SHARED = [
     "audit",

@@ -1,9 +1,11 @@
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from merumaga.testing import free_port
@@ -42,9 +44,30 @@ def test_run_starts_web_worker_and_catcher_and_stops_them_on_ctrl_c(tmp_path):
         with socket.create_connection(("127.0.0.1", smtp), timeout=5) as catcher:
             return catcher.recv(100)
 
+    def ready():
+        """/readyz until every check passes: the worker's first heartbeat comes after it starts."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{web}/readyz") as page:
+                return json.load(page)
+        except urllib.error.HTTPError as not_yet:
+            if time.monotonic() > give_up:
+                return json.load(not_yet)
+            raise ConnectionError from None
+
     try:
         assert answers(web_page, "the web server") == 200
         assert answers(smtp_greeting, "the mail catcher").startswith(b"220")
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/healthz") as page:
+            assert json.load(page) == {"status": "ok"}
+        give_up = time.monotonic() + 25
+        assert answers(ready, "readiness")["status"] == "ready"
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics") as page:
+            scraped = page.read().decode()
+        # Both web workers' counts are in one scrape; and the platform's figures.
+        assert 'merumaga_http_requests_total{method="GET",status="200",view="healthz"} 1.0' in (
+            scraped
+        )
+        assert 'merumaga_mailings{status="draft"} 0.0' in scraped
     finally:
         run.send_signal(signal.SIGINT)
         output, _ = run.communicate(timeout=30)

@@ -1,3 +1,5 @@
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +124,13 @@ class Command(BaseCommand):
         }
         if uses_catcher():
             commands["mailcatcher"] = [*merumaga, "mailcatcher"]
+        # The web workers count requests into one directory, so that /metrics answered by any
+        # of them sums them all; emptied at each start (the counts restart with the processes).
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            counts = settings.DATA_DIR / "metrics"
+            shutil.rmtree(counts, ignore_errors=True)
+            counts.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(counts)
         supervisor = Supervisor(commands, log=lambda line: self.stderr.write(line))
         supervisor.start_all()
 
