@@ -110,6 +110,7 @@ LOGIN_REDIRECT_URL = "admin:index"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "merumaga.logs.RequestIdMiddleware",
     "merumaga.operations.middleware.RequestMetrics",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -364,11 +365,26 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "SAMEORIGIN"
 
+# Logs: a line per event on stderr; MERUMAGA_LOG_FORMAT=json for one JSON object per line (with
+# the request id, and no reader's address: merumaga.logs).
+LOG_FORMAT = env_str("MERUMAGA_LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"MERUMAGA_LOG_FORMAT={LOG_FORMAT!r}: expected plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "merumaga.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "merumaga.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("MERUMAGA_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
