@@ -24,8 +24,8 @@ from _django import ROOT, fresh_database
 from delivery import database_url, free_port, make_readers, wait_listening
 
 
-def walk(port: int, token: str, limit: int, latencies: list[float]) -> int:
-    """Every page, following `next`; the number of readers read."""
+def walk(port: int, token: str, limit: int, latencies: list[float], pages: int = 0) -> int:
+    """Every page (or the first `pages`), following `next`; the number of readers read."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {token}"}
     cursor, readers = "", 0
@@ -39,7 +39,8 @@ def walk(port: int, token: str, limit: int, latencies: list[float]) -> int:
             raise SystemExit(f"HTTP {response.status}: {body[:300]!r}")
         page = json.loads(body)
         readers += len(page["items"])
-        if page["next"] is None:
+        pages -= 1
+        if page["next"] is None or pages == 0:
             return readers
         cursor = f"&cursor={page['next']}"
 

@@ -166,6 +166,8 @@ OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 # /metrics (Prometheus): a bearer token, or else the addresses allowed to scrape (this machine).
 METRICS_TOKEN = env_str("MERUMAGA_METRICS_TOKEN")
 METRICS_ALLOW = env_networks("MERUMAGA_METRICS_ALLOW", "127.0.0.1/32,::1/128")
+# How long the figures read from the database for /metrics are reused by the next scrapes.
+METRICS_CACHE_SECONDS = env_float("MERUMAGA_METRICS_CACHE_SECONDS", 10.0)
 
 # The REST API (/api/v1/): requests per token per minute (over it: 429 with Retry-After), and
 # the life of a new token when `merumaga api-token create` is given no --expires-days.

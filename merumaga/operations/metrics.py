@@ -7,7 +7,7 @@ Two sources, each safe with many processes and machines:
 - what the platform did, read from the database every web process and delivery worker share
   (mailings by status, mails sent and failed, the delivery queue, worker heartbeats, bounces,
   complaints, sign-ups, clicks) at scrape time: a handful of GROUP BY queries, the answer kept
-  for CACHE_SECONDS so that several scrapers cost no more.
+  for METRICS_CACHE_SECONDS so that several scrapers cost no more.
 """
 
 import os
@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from huey.contrib.djhuey import HUEY
@@ -33,8 +34,6 @@ from merumaga.bounces.models import BounceEvent
 from merumaga.delivery.models import Delivery, WorkerBeat
 from merumaga.mailings.models import Click, Mailing
 from merumaga.subscribers.models import ConsentRecord
-
-CACHE_SECONDS = 10.0
 
 REQUESTS = Counter(
     "merumaga_http_requests",
@@ -56,7 +55,8 @@ class PlatformCollector:
         self._kept: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
-        if self._kept is None or time.monotonic() - self._kept[0] > CACHE_SECONDS:
+        # Several scrapers (or one retrying) cost one reading of the database in this time.
+        if self._kept is None or time.monotonic() - self._kept[0] >= settings.METRICS_CACHE_SECONDS:
             self._kept = (time.monotonic(), list(self._read()))
         yield from self._kept[1]
 
