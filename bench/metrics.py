@@ -89,7 +89,10 @@ def main() -> None:
 
     def load() -> None:
         while not stop.is_set():
-            walk(port, raw, 100, [], pages=50)
+            try:
+                walk(port, raw, 100, [], pages=50)
+            except OSError:  # the server stopping under a walk, at the end
+                return
 
     try:
         wait_listening(port, server)
