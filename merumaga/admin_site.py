@@ -50,6 +50,7 @@ SECTIONS = [
             "hooks.Endpoint",
             "hooks.WebhookDelivery",
             "api.ApiToken",
+            "operations.DoctorRun",
         ],
     ),
 ]

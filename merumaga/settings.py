@@ -163,6 +163,12 @@ OTP_WEBAUTHN_RP_NAME = "merumaga"
 OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
+# `merumaga doctor`: the host name where the bounce receiver listens (the MX of
+# MERUMAGA_BOUNCE_DOMAIN must point there), and the addresses receivers see mail come from when
+# they are not the relays' own.
+MX_HOST = env_str("MERUMAGA_MX_HOST")
+SENDING_IPS = [ip.strip() for ip in env_str("MERUMAGA_SENDING_IPS").split(",") if ip.strip()]
+
 # /metrics (Prometheus): a bearer token, or else the addresses allowed to scrape (this machine).
 METRICS_TOKEN = env_str("MERUMAGA_METRICS_TOKEN")
 METRICS_ALLOW = env_networks("MERUMAGA_METRICS_ALLOW", "127.0.0.1/32,::1/128")

@@ -43,7 +43,24 @@ def test_no_admin_page_scrolls_sideways(screen, live_server, page, settings, dja
     demo.load_demo_readers()
     demo.load_demo_content()
     mailing_of("weekly")
-    django_user_model.objects.create_superuser("editor", "", "pw-for-test")
+    editor = django_user_model.objects.create_superuser("editor", "", "pw-for-test")
+    # Records of the operators' pages too: an API token, a doctor's answer.
+    from merumaga.api.services import create_token
+    from merumaga.operations.models import DoctorRun
+
+    create_token(editor, ["readers:read"], name="CRM連携")
+    DoctorRun.objects.create(
+        fail=1,
+        findings=[
+            {
+                "check": "spf",
+                "status": "fail",
+                "message": "mail.example.jp にSPFレコードがありません。",
+                "fix": 'mail.example.jp. TXT "v=spf1 ip4:203.0.113.25 '
+                'include:_spf.relay.example.net -all"',
+            }
+        ],
+    )
     width = WIDTHS[screen]
     page.set_viewport_size({"width": width, "height": 900})
     # Anything the Content-Security-Policy blocks (a script, a style, a frame) is reported here.
