@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from merumaga.operations import health, metrics
+from merumaga.subscribers.views import client_ip
 
 
 @never_cache
@@ -37,7 +38,8 @@ def _may_scrape(request: HttpRequest) -> bool:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(sent.encode(), settings.METRICS_TOKEN.encode())
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        # Behind a proxy, the client's address (the proxy itself is on this machine).
+        address = ipaddress.ip_address(client_ip(request) or "")
     except ValueError:
         return False
     return any(address in network for network in settings.METRICS_ALLOW)

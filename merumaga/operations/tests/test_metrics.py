@@ -55,6 +55,10 @@ def test_the_platforms_figures_come_from_the_database(client, time_machine):
 
 def test_only_this_machine_or_the_token_may_scrape(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+    settings.BEHIND_PROXY = True  # through nginx on this machine: the client is who counts
+    proxied = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert proxied.status_code == 403
+    settings.BEHIND_PROXY = False
     settings.METRICS_TOKEN = "s3cret-token-for-tests"
     assert client.get("/metrics").status_code == 403  # with a token set, the token is needed
     wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
