@@ -98,3 +98,22 @@ def latest():
     from django.db.migrations.executor import MigrationExecutor
 
     return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_address_hashes_are_filled_in_one_statement_as_the_model_makes_them():
+    from merumaga.subscribers.models import address_hash
+
+    old = migrate([("subscribers", "0002_topics")])
+    Subscriber = old.get_model("subscribers", "Subscriber")
+    Subscriber.objects.create(email="taro.yamada+news@example.co.jp", status="confirmed")
+    Subscriber.objects.create(email=None, status="erased")
+    new = migrate([("subscribers", "0003_subscriber_address_hash")])
+    hashes = dict(
+        new.get_model("subscribers", "Subscriber").objects.values_list("email", "address_hash")
+    )
+    assert hashes == {
+        "taro.yamada+news@example.co.jp": address_hash("taro.yamada+news@example.co.jp"),
+        None: "",
+    }
+    migrate(latest())

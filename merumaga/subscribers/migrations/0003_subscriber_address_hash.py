@@ -6,11 +6,25 @@ from django.db import migrations, models
 
 
 def fill_hashes(apps, schema_editor):
-    # The same rule as models.address_hash, written out: migrations must not import app code.
-    Subscriber = apps.get_model("subscribers", "Subscriber")
-    for subscriber in Subscriber.objects.exclude(email=None).only("pk", "email").iterator():
-        digest = hashlib.sha256(subscriber.email.strip().lower().encode("utf-8")).hexdigest()
-        Subscriber.objects.filter(pk=subscriber.pk).update(address_hash=digest)
+    """The same rule as models.address_hash, written out (migrations must not import app code),
+    in one UPDATE: a row at a time took about 2 minutes a million readers on SQLite
+    (bench/migrations.py). Addresses are stored normalised, in ASCII: lower() and trim() of
+    either database give what Python's lower() and strip() give."""
+    connection = schema_editor.connection
+    if connection.vendor == "postgresql":
+        digest = "encode(sha256(convert_to(lower(btrim(email)), 'UTF8')), 'hex')"
+    else:
+        connection.ensure_connection()
+        connection.connection.create_function(
+            "merumaga_sha256",
+            1,
+            lambda text: hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            deterministic=True,
+        )
+        digest = "merumaga_sha256(lower(trim(email)))"
+    schema_editor.execute(
+        f"UPDATE subscribers_subscriber SET address_hash = {digest} WHERE email IS NOT NULL"
+    )
 
 
 class Migration(migrations.Migration):
