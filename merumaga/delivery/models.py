@@ -131,6 +131,8 @@ class WorkerBeat(models.Model):
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField(db_index=True)
     sent = models.PositiveBigIntegerField(default=0)  # mails this worker has sent since it started
+    # Since it started: {"relay|provider|result": count}, result sent, deferred or failed.
+    counts = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return f"{self.worker} ({self.seen_at:%Y-%m-%d %H:%M:%S})"

@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +49,7 @@ from merumaga.mailings.archive import archive
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.models import Mailing
 from merumaga.outgoing import Built
+from merumaga.providers import provider
 from merumaga.relays import configured_relays
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class Worker:
         self.signer = configured_signer()
         self.paces_due = 0.0  # when the domains' paces are next written for the progress page
         self.beat_due = 0.0  # when the worker next says it is alive (WorkerBeat)
+        # Outcomes by relay, mailbox provider and result, for /metrics (through WorkerBeat).
+        self.outcomes: Counter[str] = Counter()
         self.started_at = timezone.now()
 
     async def db(self, function: Callable[[*_Args], _T], *args: *_Args) -> _T:
@@ -125,8 +128,9 @@ class Worker:
         try:
             await asyncio.gather(*(self._loop(until_idle) for _ in range(self.options.loops)))
         finally:
-            with contextlib.suppress(DatabaseError):  # the rates as they ended, if it can
+            with contextlib.suppress(DatabaseError):  # the rates and counts as they ended
                 await self.db(self._save_paces, pool.paces())
+                await self.db(self._beat)
             if own_pool:
                 await pool.close()
             # The database thread's connection goes with it (persistent connections would
@@ -187,6 +191,11 @@ class Worker:
             return True
         results += await asyncio.gather(*jobs)
         await self._record(state, results)
+        # One dictionary increment per mail: the per-relay, per-provider counts of /metrics.
+        for claim, result in zip(to_send, results[len(skipped) :], strict=True):
+            address = readers[claim.subscriber_id].email or ""
+            group = provider(address.rpartition("@")[2])
+            self.outcomes[f"{result.relay or '-'}|{group}|{result.status}"] += 1
         failures = [
             DeliveryFailure(
                 state.mailing.pk,
@@ -373,14 +382,16 @@ class Worker:
             services.pause(mailing, note=note[:300])
 
     def _beat(self) -> None:
-        """One upsert: this worker is alive, and has sent this many mails."""
+        """One upsert: this worker is alive, and what it has sent, by relay, provider and
+        result."""
         WorkerBeat.objects.update_or_create(
             worker=self.name[:64],
-            defaults={"seen_at": timezone.now(), "sent": self.sent},
+            defaults={"seen_at": timezone.now(), "sent": self.sent, "counts": dict(self.outcomes)},
             create_defaults={
                 "started_at": self.started_at,
                 "seen_at": timezone.now(),
                 "sent": self.sent,
+                "counts": dict(self.outcomes),
             },
         )
 

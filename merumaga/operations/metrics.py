@@ -115,11 +115,21 @@ class PlatformCollector:
             "Mails each delivery worker sent since it started.",
             labels=["worker"],
         )
+        outcomes = CounterMetricFamily(
+            "merumaga_deliveries",
+            "Mails each delivery worker tried since it started, by relay, mailbox provider "
+            "(gmail, yahoo, docomo, …) and result (sent, deferred, failed).",
+            labels=["worker", "relay", "provider", "result"],
+        )
         for beat in WorkerBeat.objects.filter(seen_at__gte=now - timedelta(days=1)):
             seen.add_metric([beat.worker], (now - beat.seen_at).total_seconds())
             sent.add_metric([beat.worker], beat.sent)
+            for key, count in beat.counts.items():
+                relay, group, result = key.split("|", 2)
+                outcomes.add_metric([beat.worker, relay, group, result], count)
         yield seen
         yield sent
+        yield outcomes
 
         bounces = CounterMetricFamily(
             "merumaga_bounces",

@@ -18,6 +18,7 @@ from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery
 from merumaga.institute.services import records_clicks_per_reader
 from merumaga.mailings.models import Click, Link, Mailing
+from merumaga.providers import OTHERS, PROVIDERS, provider
 from merumaga.subscribers.models import (
     ConsentRecord,
     Subscriber,
@@ -352,30 +353,6 @@ def recent_mailings(count: int = 5) -> list[tuple[Mailing, MailingFigures]]:
 
 
 # Mailbox providers readers are grouped by: their shares differ, and each has its own filters.
-PROVIDERS = {
-    "Gmail": ("gmail.com", "googlemail.com"),
-    "Yahoo": ("yahoo.co.jp", "yahoo.ne.jp", "ymail.ne.jp", "yahoo.com"),
-    "Outlook": (
-        "outlook.com",
-        "outlook.jp",
-        "hotmail.com",
-        "hotmail.co.jp",
-        "live.jp",
-        "live.com",
-        "msn.com",
-    ),
-    "docomo": ("docomo.ne.jp",),
-    "au": ("ezweb.ne.jp", "au.com", "auone.jp"),
-    "SoftBank": ("softbank.ne.jp", "i.softbank.jp", "disney.ne.jp"),
-}
-OTHERS = "others"
-_PROVIDER_OF = {domain: name for name, domains in PROVIDERS.items() for domain in domains}
-
-
-def provider(domain: str) -> str:
-    return _PROVIDER_OF.get(domain.lower().rstrip("."), OTHERS)
-
-
 @dataclass
 class ProviderFigures:
     name: str

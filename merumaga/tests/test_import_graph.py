@@ -30,6 +30,7 @@ SHARED = [
     "middleware",
     "mime",
     "outgoing",
+    "providers",
     "reasons",
     "relays",
     "shown",

@@ -78,3 +78,27 @@ def test_a_worker_beats_even_with_nothing_to_send(relay):
     beat = WorkerBeat.objects.get()
     assert timezone.now() - beat.seen_at < timedelta(minutes=1)
     assert beat.sent == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_counts_what_it_sent_by_relay_and_provider(relay, client):
+    from merumaga.delivery import queue
+    from merumaga.mailings import services
+    from merumaga.operations.metrics import PLATFORM_FIGURES
+    from merumaga.testing import mailing_of, make_subscriber
+
+    for address in ("hanako@gmail.com", "taro@docomo.ne.jp", "jiro@institute.example.jp"):
+        make_subscriber(address, topics=["weekly"])
+    weekly = mailing_of("weekly")
+    services.start(weekly)
+    queue.freeze_audience(weekly)
+    run_until_idle()
+    counts = WorkerBeat.objects.get().counts
+    assert sorted(key.split("|", 1)[1] for key in counts) == [
+        "Gmail|sent",
+        "docomo|sent",
+        "others|sent",
+    ]
+    PLATFORM_FIGURES.forget()
+    scraped = client.get("/metrics").content.decode()
+    assert 'provider="Gmail",relay="' in scraped and 'result="sent"' in scraped
