@@ -35,6 +35,15 @@ QUERY_KEYS = ["q", "page", "email", "r", "next", "subscriber", "charset"]
 FORM_FIELDS = ["email", "name", "topics", "stamp", "website", "answer", "organisation", "text"]
 
 
+def server_error(response) -> bool:
+    """A 5xx that is a failure: /readyz answers 503 by design while a dependency is missing
+    (here, no delivery worker and no relay), with its checks in JSON."""
+    if response.status_code < 500:
+        return False
+    designed = response.status_code == 503 and response.get("Content-Type") == "application/json"
+    return not (designed and response.json().get("status") == "not ready")
+
+
 def public_routes() -> list[str]:
     """Each public URL pattern as a route string with <converters> left in."""
     routes = []
@@ -78,7 +87,7 @@ def test_hostile_paths_and_queries_never_answer_5xx(content, value):
         query = "&".join(f"{key}={value}" for key in QUERY_KEYS)
         for method in ("get", "post"):
             response = getattr(client, method)(f"{path}?{query}")
-            if response.status_code >= 500:
+            if server_error(response):
                 failures.append(f"{method.upper()} {path[:80]}?… → {response.status_code}")
     assert failures == []
 
@@ -91,7 +100,7 @@ def test_hostile_form_fields_never_answer_5xx(content, value):
     for route in public_routes():
         path = fill(route, "event")
         response = client.post(path, data)
-        if response.status_code >= 500:
+        if server_error(response):
             failures.append(f"POST {path} → {response.status_code}")
     assert failures == []
 
@@ -113,7 +122,7 @@ def test_hostile_cookies_and_headers_never_answer_5xx(content, header):
         path = fill(route, "event")
         for method in ("get", "post"):
             response = getattr(client, method)(path)
-            if response.status_code >= 500:
+            if server_error(response):
                 failures.append(f"{method.upper()} {path} → {response.status_code}")
     assert failures == []
 
@@ -151,6 +160,6 @@ def test_hostile_form_fields_behind_valid_links_never_answer_5xx(value):
     for path in token_pages(reader, event):
         client = Client(raise_request_exception=False)
         response = client.post(path, {field: value for field in fields})
-        if response.status_code >= 500:
+        if server_error(response):
             failures.append(f"POST {path[:60]}… → {response.status_code}")
     assert failures == []
