@@ -1,0 +1,198 @@
+"""Offline digest drafts: the sentences that carry an article's main content, within a budget
+of characters, in the article's order — a draft the editor edits, never a digest by itself.
+
+How (LexRank-style, extractive, no model to download):
+1. The text is read as the editor wrote it (Markdown): headings, tables, code, list markers and
+   URLs are left out, link text kept. Each sentence keeps its span in the original text.
+2. Sentences end at 。！？!? (and . ! ? followed by a space in English), or at the end of a
+   paragraph — never inside 「」『』（）() or quotation marks.
+3. A sentence is a bag of character bigrams (Japanese has no spaces; a dictionary tokenizer
+   would need a download, bigrams need nothing) or of lower-cased words for English, weighted
+   by how rare they are across the article's sentences.
+4. Centrality: the stationary distribution of the sentences' cosine-similarity graph (power
+   iteration), times a prior for the lead (the first sentences of a news article carry most).
+5. Selection: the best sentence first, then each next by centrality minus its similarity to
+   what is already chosen (maximal marginal relevance), while the budget allows.
+"""
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+
+OPENING = "「『（(“‘【〔［["
+CLOSING = "」』）)”’】〕］]"
+_JAPANESE_END = "。！？!?"
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"https?://\S+")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_WORD = re.compile(r"[a-z0-9]+")
+_ABBREVIATION = re.compile(r"\b[A-Z][a-z]?\.$")  # "Mr.", "U.S.": no end of a sentence
+LEAD_WEIGHT = 0.6  # how much the position prior counts against centrality
+REDUNDANCY = 0.7  # MMR: how much similarity to the chosen sentences costs
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str  # cleaned: as it goes into the digest
+    start: int  # its span in the original text
+    end: int
+
+
+@dataclass(frozen=True)
+class Draft:
+    digest: str
+    sentences: list[Sentence]
+    backend: str = "offline"
+
+
+def _prose_lines(source: str) -> list[tuple[int, str]]:
+    """(offset, line) for each line of running text: no headings, tables, code or rules."""
+    lines, offset, in_code = [], 0, False
+    for line in source.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_code = not in_code
+        elif not (
+            in_code
+            or not stripped
+            or stripped.startswith(("#", "|", ">", "<!--"))
+            or set(stripped) <= set("-*_= ")
+        ):
+            lines.append((offset, line.rstrip("\r\n")))
+        else:
+            lines.append((offset, ""))  # a paragraph break
+        offset += len(line)
+    return lines
+
+
+def _clean(text: str) -> str:
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub("", text)
+    text = _EMPHASIS.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def split_sentences(source: str) -> list[Sentence]:
+    """The article's sentences, each with its span in `source`."""
+    sentences: list[Sentence] = []
+    start: int | None = None
+    depth = 0
+    buffer: list[tuple[int, str]] = []  # (offset in source, character)
+
+    def close() -> None:
+        nonlocal start, depth
+        while buffer and buffer[-1][1].isspace():  # the line break after a last sentence
+            buffer.pop()
+        if buffer:
+            text = _clean("".join(character for _o, character in buffer))
+            if len(text) >= 2:
+                sentences.append(Sentence(text, buffer[0][0], buffer[-1][0] + 1))
+        buffer.clear()
+        start, depth = None, 0
+
+    for offset, line in _prose_lines(source):
+        if not line.strip():
+            close()
+            continue
+        marker = _LIST_MARKER.match(line)
+        skip = marker.end() if marker else 0
+        if marker:
+            close()  # a list item is a sentence of its own
+        for index, character in enumerate(line[skip:], start=skip):
+            if character.isspace() and not buffer:
+                continue
+            buffer.append((offset + index, character))
+            if character in OPENING:
+                depth += 1
+            elif character in CLOSING and depth:
+                depth -= 1
+            elif depth == 0 and (
+                character in _JAPANESE_END
+                or (
+                    character == "."
+                    and (index + 1 == len(line) or line[index + 1] == " ")
+                    and not _ABBREVIATION.search("".join(c for _o, c in buffer[-4:]))
+                )
+            ):
+                close()
+        if buffer:
+            buffer.append((offset + len(line), " "))  # a line break inside a paragraph
+    close()
+    return sentences
+
+
+def _features(text: str) -> Counter[str]:
+    normal = unicodedata.normalize("NFKC", text).lower()
+    words = _WORD.findall(normal)
+    non_ascii = re.sub(r"[\x00-\x7f]", "", normal)
+    grams = [non_ascii[i : i + 2] for i in range(len(non_ascii) - 1)]
+    return Counter(words + grams)
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(weight * b.get(term, 0.0) for term, weight in a.items())
+    norms = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    return dot / norms if norms else 0.0
+
+
+def draft(source: str, budget: int = 200) -> Draft:
+    """A digest of at most `budget` characters (one sentence at least, if there is one)."""
+    sentences = split_sentences(source)
+    if not sentences:
+        return Draft("", [])
+    counts = [_features(sentence.text) for sentence in sentences]
+    documents = Counter(term for count in counts for term in count)
+    n = len(sentences)
+    vectors = [
+        {term: tf * math.log(1 + n / documents[term]) for term, tf in count.items()}
+        for count in counts
+    ]
+    # n × n similarities: an article has tens to a couple of hundred sentences.
+    similar = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            similar[i][j] = similar[j][i] = _cosine(vectors[i], vectors[j])
+    # Each sentence passes its weight to those like it (only the non-zero links are kept).
+    links = []
+    for i in range(n):
+        total = sum(similar[i]) or 1.0
+        links.append([(j, value / total) for j, value in enumerate(similar[i]) if value])
+    centrality = [1.0 / n] * n
+    for _ in range(30):  # power iteration, damped as PageRank's 0.85
+        passed = [0.15 / n] * n
+        for i in range(n):
+            share = 0.85 * centrality[i]
+            for j, weight in links[i]:
+                passed[j] += share * weight
+        converged = max(abs(a - b) for a, b in zip(passed, centrality, strict=True)) < 1e-6
+        centrality = passed
+        if converged:
+            break
+    top = max(centrality) or 1.0
+    score = [
+        (1 - LEAD_WEIGHT) * centrality[i] / top + LEAD_WEIGHT / math.sqrt(i + 1) for i in range(n)
+    ]
+    chosen: list[int] = []
+    used = 0
+    candidates = set(range(n))
+    while candidates:
+        best = max(
+            candidates,
+            key=lambda i: score[i] - REDUNDANCY * max((similar[i][j] for j in chosen), default=0.0),
+        )
+        candidates.discard(best)
+        length = len(sentences[best].text)
+        if chosen and used + length > budget:
+            continue
+        chosen.append(best)
+        used += length
+        if used >= budget:
+            break
+    picked = [sentences[i] for i in sorted(chosen)]
+    joiner = "" if picked[0].text[-1] in _JAPANESE_END[:3] else " "  # 。！？: no spaces
+    return Draft(joiner.join(sentence.text for sentence in picked), picked)

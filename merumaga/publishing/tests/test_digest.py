@@ -1,0 +1,97 @@
+"""Offline digest drafts: sentences found where an editor would find them, Markdown left out,
+within the budget, in the article's order, each with its place in the article."""
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from merumaga.publishing import digest
+
+ARTICLE = """# 全固体電池、量産へ一歩
+
+国内の電池メーカー各社が、全固体電池の量産ラインを2027年に立ち上げる計画を相次いで発表した。
+大手のA社は「歩留まりは90%を超えた。価格も下がる」と述べ、電気自動車（EV。主に乗用車）向けの供給を始める。
+
+## 背景
+
+全固体電池は、液体の電解質を固体に置き換えることで、発火の危険を減らし、充電時間を短くできる。
+一方で、製造コストは従来の電池の2倍以上とされ、価格の低下が課題だった。
+詳しくは [A社の発表](https://example.jp/news/1) と https://example.jp/report を参照。
+
+| 社名 | 量産開始 |
+|---|---|
+| A社 | 2027年 |
+
+- 中国の電池大手も、2026年末に試作ラインを稼働させた
+- 欧州では補助金の拡充が議論されている
+
+```
+print("コードは要約に入らない。")
+```
+
+調査会社の予測では、全固体電池の市場は2030年に3兆円規模に達する。
+専門家は、量産の成否が日本の電池産業の競争力を左右すると指摘する。
+"""
+
+
+def test_sentences_end_where_a_reader_would_end_them():
+    found = [sentence.text for sentence in digest.split_sentences(ARTICLE)]
+    assert (
+        "大手のA社は「歩留まりは90%を超えた。価格も下がる」と述べ、電気自動車（EV。主に乗用車）向けの供給を始める。"
+        in found
+    )
+    assert "中国の電池大手も、2026年末に試作ラインを稼働させた" in found  # a list item
+    assert "詳しくは A社の発表 と を参照。" in found  # link text kept, addresses gone
+    joined = "".join(found)
+    for left_out in ("#", "|", "量産開始", "print", "https://", "](", "- "):
+        assert left_out not in joined
+
+
+def test_each_sentence_keeps_its_place_in_the_article():
+    for sentence in digest.split_sentences(ARTICLE):
+        span = ARTICLE[sentence.start : sentence.end]
+        assert span[0] == sentence.text[0] and span[-1] == sentence.text[-1]
+
+
+def test_a_draft_fits_the_budget_in_the_articles_order():
+    for budget in (60, 120, 200, 400):
+        found = digest.draft(ARTICLE, budget)
+        assert found.sentences and found.backend == "offline"
+        assert len(found.digest) <= budget or len(found.sentences) == 1
+        starts = [sentence.start for sentence in found.sentences]
+        assert starts == sorted(starts)
+    lead = digest.draft(ARTICLE, 60).sentences[0].text
+    assert lead.startswith("国内の電池メーカー各社が")  # the lead carries the news
+
+
+def test_english_works_too():
+    text = (
+        "Battery makers in Japan announced mass production of solid-state cells for 2027. "
+        "Mr. Tanaka of the U.S. unit said yields passed 90 percent.\n\n"
+        "The cells charge faster and are less likely to catch fire. "
+        "Costs remain twice those of lithium-ion cells."
+    )
+    found = [sentence.text for sentence in digest.split_sentences(text)]
+    assert found[1] == "Mr. Tanaka of the U.S. unit said yields passed 90 percent."
+    assert len(found) == 4
+    assert digest.draft(text, 90).digest.startswith("Battery makers in Japan")
+
+
+def test_nothing_to_summarise_gives_an_empty_draft():
+    assert digest.draft("# 見出しだけ\n\n| a | b |\n", 200).digest == ""
+
+
+def test_the_command_prints_the_draft_and_its_places(tmp_path):
+    article = tmp_path / "article.md"
+    article.write_text(ARTICLE, encoding="utf-8")
+    out = io.StringIO()
+    call_command("digest", str(article), "--chars", "120", "--json", stdout=out)
+    answer = json.loads(out.getvalue())
+    assert answer["backend"] == "offline" and answer["digest"]
+    for sentence in answer["sentences"]:
+        assert ARTICLE[sentence["start"] : sentence["end"]].endswith(sentence["text"][-1])
+    with pytest.raises(CommandError, match="offline"):
+        call_command("digest", str(article), "--backend", "llm")
