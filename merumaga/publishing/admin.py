@@ -1,16 +1,19 @@
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminTextareaWidget
 
-from merumaga.publishing import markdown, services, signals
+from merumaga.publishing import digest, markdown, services, signals
 from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Rsvp, Status, Tag
 from merumaga.subscribers.models import Topic
 from merumaga.subscribers.readers import deliverable_count
@@ -18,11 +21,24 @@ from merumaga.views import jis_check, warn_about_jis
 
 PUBLISH_BUTTON = "_publish"
 PREVIEW_ANNOUNCEMENT_BUTTON = "_preview_announcement"
+DIGEST_BUDGET = 200  # characters: about three sentences of Japanese
 
 
 def markdown_preview(request: HttpRequest) -> HttpResponse:
     """The rendered, sanitised HTML of the posted Markdown (staff only, via admin_view)."""
     return HttpResponse(markdown.render(request.POST.get("text", "")))
+
+
+@require_POST
+def digest_draft(request: HttpRequest) -> HttpResponse:
+    """A digest draft of the posted body, for the editor to use or discard: nothing is saved."""
+    try:
+        budget = min(max(int(request.POST.get("chars", "")), 40), 1000)
+    except ValueError:
+        budget = DIGEST_BUDGET
+    found = digest.draft(request.POST.get("text", ""), budget)
+    context = {"draft": found, "budget": budget}
+    return TemplateResponse(request, "admin/publishing/digest_draft.html", context)
 
 
 # The mixin relies on ModelAdmin (self.model, super().get_urls() …); mypy sees it as a
@@ -50,6 +66,7 @@ class MarkdownPreviewMixin(_ModelAdminBase):
             "publishing/markdown-preview.js",
             "publishing/publish-confirm.js",
             "merumaga/jis-check.js",
+            "publishing/digest-draft.js",  # articles only: it looks for their digest field
         ]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -174,7 +191,7 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
     autocomplete_fields = ("tags",)
     readonly_fields = ("status",)
     fieldsets = [
-        (None, {"fields": ("title", "slug", "digest", "body")}),
+        (None, {"fields": ("title", "slug", "digest", "digest_origin", "body")}),
         (gettext_lazy("出典"), {"fields": ("source_name", "source_detail", "source_url")}),
         (
             gettext_lazy("公開"),
@@ -191,6 +208,27 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
         ),
     ]
     actions = ["publish_selected", "unpublish_selected"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "digest_origin":
+            # Set by 「この下書きを使う」 (digest-draft.js), not typed.
+            kwargs["widget"] = forms.HiddenInput
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_urls(self):
+        may_write = permission_required("publishing.change_article", raise_exception=True)
+        return [
+            path(
+                "digest-draft/",
+                self.admin_site.admin_view(may_write(digest_draft)),
+                name="publishing_article_digest_draft",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["digest_draft_url"] = reverse("admin:publishing_article_digest_draft")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def publish(self, request, obj):
         services.publish_article(obj, at=obj.published_at)

@@ -56,6 +56,16 @@ class Article(models.Model):
         blank=True,
         help_text=_("週報に載る数文の要約。公開には必須です。"),
     )
+    # Whether the digest began as a draft the platform made (the editor chose to use it, and
+    # may have edited it since), and which: for the institute to see how digests are written.
+    digest_origin = models.CharField(
+        _("要約の出どころ"),
+        max_length=10,
+        blank=True,
+        default="",
+        db_default="",
+        choices=[("", _("編集者が執筆")), ("offline", _("下書きから (オフライン)"))],
+    )
     body = models.TextField(_("本文 (Markdown)"), blank=True)
     body_html = models.TextField(editable=False, blank=True)
     source_name = models.CharField(_("出典 (媒体名)"), max_length=200, blank=True)

@@ -95,3 +95,34 @@ def test_the_command_prints_the_draft_and_its_places(tmp_path):
         assert ARTICLE[sentence["start"] : sentence["end"]].endswith(sentence["text"][-1])
     with pytest.raises(CommandError, match="offline"):
         call_command("digest", str(article), "--backend", "llm")
+
+
+@pytest.mark.django_db
+def test_the_editor_gets_a_draft_to_use_or_discard_and_the_article_records_its_origin(
+    admin_client,
+):
+    from django.urls import reverse
+
+    from merumaga.publishing.models import Article
+
+    url = reverse("admin:publishing_article_digest_draft")
+    page = admin_client.post(url, {"text": ARTICLE, "chars": "120"}).content.decode()
+    assert 'data-origin="offline"' in page and "国内の電池メーカー各社が" in page
+    first = digest.draft(ARTICLE, 120).sentences[0]
+    assert f'data-start="{first.start}" data-end="{first.end}"' in page  # to its passage
+    assert not Article.objects.exists()  # a draft saves nothing
+    empty = admin_client.post(url, {"text": "# 見出しだけ", "chars": "x"}).content.decode()
+    assert "まだありません" in empty
+
+    editor = admin_client.get(reverse("admin:publishing_article_add")).content.decode()
+    assert 'name="digest_origin"' in editor and "publishing/digest-draft.js" in editor
+    admin_client.post(
+        reverse("admin:publishing_article_add"),
+        {
+            "title": "全固体電池",
+            "digest": "下書きから。",
+            "digest_origin": "offline",
+            "body": ARTICLE,
+        },
+    )
+    assert Article.objects.get().digest_origin == "offline"

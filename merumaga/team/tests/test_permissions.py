@@ -41,6 +41,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "admin:app_list": ("GET", SKIP),  # per app: Django's own module check (404 without it)
     "admin:subscribers_subscriber_import": ("GET", "subscribers.import_subscriber"),
     "admin:publishing_article_preview": ("POST", "publishing.view_article"),
+    "admin:publishing_article_digest_draft": ("POST", "publishing.change_article"),
     "admin:publishing_article_jis_check": ("POST", "publishing.view_article"),
     "admin:publishing_report_preview": ("POST", "publishing.view_report"),
     "admin:publishing_report_jis_check": ("POST", "publishing.view_report"),
