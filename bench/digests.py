@@ -1,0 +1,116 @@
+"""How good are the offline digest drafts? Against the hand-written digests of bench/digests/
+(twelve articles written for this evaluation: eleven Japanese, one English, 1,500–2,750
+characters, each with the digest an editor wrote), for the offline summariser and a lead-3
+baseline (the first three sentences):
+
+- character ROUGE-1 and ROUGE-L F1 (characters as tokens, spaces left out: the usual ROUGE
+  tokenizers drop Japanese);
+- the share of draft sentences taken whole from the article;
+- time and peak memory (tracemalloc) per article. No dictionary is loaded: the summariser uses
+  character bigrams.
+
+Each draft gets the budget of its reference digest's length.
+
+    .venv/bin/python bench/digests.py
+"""
+
+import json
+import statistics
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+from _django import ROOT
+
+HERE = Path(__file__).parent / "digests"
+
+
+def characters(text: str) -> list[str]:
+    return [c for c in text if not c.isspace()]
+
+
+def rouge_1(draft: str, reference: str) -> float:
+    a, b = Counter(characters(draft)), Counter(characters(reference))
+    overlap = sum((a & b).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(a.values()), overlap / sum(b.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(draft: str, reference: str) -> float:
+    a, b = characters(draft), characters(reference)
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for x in a:  # the longest common subsequence, one row at a time
+        current = [0]
+        for j, y in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    lcs = previous[-1]
+    if not lcs:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def main() -> None:
+    sys.path.insert(0, ROOT)
+    from merumaga.publishing import digest
+
+    references = json.loads((HERE / "digests.json").read_text(encoding="utf-8"))
+    rows = []
+    for name, reference in references.items():
+        article = (HERE / name).read_text(encoding="utf-8")
+        sentences = digest.split_sentences(article)
+        cleaned = {sentence.text for sentence in sentences}
+        lead = (
+            "".join(s.text for s in sentences[:3])
+            if "。" in article
+            else " ".join(s.text for s in sentences[:3])
+        )
+        tracemalloc.start()
+        started = time.perf_counter()
+        found = digest.draft(article, len(reference))
+        took = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        whole = sum(s.text in cleaned for s in found.sentences) / max(1, len(found.sentences))
+        rows.append(
+            {
+                "article": name,
+                "chars": len(article),
+                "offline_r1": rouge_1(found.digest, reference),
+                "offline_rl": rouge_l(found.digest, reference),
+                "lead3_r1": rouge_1(lead, reference),
+                "lead3_rl": rouge_l(lead, reference),
+                "whole": whole,
+                "ms": took * 1000,
+                "peak_mb": peak / 2**20,
+            }
+        )
+    print(
+        f"{'article':<30}{'chars':>6}{'off R1':>8}{'off RL':>8}{'lead R1':>8}{'lead RL':>8}"
+        f"{'whole':>7}{'ms':>7}{'MB':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['article']:<30}{r['chars']:>6}{r['offline_r1']:>8.3f}{r['offline_rl']:>8.3f}"
+            f"{r['lead3_r1']:>8.3f}{r['lead3_rl']:>8.3f}{r['whole']:>7.0%}{r['ms']:>7.1f}"
+            f"{r['peak_mb']:>6.1f}"
+        )
+    mean = {key: statistics.mean(r[key] for r in rows) for key in rows[0] if key != "article"}
+    print(
+        f"{'mean':<30}{mean['chars']:>6.0f}{mean['offline_r1']:>8.3f}{mean['offline_rl']:>8.3f}"
+        f"{mean['lead3_r1']:>8.3f}{mean['lead3_rl']:>8.3f}{mean['whole']:>7.0%}{mean['ms']:>7.1f}"
+        f"{mean['peak_mb']:>6.1f}"
+    )
+    slowest, largest = max(r["ms"] for r in rows), max(r["peak_mb"] for r in rows)
+    print(f"max time {slowest:.1f} ms, max peak {largest:.1f} MB; dictionary: none (bigrams)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
