@@ -17,9 +17,9 @@ How (LexRank-style, extractive, no model to download):
 
 import math
 import re
-import unicodedata
-from collections import Counter
 from dataclasses import dataclass
+
+from merumaga.publishing import similarity
 
 OPENING = "「『（(“‘【〔［["
 CLOSING = "」』）)”’】〕］]"
@@ -28,7 +28,6 @@ _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"https?://\S+")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_WORD = re.compile(r"[a-z0-9]+")
 _ABBREVIATION = re.compile(r"\b[A-Z][a-z]?\.$")  # "Mr.", "U.S.": no end of a sentence
 LEAD_WEIGHT = 0.6  # how much the position prior counts against centrality
 REDUNDANCY = 0.7  # MMR: how much similarity to the chosen sentences costs
@@ -124,39 +123,18 @@ def split_sentences(source: str) -> list[Sentence]:
     return sentences
 
 
-def _features(text: str) -> Counter[str]:
-    normal = unicodedata.normalize("NFKC", text).lower()
-    words = _WORD.findall(normal)
-    non_ascii = re.sub(r"[\x00-\x7f]", "", normal)
-    grams = [non_ascii[i : i + 2] for i in range(len(non_ascii) - 1)]
-    return Counter(words + grams)
-
-
-def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    dot = sum(weight * b.get(term, 0.0) for term, weight in a.items())
-    norms = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
-    return dot / norms if norms else 0.0
-
-
 def draft(source: str, budget: int = 200) -> Draft:
     """A digest of at most `budget` characters (one sentence at least, if there is one)."""
     sentences = split_sentences(source)
     if not sentences:
         return Draft("", [])
-    counts = [_features(sentence.text) for sentence in sentences]
-    documents = Counter(term for count in counts for term in count)
+    vectors = similarity.weighted([similarity.terms(sentence.text) for sentence in sentences])
     n = len(sentences)
-    vectors = [
-        {term: tf * math.log(1 + n / documents[term]) for term, tf in count.items()}
-        for count in counts
-    ]
     # n × n similarities: an article has tens to a couple of hundred sentences.
     similar = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
-            similar[i][j] = similar[j][i] = _cosine(vectors[i], vectors[j])
+            similar[i][j] = similar[j][i] = similarity.cosine(vectors[i], vectors[j])
     # Each sentence passes its weight to those like it (only the non-zero links are kept).
     links = []
     for i in range(n):

@@ -126,3 +126,32 @@ def test_the_editor_gets_a_draft_to_use_or_discard_and_the_article_records_its_o
         },
     )
     assert Article.objects.get().digest_origin == "offline"
+
+
+@pytest.mark.django_db
+def test_an_article_page_lists_the_articles_nearest_in_content(client):
+    from merumaga.testing import make_article
+
+    battery = make_article(
+        title="全固体電池の量産が始まる",
+        slug="battery",
+        digest="電池メーカー各社が全固体電池の量産ラインを立ち上げ、EV向けの供給を始める。",
+    )
+    make_article(
+        title="ナトリウムイオン電池、蓄電で採用",
+        slug="sodium",
+        digest="ナトリウムイオン電池の量産が進み、蓄電設備と二輪車向けの供給が始まった。",
+    )
+    make_article(
+        title="ドローン配送が日常に",
+        slug="drone",
+        digest="都市部でドローンによる食品の配送が広がり、平均20分で届く。",
+    )
+    make_article(title="下書きの電池記事", slug="draft", digest="全固体電池", published=False)
+    page = client.get(battery.get_absolute_url()).content.decode()
+    related = page[page.index("関連記事") :]
+    assert "ナトリウムイオン電池、蓄電で採用" in related  # the nearest
+    assert related.index("ナトリウムイオン電池") < related.find("ドローン配送") or (
+        "ドローン配送" not in related
+    )
+    assert "下書きの電池記事" not in related  # published articles only

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from merumaga.publishing.caching import cached_page
 from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Tag
+from merumaga.publishing.related import related_articles
 
 PER_PAGE = 10
 
@@ -60,7 +61,8 @@ def article_list(request: HttpRequest) -> HttpResponse:
 @cached_page
 def article_detail(request: HttpRequest, slug: str) -> HttpResponse:
     article = get_object_or_404(Article.objects.published().prefetch_related("tags"), slug=slug)
-    return render(request, "publishing/article_detail.html", {"article": article})
+    context = {"article": article, "related": related_articles(article)}
+    return render(request, "publishing/article_detail.html", context)
 
 
 @cached_page(paginated=True)
