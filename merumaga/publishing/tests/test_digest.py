@@ -80,6 +80,12 @@ def test_english_works_too():
     assert digest.draft(text, 90).digest.startswith("Battery makers in Japan")
 
 
+def test_a_very_long_text_is_drafted_from_its_first_sentences():
+    endless = "電池の量産が始まった。" * 5000  # 5,000 sentences: the n² graph is bounded
+    found = digest.draft(endless, 200)
+    assert found.sentences and found.sentences[-1].end <= 400 * len("電池の量産が始まった。")
+
+
 def test_nothing_to_summarise_gives_an_empty_draft():
     assert digest.draft("# 見出しだけ\n\n| a | b |\n", 200).digest == ""
 
