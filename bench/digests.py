@@ -57,9 +57,55 @@ def rouge_l(draft: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def unidic_terms():
+    """Words of a morphological analyser (fugashi + unidic-lite, from PyPI), content words only:
+    the alternative to character bigrams, for --compare."""
+    import unicodedata
+
+    import fugashi
+
+    tagger = fugashi.Tagger()
+    function_words = {"助詞", "助動詞", "補助記号", "記号"}
+
+    def terms(text: str) -> Counter[str]:
+        normal = unicodedata.normalize("NFKC", text).lower()
+        return Counter(w.surface for w in tagger(normal) if w.feature.pos1 not in function_words)
+
+    return terms
+
+
+def compare(references: dict[str, str]) -> None:
+    """ROUGE-L and time with bigrams, then with a morphological analyser's words."""
+    from merumaga.publishing import digest, similarity
+
+    articles = {name: (HERE / name).read_text(encoding="utf-8") for name in references}
+    bigrams = similarity.terms
+    try:
+        started = time.perf_counter()
+        words = unidic_terms()
+        loading = time.perf_counter() - started
+    except ImportError:
+        raise SystemExit("--compare needs: .venv/bin/pip install fugashi unidic-lite") from None
+    for label, terms in (("character bigrams", bigrams), ("unidic words (fugashi)", words)):
+        similarity.terms = terms
+        started = time.perf_counter()
+        drafts = {
+            name: digest.draft(articles[name], len(r)).digest for name, r in references.items()
+        }
+        each = (time.perf_counter() - started) / len(references) * 1000
+        score = statistics.mean(rouge_l(drafts[n], r) for n, r in references.items())
+        print(f"{label:<24} ROUGE-L {score:.3f}  {each:.1f} ms/article")
+    similarity.terms = bigrams
+    print(f"dictionary loading (fugashi + unidic-lite): {loading * 1000:.0f} ms")
+
+
 def main() -> None:
     sys.path.insert(0, ROOT)
     from merumaga.publishing import digest
+
+    if "--compare" in sys.argv:
+        compare(json.loads((HERE / "digests.json").read_text(encoding="utf-8")))
+        return
 
     references = json.loads((HERE / "digests.json").read_text(encoding="utf-8"))
     rows = []
@@ -72,10 +118,11 @@ def main() -> None:
             if "。" in article
             else " ".join(s.text for s in sentences[:3])
         )
-        tracemalloc.start()
         started = time.perf_counter()
         found = digest.draft(article, len(reference))
         took = time.perf_counter() - started
+        tracemalloc.start()  # a second run for memory: tracing slows Python several times
+        digest.draft(article, len(reference))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         whole = sum(s.text in cleaned for s in found.sentences) / max(1, len(found.sentences))
