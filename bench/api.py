@@ -13,15 +13,13 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from _django import ROOT, fresh_database
-from delivery import database_url, free_port, make_readers, wait_listening
+from _django import fresh_database
+from delivery import database_url, free_port, make_readers, web_server
 
 
 def walk(port: int, token: str, limit: int, latencies: list[float], pages: int = 0) -> int:
@@ -70,20 +68,11 @@ def main() -> None:
     from django.contrib.auth.models import User
 
     from merumaga.api import services
-    from merumaga.management.commands.run import web_command
 
     make_readers(args.readers)
     user = User.objects.create_superuser("bench", "", "bench")
     _token, raw = services.create_token(user, ["readers:read"])
-    server = subprocess.Popen(
-        web_command(f"127.0.0.1:{port}"),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(f"{data_dir}/server.log", "w"),  # noqa: SIM115
-    )
-    try:
-        wait_listening(port, server)
+    with web_server(port, env, data_dir):
         walk(port, raw, args.limit, [])  # warm: imports, caches, the database's pages
         latencies: list[float] = []
         counts: list[int] = []
@@ -97,9 +86,6 @@ def main() -> None:
         for thread in threads:
             thread.join()
         seconds = time.perf_counter() - started
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     assert counts == [args.readers] * args.clients, counts  # every reader, once per walk

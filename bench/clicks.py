@@ -23,14 +23,12 @@ import asyncio
 import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 
-from _django import ROOT, fresh_database
-from delivery import database_url, free_port, make_readers, make_weekly, wait_listening
+from _django import fresh_database
+from delivery import database_url, free_port, make_readers, make_weekly, web_server
 
 TRACKED = re.compile(rb"http://127\.0\.0\.1:\d+(/c/[0-9a-f-]+/(?:[0-9a-f-]+/)?)")
 
@@ -128,25 +126,13 @@ def main() -> None:
 
     from merumaga.institute.models import SiteSettings
     from merumaga.mailings.models import Click
-    from merumaga.management.commands.run import web_command
 
     SiteSettings.objects.create(clicks_per_reader=args.per_reader)
     make_readers(args.readers)
     paths = click_paths(args.readers)
-    server = subprocess.Popen(
-        web_command(f"127.0.0.1:{port}"),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(f"{data_dir}/server.log", "w"),  # noqa: SIM115
-    )
-    try:
-        wait_listening(port, server)
+    with web_server(port, env, data_dir):
         warm = asyncio.run(load(port, paths, args.connections, 2.0))  # imports, caches
         results = asyncio.run(load(port, paths, args.connections, args.seconds, args.rate))
-    finally:
-        server.send_signal(signal.SIGTERM)  # graceful: each process writes what it holds
-        server.wait(timeout=60)
     written = Click.objects.count()
     latencies = sorted(results["latencies"])
     answered = results["302"]

@@ -11,15 +11,18 @@ PostgreSQL: a scratch database `merumaga_bench` is dropped and created on the se
 """
 
 import argparse
+import contextlib
 import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from _django import ROOT, fresh_database
 
@@ -43,6 +46,29 @@ def wait_listening(port: int, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit("the sink did not start")
+
+
+@contextlib.contextmanager
+def web_server(port: int, env: dict[str, str], data_dir: str) -> Iterator[None]:
+    """The web server as `make run` starts it (gunicorn), listening on `port` until the block
+    ends, then stopped gracefully (SIGTERM: each process writes what it holds). Its log goes to
+    data_dir/server.log."""
+    from merumaga.management.commands.run import web_command
+
+    with open(f"{data_dir}/server.log", "w") as log:
+        server = subprocess.Popen(
+            web_command(f"127.0.0.1:{port}"),
+            env={**os.environ, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            wait_listening(port, server)
+            yield
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
 
 
 def start_sink(kind: str, port: int) -> subprocess.Popen:

@@ -12,15 +12,13 @@ MERUMAGA_METRICS_CACHE_SECONDS=0: no answer is reused).
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
-from _django import ROOT, fresh_database
+from _django import fresh_database
 from api import walk
 from delivery import (
     database_url,
@@ -28,7 +26,7 @@ from delivery import (
     make_deliveries,
     make_readers,
     make_weekly,
-    wait_listening,
+    web_server,
 )
 
 
@@ -58,7 +56,6 @@ def main() -> None:
     from django.contrib.auth.models import User
 
     from merumaga.api import services
-    from merumaga.management.commands.run import web_command
 
     started = time.perf_counter()
     make_readers(args.readers)
@@ -69,13 +66,6 @@ def main() -> None:
     _token, raw = services.create_token(
         User.objects.create_superuser("bench", "", "bench"), ["readers:read"]
     )
-    server = subprocess.Popen(
-        web_command(f"127.0.0.1:{port}"),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(f"{data_dir}/server.log", "w"),  # noqa: SIM115
-    )
     stop = threading.Event()
 
     def load() -> None:
@@ -85,8 +75,7 @@ def main() -> None:
             except OSError:  # the server stopping under a walk, at the end
                 return
 
-    try:
-        wait_listening(port, server)
+    with web_server(port, env, data_dir):
         loaders = [threading.Thread(target=load, daemon=True) for _ in range(args.clients)]
         for loader in loaders:
             loader.start()
@@ -97,9 +86,6 @@ def main() -> None:
                 body = page.read()
             times.append(time.perf_counter() - begun)
         stop.set()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     times.sort()
     assert b"merumaga_delivery_queue" in body
     print(

@@ -16,7 +16,17 @@ from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
 from pydantic import Field
 
-from merumaga.api.core import CLIENT_ERRORS, ApiError, ErrorBody, Id, In, When, account, needs
+from merumaga.api.core import (
+    CLIENT_ERRORS,
+    ApiError,
+    ErrorBody,
+    Id,
+    In,
+    When,
+    account,
+    invalid_form,
+    needs,
+)
 from merumaga.publishing import services
 from merumaga.publishing.models import Article, Event, Report, Tag
 
@@ -167,12 +177,7 @@ def _save(
     form_class = forms.modelform_factory(model, fields=fields, formfield_callback=_https_by_default)
     form = form_class(data=data, instance=instance)
     if not form.is_valid():
-        raise ApiError(
-            422,
-            "invalid",
-            _("入力に誤りがあります。"),
-            fields={name: [str(m) for m in errors] for name, errors in form.errors.items()},
-        )
+        raise invalid_form(form)
     item: Any = form.save(commit=False)
     services.save_item(item, form.changed_data if instance is not None else ())
     form.save_m2m()
@@ -271,10 +276,5 @@ def upload_report_pdf(request: HttpRequest, item_id: Id, pdf: File[UploadedFile]
         data={}, files=MultiValueDict({"pdf": [pdf]}), instance=report
     )
     if not form.is_valid():
-        raise ApiError(
-            422,
-            "invalid",
-            _("入力に誤りがあります。"),
-            fields={name: [str(m) for m in errors] for name, errors in form.errors.items()},
-        )
+        raise invalid_form(form)
     return services.save_item(form.save(commit=False), ("pdf",))

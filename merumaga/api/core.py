@@ -69,6 +69,16 @@ class ApiError(Exception):
         return {"error": error}
 
 
+def invalid_form(form) -> ApiError:
+    """A model form's errors (the admin's own checks) as the API's 422, field by field."""
+    return ApiError(
+        422,
+        "invalid",
+        _("入力に誤りがあります。"),
+        fields={name: [str(m) for m in errors] for name, errors in form.errors.items()},
+    )
+
+
 class ErrorDetail(Schema):
     code: str = Field(description="A stable word for programs: not_found, invalid, …")
     message: str = Field(description="What went wrong, for a person (Japanese or English).")

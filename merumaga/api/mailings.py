@@ -7,7 +7,6 @@ from typing import Literal
 from django import forms
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
@@ -20,6 +19,7 @@ from merumaga.api.core import (
     PageQuery,
     When,
     account,
+    invalid_form,
     needs,
     page,
 )
@@ -154,12 +154,7 @@ def create_mailing(request: HttpRequest, data: MailingIn):
         data={**data.dict(), "topic": topic.pk if topic else None},
     )
     if not form.is_valid():
-        raise ApiError(
-            422,
-            "invalid",
-            _("入力に誤りがあります。"),
-            fields={name: [str(m) for m in errors] for name, errors in form.errors.items()},
-        )
+        raise invalid_form(form)
     return Status(201, services.compose_custom(form.save(commit=False), by=account(request)))
 
 
