@@ -67,6 +67,26 @@ def test_a_draft_fits_the_budget_in_the_articles_order():
     assert lead.startswith("国内の電池メーカー各社が")  # the lead carries the news
 
 
+def test_a_connective_that_would_dangle_is_dropped():
+    text = (
+        "電池の価格が下がった。各社は増産を急いでいる。工場の新設も相次ぐ。\n\n"
+        "ただし、原料の調達には不安が残る。"
+    )
+    sentences = digest.split_sentences(text)
+    assert [s.opens_paragraph for s in sentences] == [True, False, False, True]
+    cut = 0
+    for budget in range(12, 60):
+        found = digest.draft(text, budget)
+        places = [sentences.index(s) if s in sentences else None for s in found.sentences]
+        for sentence, place in zip(found.sentences, places, strict=True):
+            if sentence.text == "原料の調達には不安が残る。":  # the word before the cut is gone
+                assert place is None and text[sentence.start :].startswith("原料の")
+                cut += 1
+            if sentence.text.startswith("ただし、"):  # kept: the sentence before is there too
+                assert sentences[2] in found.sentences
+    assert cut  # some budget picked the last sentence without the one before it
+
+
 def test_english_works_too():
     text = (
         "Battery makers in Japan announced mass production of solid-state cells for 2027. "
