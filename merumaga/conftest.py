@@ -139,6 +139,30 @@ def mail_catcher(settings, tmp_path):
     controller.stop()
 
 
+LLM_TEST_KEY = "sk-test-9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def fake_llm(settings, monkeypatch):
+    """The stand-in OpenAI-compatible server (publishing.fake_llm) on a free port, with the LLM
+    settings pointing at it: a 1 s timeout, one retry, and the pauses between tries recorded in
+    `server.pauses` instead of waited."""
+    from merumaga.publishing import llm
+    from merumaga.publishing.fake_llm import FakeLlm
+
+    server = FakeLlm(delay=3.0).start()
+    server.pauses = []
+    monkeypatch.setattr(llm, "pause", server.pauses.append)
+    settings.LLM_BASE_URL = server.base_url()
+    settings.LLM_MODEL = "fake-model"
+    settings.LLM_API_KEY = LLM_TEST_KEY
+    settings.LLM_TIMEOUT = 1.0
+    settings.LLM_RETRIES = 1
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def inside_one_rate_window(time_machine):
     """The clock a few seconds into an hour, running: a test counting against an hourly rate

@@ -88,22 +88,31 @@ def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def env_secret(name: str) -> str:
+    """The variable NAME, else the contents of the file named by NAME_FILE (a secret kept out
+    of the environment, e.g. by systemd's LoadCredential), else ""."""
+    value = env_str(name)
+    if value:
+        return value
+    path = env_str(f"{name}_FILE")
+    if not path:
+        return ""
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r}: {error}") from None
+    if not value:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty.")
+    return value
+
+
 def secret_key(data_dir: Path) -> str:
     """SECRET_KEY, else the file named by SECRET_KEY_FILE, else one generated into the data dir.
 
     The generated key is kept so that signed links in mail already sent stay valid across restarts.
     """
-    key = env_str("SECRET_KEY")
+    key = env_secret("SECRET_KEY")
     if key:
-        return key
-    key_file = env_str("SECRET_KEY_FILE")
-    if key_file:
-        try:
-            key = Path(key_file).read_text().strip()
-        except OSError as error:
-            raise ImproperlyConfigured(f"SECRET_KEY_FILE={key_file!r}: {error}") from None
-        if not key:
-            raise ImproperlyConfigured(f"SECRET_KEY_FILE={key_file!r} is empty.")
         return key
     generated = data_dir / "secret_key"
     if not generated.exists():

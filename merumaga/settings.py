@@ -15,6 +15,7 @@ from merumaga.env import (
     env_float,
     env_int,
     env_networks,
+    env_secret,
     env_str,
     env_url,
     secret_key,
@@ -174,6 +175,17 @@ METRICS_TOKEN = env_str("MERUMAGA_METRICS_TOKEN")
 METRICS_ALLOW = env_networks("MERUMAGA_METRICS_ALLOW", "127.0.0.1/32,::1/128")
 # How long the figures read from the database for /metrics are reused by the next scrapes.
 METRICS_CACHE_SECONDS = env_float("MERUMAGA_METRICS_CACHE_SECONDS", 10.0)
+
+# Digest drafts by a large language model: any OpenAI-compatible chat-completions endpoint
+# (the base URL ends before /chat/completions, e.g. https://api.openai.com/v1). Unset: drafts
+# are made offline. Each request waits LLM_TIMEOUT seconds and is tried LLM_RETRIES more times.
+LLM_BASE_URL = env_url("MERUMAGA_LLM_BASE_URL", "", ("http", "https")).rstrip("/")
+LLM_MODEL = env_str("MERUMAGA_LLM_MODEL")
+LLM_API_KEY = env_secret("MERUMAGA_LLM_API_KEY")
+LLM_TIMEOUT = env_float("MERUMAGA_LLM_TIMEOUT", 60.0, minimum=1.0)
+LLM_RETRIES = env_int("MERUMAGA_LLM_RETRIES", 2, minimum=0, maximum=5)
+if LLM_BASE_URL and not LLM_MODEL:
+    raise ImproperlyConfigured("MERUMAGA_LLM_BASE_URL is set: name the model, MERUMAGA_LLM_MODEL.")
 
 # The REST API (/api/v1/): requests per token per minute (over it: 429 with Retry-After), and
 # the life of a new token when `merumaga api-token create` is given no --expires-days.

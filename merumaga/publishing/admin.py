@@ -3,8 +3,10 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.models import User
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
@@ -13,8 +15,17 @@ from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminTextareaWidget
 
-from merumaga.publishing import digest, markdown, services, signals
-from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Rsvp, Status, Tag
+from merumaga.publishing import digest, drafting, llm, markdown, services, signals
+from merumaga.publishing.models import (
+    ArchivedMailing,
+    Article,
+    DraftRequest,
+    Event,
+    Report,
+    Rsvp,
+    Status,
+    Tag,
+)
 from merumaga.subscribers.models import Topic
 from merumaga.subscribers.readers import deliverable_count
 from merumaga.views import jis_check, warn_about_jis
@@ -29,16 +40,46 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
     return HttpResponse(markdown.render(request.POST.get("text", "")))
 
 
+def _draft_budget(request: HttpRequest) -> int:
+    try:
+        return min(max(int(request.POST.get("chars", "")), 40), 1000)
+    except ValueError:
+        return DIGEST_BUDGET
+
+
+def _draft_panel(request: HttpRequest, found: digest.Draft | None, **context) -> HttpResponse:
+    context["draft"] = found
+    if found is not None:
+        context["sentences"] = [
+            {"sentence": s, "pieces": drafting.marked_pieces(s)} for s in found.sentences
+        ]
+    return TemplateResponse(request, "admin/publishing/digest_draft.html", context)
+
+
 @require_POST
 def digest_draft(request: HttpRequest) -> HttpResponse:
-    """A digest draft of the posted body, for the editor to use or discard: nothing is saved."""
-    try:
-        budget = min(max(int(request.POST.get("chars", "")), 40), 1000)
-    except ValueError:
-        budget = DIGEST_BUDGET
-    found = digest.draft(request.POST.get("text", ""), budget)
-    context = {"draft": found, "budget": budget}
-    return TemplateResponse(request, "admin/publishing/digest_draft.html", context)
+    """A digest draft of the posted body, for the editor to use or discard: nothing is saved.
+    Offline at once; by the language model (when configured and chosen) in the background,
+    the page polling digest_draft_state."""
+    budget = _draft_budget(request)
+    text = request.POST.get("text", "")
+    if request.POST.get("backend") == "llm" and llm.configured():
+        assert isinstance(request.user, User)  # behind admin_view: a signed-in staff account
+        asked = services.request_draft(
+            request.user, DraftRequest.What.DIGEST, request.POST.get("title", ""), text, budget
+        )
+        return digest_draft_state(request, asked.pk)
+    return _draft_panel(request, digest.draft(text, budget), budget=budget)
+
+
+def digest_draft_state(request: HttpRequest, pk: int) -> HttpResponse:
+    """The panel of a draft asked of the language model: its progress, or the draft."""
+    asked = services.draft_state(get_object_or_404(DraftRequest, pk=pk, requested_by=request.user))
+    if asked.state != DraftRequest.State.DONE:
+        poll = reverse("admin:publishing_article_digest_draft_state", args=[asked.pk])
+        return _draft_panel(request, None, asked=asked, poll_url=poll, budget=asked.budget)
+    assert asked.result is not None  # a request is done with its result, in one update
+    return _draft_panel(request, drafting.from_json(asked.result), budget=asked.budget)
 
 
 # The mixin relies on ModelAdmin (self.model, super().get_urls() …); mypy sees it as a
@@ -223,11 +264,17 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
                 self.admin_site.admin_view(may_write(digest_draft)),
                 name="publishing_article_digest_draft",
             ),
+            path(
+                "digest-draft/<int:pk>/",
+                self.admin_site.admin_view(may_write(digest_draft_state)),
+                name="publishing_article_digest_draft_state",
+            ),
             *super().get_urls(),
         ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["digest_draft_url"] = reverse("admin:publishing_article_digest_draft")
+        context["digest_llm"] = llm.configured()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def publish(self, request, obj):

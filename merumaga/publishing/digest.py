@@ -51,6 +51,9 @@ class Sentence:
     start: int  # its span in the original text
     end: int
     opens_paragraph: bool = False  # a paragraph's first sentence, often its topic
+    # Parts a machine-written sentence states that the article does not (publishing.grounding):
+    # (start, end) within `text`.
+    unsupported: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Draft:
     digest: str
     sentences: list[Sentence]
     backend: str = "offline"
+    notice: str = ""  # what the editor must know about how it was made, in words
 
 
 def _prose_lines(source: str) -> list[tuple[int, str]]:

@@ -1,5 +1,6 @@
 from typing import Self
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -64,7 +65,11 @@ class Article(models.Model):
         blank=True,
         default="",
         db_default="",
-        choices=[("", _("編集者が執筆")), ("offline", _("下書きから (オフライン)"))],
+        choices=[
+            ("", _("編集者が執筆")),
+            ("offline", _("下書きから (オフライン)")),
+            ("llm", _("下書きから (LLM)")),
+        ],
     )
     body = models.TextField(_("本文 (Markdown)"), blank=True)
     body_html = models.TextField(editable=False, blank=True)
@@ -287,3 +292,35 @@ class ArchivedMailing(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("archive_detail", args=[self.slug])
+
+
+class DraftRequest(models.Model):
+    """A draft asked of the language model, made in the background (publishing.drafting) while
+    the editor's page polls for it. Kept a day, then forgotten: the text is a snapshot of what
+    the editor was typing, not content."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("順番待ち")
+        ASKING = "asking", _("LLMが作成中")
+        RETRYING = "retrying", _("記事にない語句があったため、書き直しを依頼中")
+        DONE = "done", _("完了")
+
+    class What(models.TextChoices):
+        DIGEST = "digest", _("要約")
+        PREFACE = "preface", _("前書き")
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    what = models.CharField(max_length=10, choices=What.choices, default=What.DIGEST)
+    title = models.TextField(blank=True)
+    text = models.TextField()
+    budget = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    # The draft when done: {"digest", "backend", "notice", "sentences": [{"text", "start",
+    # "end", "unsupported": [[start, end], …]}]}.
+    result = models.JSONField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_what_display()} {self.requested_at:%Y-%m-%d %H:%M}"

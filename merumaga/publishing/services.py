@@ -2,9 +2,11 @@
 
 import logging
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from django.dispatch import Signal
@@ -12,8 +14,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from merumaga.publishing import caching, markdown, rsvp, signals
-from merumaga.publishing.models import Article, Event, Report, Status, Tag
+from merumaga.publishing import caching, digest, drafting, markdown, rsvp, signals, tasks_drafts
+from merumaga.publishing.models import Article, DraftRequest, Event, Report, Status, Tag
 from merumaga.subscribers.services import field_max_length
 
 logger = logging.getLogger(__name__)
@@ -194,3 +196,55 @@ def cancel_event(event: Event) -> Event:
         event.save(update_fields=["status", "published_at", "updated_at"])
         transaction.on_commit(caching.content_changed)
     return event
+
+
+# A draft request is forgotten after a day. One still queued after QUEUE_PATIENCE means no task
+# process is running: the editor gets the offline draft and is told so.
+DRAFT_KEPT = timedelta(days=1)
+QUEUE_PATIENCE = timedelta(seconds=60)
+
+
+def request_draft(user: User, what: str, title: str, text: str, budget: int) -> DraftRequest:
+    """Ask the language model for a draft, in the background (tasks_drafts.make_draft)."""
+    now = timezone.now()
+    DraftRequest.objects.filter(requested_at__lt=now - DRAFT_KEPT).delete()
+    request = DraftRequest.objects.create(
+        requested_by=user, requested_at=now, what=what, title=title, text=text, budget=budget
+    )
+    transaction.on_commit(lambda: tasks_drafts.make_draft(request.pk))
+    return request
+
+
+def _working_patience() -> timedelta:
+    """How long a model may take at most: every try timing out, the pauses between them, and
+    the one retry with the failures named."""
+    tries = settings.LLM_RETRIES + 1
+    pauses = sum(2**i for i in range(settings.LLM_RETRIES))
+    return timedelta(seconds=2 * (tries * settings.LLM_TIMEOUT + pauses) + 30)
+
+
+def draft_state(request: DraftRequest) -> DraftRequest:
+    """The request as it stands; one that waited or worked longer than it can, given up on,
+    with the offline draft and the reason."""
+    waited = timezone.now() - request.requested_at
+    if request.state == DraftRequest.State.DONE:
+        return request
+    if request.state == DraftRequest.State.QUEUED and waited > QUEUE_PATIENCE:
+        reason = _(
+            "バックグラウンド処理が%(seconds)d秒以上始まらないため、"
+            "オフラインの下書きを表示しています。タスク処理 (merumaga run または "
+            "merumaga-tasks) が動いているか確認してください。"
+        ) % {"seconds": QUEUE_PATIENCE.total_seconds()}
+    elif waited > _working_patience():
+        reason = _(
+            "LLMの応答が予定の時間内に終わらなかったため、オフラインの下書きを表示しています。"
+        )
+    else:
+        return request
+    offline = digest.draft(request.text, request.budget)
+    found = digest.Draft(offline.digest, offline.sentences, "offline", reason)
+    DraftRequest.objects.filter(pk=request.pk).exclude(state=DraftRequest.State.DONE).update(
+        state=DraftRequest.State.DONE, result=drafting.as_json(found)
+    )
+    request.refresh_from_db()
+    return request

@@ -27,6 +27,8 @@ def start(**variables) -> subprocess.CompletedProcess:
         ("PORT", "eighty", "PORT='eighty': expected a whole number."),
         ("DATABASE_URL", "mysql://x/y", "expected postgres://"),
         ("MERUMAGA_DEBUG", "maybe", "expected true/false"),
+        ("MERUMAGA_LLM_BASE_URL", "http://127.0.0.1:8089/v1", "name the model"),
+        ("MERUMAGA_LLM_API_KEY_FILE", "/nonexistent/key", "MERUMAGA_LLM_API_KEY_FILE="),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(tmp_path, variable, value, message):
