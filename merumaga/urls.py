@@ -24,6 +24,8 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     # Cover images. A large site lets the front web server (nginx) serve /media/ instead.
     path("media/covers/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "covers"}),
+    # The institute's logo, shown in the weekly report as a hosted image.
+    path("media/site/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "site"}),
     path("admin/mail/", include("merumaga.delivery.urls")),
     path("bounces/", include("merumaga.bounces.urls")),
     # Staff who forgot their password (the link on the admin's login page).

@@ -80,6 +80,9 @@ class Reader:
     language: str  # which compiled mailing (one per language) the worker renders them with
     charset: str
     nonce: str
+    # A weekly report's tags the reader chose (their articles come first): readers with the
+    # same language and the same choice share one compiled mailing.
+    interests: frozenset[int] = frozenset()
 
 
 # --- Signed tokens ---------------------------------------------------------------------------

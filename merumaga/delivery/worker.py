@@ -39,7 +39,7 @@ from merumaga import reasons
 from merumaga.delivery import domains, queue
 from merumaga.delivery import services as delivery_services
 from merumaga.delivery.dkim import configured_signer
-from merumaga.delivery.fastrender import FastTemplate, Reader
+from merumaga.delivery.fastrender import READER_FIELDS, FastTemplate, Reader
 from merumaga.delivery.models import Delivery, DomainHold, DomainPace, WorkerBeat
 from merumaga.delivery.pacing import PaceState
 from merumaga.delivery.signals import DeliveryFailure, deliveries_failed
@@ -47,9 +47,11 @@ from merumaga.delivery.smtp import Pool
 from merumaga.mailings import rendering, services
 from merumaga.mailings.archive import archive
 from merumaga.mailings.audience import deliverable
+from merumaga.mailings.contents import weekly_tags
 from merumaga.mailings.models import Mailing
 from merumaga.outgoing import Built
 from merumaga.providers import provider
+from merumaga.publishing.interests import interests_of
 from merumaga.relays import configured_relays
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,10 @@ class MailingState:
     """What a worker keeps about a mailing it is sending: compiled templates, recent outcomes."""
 
     mailing: Mailing
-    templates: dict[str, FastTemplate] = field(default_factory=dict)
+    # One per (language, the reader's research fields among the report's tags): a weekly report
+    # puts each reader's fields first, and readers with the same choice share the body.
+    templates: dict[tuple[str, frozenset[int]], FastTemplate] = field(default_factory=dict)
+    tags: frozenset[int] | None = None  # the weekly report's tags, read once
     message_id_domain: str = ""
     recent: deque[bool] = field(default_factory=lambda: deque(maxlen=200))
 
@@ -330,19 +335,23 @@ class Worker:
         self, mailing: Mailing, claimed: list[queue.Claimed]
     ) -> tuple[MailingState, dict[int, Reader]]:
         """The readers still wanted (an opt-out after the snapshot wins), as light rows, and the
-        mailing's templates for their languages, compiled the first time."""
+        mailing's templates for their languages (and research fields), compiled the first time."""
         state = self.mailings.get(mailing.pk)
         if state is None:
             state = self.mailings[mailing.pk] = MailingState(mailing)
-        rows = deliverable(mailing).filter(pk__in=[c.subscriber_id for c in claimed])
+        wanted = deliverable(mailing).filter(pk__in=[c.subscriber_id for c in claimed])
+        rows = wanted.values(*READER_FIELDS)
+        if state.tags is None:
+            state.tags = weekly_tags(mailing)
+        # One query a batch, and only for a weekly report whose articles have tags.
+        chosen = interests_of([c.subscriber_id for c in claimed], state.tags) if state.tags else {}
         readers = {
-            row["pk"]: Reader(**row)
-            for row in rows.values("pk", "email", "name", "language", "charset", "nonce")
+            row["pk"]: Reader(**row, interests=chosen.get(row["pk"], frozenset())) for row in rows
         }
-        for language in {reader.language for reader in readers.values()}:
-            if language not in state.templates:
-                compiled = rendering.compile_mailing(mailing, language, track=True)
-                state.templates[language] = FastTemplate(compiled)
+        for key in {(reader.language, reader.interests) for reader in readers.values()}:
+            if key not in state.templates:
+                compiled = rendering.compile_mailing(mailing, key[0], track=True, interests=key[1])
+                state.templates[key] = FastTemplate(compiled)
                 state.message_id_domain = compiled.sender.from_email.rsplit("@", 1)[-1]
         return state, readers
 
@@ -475,7 +484,7 @@ class Worker:
         # Per message: one template fill and MIME assembly (tens of µs), then the SMTP round trip.
         for claim in claimed:
             reader = readers[claim.subscriber_id]
-            template = state.templates[reader.language]
+            template = state.templates[(reader.language, reader.interests)]
             message_id = make_msgid(domain=state.message_id_domain)
             try:
                 outgoing = template.render(reader, date=now, message_id=message_id)

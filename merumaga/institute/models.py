@@ -4,6 +4,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from merumaga.uploads import validate_image
+
 WEEKDAYS = [
     (0, _("月曜日")),
     (1, _("火曜日")),
@@ -44,6 +46,21 @@ class SiteSettings(models.Model):
             "記録しません。オンにすると、読者ごとのクリックを記録します (読者の詳細画面とデータの"
             "ダウンロードに表示され、読者データの消去で削除されます)。"
         ),
+    )
+    # The weekly report's masthead: sent as an image hosted on the site (SITE_URL/media/site/…),
+    # never attached, with its alt text for readers who do not load images.
+    logo = models.FileField(
+        _("ロゴ画像"),
+        upload_to="site/",
+        blank=True,
+        validators=[validate_image],
+        help_text=_("週報の冒頭に表示します (PNG・JPEG・GIF・WebP、横600px以内を推奨)。"),
+    )
+    logo_alt = models.CharField(
+        _("ロゴの代替テキスト"),
+        max_length=200,
+        blank=True,
+        help_text=_("画像を表示しない読者に見える文字。空欄なら送信者名を使います。"),
     )
     updated_at = models.DateTimeField(auto_now=True)
 

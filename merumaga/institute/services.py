@@ -41,6 +41,14 @@ def sender_identity() -> SenderIdentity:
     )
 
 
+def site_logo() -> tuple[str, str]:
+    """The logo's path on the site ("" if none) and its alt text (the sender's name if blank)."""
+    row = SiteSettings.objects.first()
+    if row is None or not row.logo:
+        return "", ""
+    return row.logo.url, row.logo_alt or sender_identity().organisation_name
+
+
 @dataclass(frozen=True)
 class WeeklySchedule:
     weekday: int  # 0 = Monday

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -32,6 +33,10 @@ from merumaga.mailings import previews, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
+from merumaga.publishing import llm
+from merumaga.publishing import services as publishing_services
+from merumaga.publishing.admin import digest_draft_state
+from merumaga.publishing.models import DraftRequest
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput
 from merumaga.views import jis_check, warn_about_jis
@@ -45,13 +50,26 @@ Status = Mailing.Status
 # mail catcher's viewer); only images and inline styles may load.
 # Only these are written on save: a full save would put back the status, times and counters
 # read before a service (another editor, the sending task) changed them.
-EDITABLE_FIELDS = ("subject", "preheader", "intro", "attach_pdf", "topic", "scheduled_at")
+PREFACE_BUDGET = 160  # characters: a short greeting to the week's articles
+EDITABLE_FIELDS = (
+    "subject",
+    "preheader",
+    "intro",
+    "grouping",
+    "show_related",
+    "attach_pdf",
+    "topic",
+    "scheduled_at",
+)
 DISPLAY_FIELDS = (
     "kind",
+    "issue_number",
     "topic",
     "subject",
     "preheader",
     "intro",
+    "grouping",
+    "show_related",
     "attach_pdf",
     "status",
     "scheduled_at",
@@ -226,7 +244,12 @@ class MailingAdmin(ModelAdmin):
     search_fields = ("subject",)
 
     class Media:
-        js = ["merumaga/post-for-html.js", "merumaga/jis-check.js", "merumaga/confirm.js"]
+        js = [
+            "merumaga/post-for-html.js",
+            "merumaga/jis-check.js",
+            "merumaga/confirm.js",
+            "publishing/digest-draft.js",  # 「前書きの下書きを作成」, with a language model
+        ]
 
     @admin.display(description=gettext_lazy("種類 / 配信先"), ordering="kind")
     def kind_and_topic(self, mailing: Mailing) -> str:
@@ -247,6 +270,9 @@ class MailingAdmin(ModelAdmin):
         content = ["kind", "topic", "subject", "preheader", "intro"]
         if obj.kind == Mailing.Kind.REPORT:
             content.append("attach_pdf")
+        if obj.kind == Mailing.Kind.WEEKLY:  # the magazine: its number, layout, related articles
+            content[1:1] = ["issue_number"]
+            content += ["grouping", "show_related"]
         about = [name for name in ("article", "report", "event") if getattr(obj, name + "_id")]
         if obj.kind == Mailing.Kind.WEEKLY and not is_editable(obj):
             about.append("included_articles")  # while editable, the inline lists them
@@ -376,6 +402,12 @@ class MailingAdmin(ModelAdmin):
             ),
             url("<path:object_id>/preview/", self.preview_view, "preview", "view_mailing"),
             url(
+                "<path:object_id>/preface-draft/",
+                self.preface_draft_view,
+                "preface_draft",
+                "change_mailing",
+            ),
+            url(
                 "<path:object_id>/preview/html/",
                 self.preview_html_view,
                 "preview_html",
@@ -407,6 +439,21 @@ class MailingAdmin(ModelAdmin):
             *super().get_urls(),
         ]
 
+    @method_decorator(require_POST)
+    def preface_draft_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A preface for a waiting weekly report, drafted by the language model from its
+        articles' titles and digests and checked against them (publishing.drafting)."""
+        mailing = self.get_object(request, object_id)
+        if mailing is None or mailing.kind != Mailing.Kind.WEEKLY or not llm.configured():
+            raise Http404
+        assert isinstance(request.user, User)  # behind admin_view: a signed-in staff account
+        articles = mailing.articles.order_by("mailingarticle__position")
+        text = "\n\n".join(f"{article.title}\n{article.digest}" for article in articles)
+        asked = publishing_services.request_draft(
+            request.user, DraftRequest.What.PREFACE, mailing.subject, text, PREFACE_BUDGET
+        )
+        return digest_draft_state(request, asked.pk)
+
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
@@ -421,6 +468,11 @@ class MailingAdmin(ModelAdmin):
         context["jis_check_url"] = reverse("admin:mailings_mailing_jis_check")
         if obj is not None:
             context.update(self._tools_context(request, obj))
+        weekly = obj is not None and obj.kind == Mailing.Kind.WEEKLY and is_editable(obj)
+        if weekly and llm.configured():
+            context["preface_draft_url"] = reverse(
+                "admin:mailings_mailing_preface_draft", args=[obj.pk]
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _tools_context(self, request, mailing: Mailing) -> dict:

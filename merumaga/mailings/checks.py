@@ -81,6 +81,8 @@ def _exists(match) -> bool:
     }
     models["report_pdf"] = models["report"]
     models["event"] = Event.objects.exclude(status=Event.EventStatus.DRAFT)
+    if match.url_name.startswith("short_"):  # /a/12/: by id
+        return models[match.kwargs["model"]].filter(pk=match.kwargs["pk"]).exists()
     queryset = models.get(match.url_name)
     if queryset is None:
         return True

@@ -26,6 +26,10 @@ class Mailing(models.Model):
         SENT = "sent", _("配信済み")
         CANCELLED = "cancelled", _("中止")
 
+    class Grouping(models.TextChoices):
+        ORDER = "order", _("編集者の並び順")
+        TAG = "tag", _("タグ別")
+
     kind = models.CharField(_("種類"), max_length=20, choices=Kind.choices)
     topic = models.ForeignKey(Topic, verbose_name=_("配信先"), on_delete=models.PROTECT)
     subject = models.CharField(_("件名"), max_length=200)
@@ -57,6 +61,21 @@ class Mailing(models.Model):
     )
     attach_pdf = models.BooleanField(
         _("PDFを添付する"), default=False, help_text=_("上限を超えるPDFはリンクのみになります。")
+    )
+    # 第N号: the weekly report's number, counted per topic, given when it is composed (a report
+    # given up before it went out leaves its number to the next).
+    issue_number = models.PositiveIntegerField(_("号数"), null=True, blank=True, editable=False)
+
+    grouping = models.CharField(
+        _("記事の並べ方"),
+        max_length=10,
+        choices=Grouping.choices,
+        default=Grouping.ORDER,
+        db_default=Grouping.ORDER,
+        help_text=_("タグ別では、記事を最初のタグごとにまとめ、見出しを付けます。"),
+    )
+    show_related = models.BooleanField(
+        _("各記事の下に関連記事を載せる"), default=False, db_default=False
     )
     # The weekly report's window: what it gathered was published up to this moment.
     covers_until = models.DateTimeField(null=True, blank=True)

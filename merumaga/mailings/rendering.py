@@ -26,11 +26,13 @@ from merumaga.institute.services import (
     SenderIdentity,
     records_clicks_per_reader,
     sender_identity,
+    site_logo,
 )
 from merumaga.mailings import clicks
-from merumaga.mailings.contents import weekly_extras
+from merumaga.mailings.contents import weekly_extras, weekly_sections
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import ics
+from merumaga.publishing.models import Article, Event, Report
 from merumaga.publishing.rsvp_links import rsvp_link_url
 from merumaga.subscribers import tokens
 from merumaga.subscribers.mail import absolute_url
@@ -78,8 +80,65 @@ class Compiled:
     clicks_per_reader: bool = False  # its tracked links carry the reader's token
 
 
-def content_context(mailing: Mailing) -> dict:
-    """Everything the templates show that is the same for every reader."""
+def _weekly_context(mailing: Mailing, interests: frozenset[int], short_links: bool) -> dict:
+    """The magazine: 第N号, the logo, the 目次 and sections of numbered articles, related
+    articles when chosen, then reports and events. `short_links`: /a/12/ rather than the page's
+    address, for a text part whose links are not replaced by short tracked ones (a plain-text
+    line holds /a/12/ whole; a percent-encoded Japanese slug runs to three lines)."""
+
+    def url(item: Article | Report | Event, name: str) -> str:
+        if short_links:
+            return absolute_url(reverse(name, args=[item.pk]))
+        return absolute_url(item.get_absolute_url())
+
+    found = weekly_sections(mailing, interests)  # two queries; three with related articles
+    sections = [
+        {
+            "title": section.title,
+            "items": [
+                {
+                    "article": item.article,
+                    "number": item.number,
+                    "url": url(item.article, "short_article"),
+                    "related": [
+                        {"article": other, "url": url(other, "short_article")}
+                        for other in item.related
+                    ],
+                }
+                for item in section.items
+            ],
+        }
+        for section in found
+    ]
+    logo, logo_alt = site_logo()
+    extras = weekly_extras(mailing)
+    chosen = {  # the reader's fields this report has articles for, to say why they come first
+        tag.name
+        for section in found
+        for item in section.items
+        for tag in item.article.tags.all()
+        if tag.pk in interests
+    }
+    return {
+        "sections": sections,
+        "articles": [item for section in sections for item in section["items"]],
+        "interest_names": sorted(chosen),
+        "logo_url": absolute_url(logo) if logo else "",
+        "logo_alt": logo_alt,
+        "reports": [
+            {"report": report, "url": url(report, "short_report")} for report in extras["reports"]
+        ],
+        "events": [
+            {"event": event, "url": url(event, "short_event")} for event in extras["events"]
+        ],
+    }
+
+
+def content_context(
+    mailing: Mailing, interests: frozenset[int] = frozenset(), short_links: bool = True
+) -> dict:
+    """Everything the templates show that is the same for every reader (of one group of
+    research fields, `interests`, in a weekly report)."""
     context = {
         "mailing": mailing,
         "site_url": settings.SITE_URL,
@@ -88,19 +147,7 @@ def content_context(mailing: Mailing) -> dict:
         "intro_text": mailing.intro,
     }
     if mailing.kind == Mailing.Kind.WEEKLY:
-        context["articles"] = [
-            {"article": article, "url": absolute_url(article.get_absolute_url())}
-            for article in mailing.articles.order_by("mailingarticle__position")
-        ]
-        extras = weekly_extras(mailing)
-        context["reports"] = [
-            {"report": report, "url": absolute_url(report.get_absolute_url())}
-            for report in extras["reports"]
-        ]
-        context["events"] = [
-            {"event": event, "url": absolute_url(event.get_absolute_url())}
-            for event in extras["events"]
-        ]
+        context.update(_weekly_context(mailing, interests, short_links))
     for name in ("article", "report", "event"):
         item = getattr(mailing, name)
         if item is not None:
@@ -131,15 +178,18 @@ def compile_mailing(
     test: bool = False,
     web: bool = False,
     track: bool = False,
+    interests: frozenset[int] = frozenset(),
 ) -> Compiled:
     """The mailing in `language`; `web`: the archive's copy, written for a page, not a mail
     (no reader's address or links, no attachment, sign-up and event pages instead); `track`: as
     sent to readers, its links counted through /c/… (mailings/clicks.py). Previews and test sends
-    are not tracked: an editor's clicks are not readers' clicks."""
+    are not tracked: an editor's clicks are not readers' clicks. `interests`: the tags of the
+    readers it is for, whose articles a weekly report puts first."""
     name = TEMPLATES[mailing.kind]
     sender = sender_identity()
     context = {
-        **content_context(mailing),
+        # Tracked links are short already (/c/…) and lead straight to the page.
+        **content_context(mailing, interests, short_links=not track),
         "institute": sender,
         "topic_name": mailing.topic.localized_name(language),
         "personal": {key: marker(key) for key in PERSONAL},
@@ -309,7 +359,7 @@ def render_for_web(mailing: Mailing, language: str = "ja") -> str:
 
 # Plain-text layout.
 
-_WIDTH = 76  # display columns: a Japanese character counts two, so about 38 per line
+_WIDTH = 70  # display columns: a Japanese character counts two, so 35 per line
 _NO_LINE_START = set("、。，．,.）)」』】〕！？!?ー々ゝゞっゃゅょぁぃぅぇぉッャュョァィゥェォ")
 
 

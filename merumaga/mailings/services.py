@@ -142,11 +142,13 @@ def compose_weekly(now: datetime | None = None, by: "User | None" = None) -> Wee
 def _new_weekly(
     topic: Topic, articles: list[Article], now: datetime, by: "User | None"
 ) -> WeeklyComposed:
+    number = next_issue_number(topic)
     mailing = _create(
         by=by,
         kind=Mailing.Kind.WEEKLY,
         topic=topic,
-        subject=_weekly_subject(now, len(articles)),
+        issue_number=number,
+        subject=_weekly_subject(now, len(articles), number),
         preheader=articles[0].title,
         covers_until=now,
     )
@@ -183,19 +185,32 @@ def _refresh_weekly(mailing: Mailing, candidates: list[Article], now: datetime) 
     MailingArticle.objects.bulk_update(staying, ["position"])
     count = len(added) + len(staying)
     first = added[0] if added else (staying[0].article if staying else None)
-    mailing.subject = _weekly_subject(now, count)
+    mailing.subject = _weekly_subject(now, count, mailing.issue_number)
     mailing.preheader = first.title if first else ""
     mailing.covers_until = now
     mailing.save(update_fields=["subject", "preheader", "covers_until", "updated_at"])
     return WeeklyComposed(mailing, added=len(added), removed=len(leaving))
 
 
-def _weekly_subject(now: datetime, count: int) -> str:
+def _weekly_subject(now: datetime, count: int, number: int | None) -> str:
     local = timezone.localtime(now)
-    return _("週報 %(date)s号 — 今週の記事 %(count)d本") % {
+    return _("週報 第%(number)s号 (%(date)s) — 今週の記事 %(count)d本") % {
+        "number": number,
         "date": f"{local:%Y年%-m月%-d日}",
         "count": count,
     }
+
+
+def next_issue_number(topic: Topic) -> int:
+    """第N号 of the next weekly report to this topic: one more than the last that went out."""
+    last = (
+        weekly_gone_out()
+        .filter(topic=topic, issue_number__isnull=False)
+        .order_by("-issue_number")
+        .values_list("issue_number", flat=True)
+        .first()
+    )
+    return (last or 0) + 1
 
 
 def _weekly_note(result: WeeklyComposed) -> str:

@@ -264,9 +264,9 @@ class ArticleAdmin(MarkdownPreviewMixin, ModelAdmin):
                 self.admin_site.admin_view(may_write(digest_draft)),
                 name="publishing_article_digest_draft",
             ),
-            path(
+            path(  # only its requester may read a draft (a preface's too): no other permission
                 "digest-draft/<int:pk>/",
-                self.admin_site.admin_view(may_write(digest_draft_state)),
+                self.admin_site.admin_view(digest_draft_state),
                 name="publishing_article_digest_draft_state",
             ),
             *super().get_urls(),

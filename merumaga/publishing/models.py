@@ -9,8 +9,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from merumaga.publishing.validators import validate_image, validate_pdf
 from merumaga.subscribers.models import Subscriber
+from merumaga.uploads import validate_image, validate_pdf
 
 
 class Status(models.TextChoices):
@@ -38,6 +38,22 @@ class Tag(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("tag", args=[self.slug])
+
+
+class ReaderInterest(models.Model):
+    """A research field (tag) a reader chose in the preference centre: the weekly report puts
+    the articles with their tags first."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="+")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "tag"], name="one_interest_per_tag")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id}: {self.tag}"
 
 
 class Article(models.Model):

@@ -15,7 +15,15 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from merumaga.publishing import caching, digest, drafting, markdown, rsvp, signals, tasks_drafts
-from merumaga.publishing.models import Article, DraftRequest, Event, Report, Status, Tag
+from merumaga.publishing.models import (
+    Article,
+    DraftRequest,
+    Event,
+    ReaderInterest,
+    Report,
+    Status,
+    Tag,
+)
 from merumaga.subscribers.services import field_max_length
 
 logger = logging.getLogger(__name__)
@@ -248,3 +256,17 @@ def draft_state(request: DraftRequest) -> DraftRequest:
     )
     request.refresh_from_db()
     return request
+
+
+def set_reader_interests(subscriber_id: int, tag_ids: Collection[int]) -> None:
+    """The reader's research fields are now exactly `tag_ids` (tags that no longer exist are
+    left out)."""
+    wanted = set(Tag.objects.filter(pk__in=tag_ids).values_list("pk", flat=True))
+    with transaction.atomic():
+        ReaderInterest.objects.filter(subscriber_id=subscriber_id).exclude(
+            tag_id__in=wanted
+        ).delete()
+        ReaderInterest.objects.bulk_create(
+            [ReaderInterest(subscriber_id=subscriber_id, tag_id=tag) for tag in wanted],
+            ignore_conflicts=True,
+        )

@@ -25,6 +25,11 @@ urlpatterns = [
     path("events/<str:slug>/calendar.ics", events.event_ics, name="event_ics"),
     path("events/<str:slug>/rsvp/", events.rsvp_form, name="event_rsvp"),
     path("events/<str:slug>/rsvp/sent/", events.rsvp_request_sent, name="rsvp_request_sent"),
+    # Short ASCII addresses for mail: a plain-text line holds them whole, where a Japanese
+    # slug, percent-encoded, would run to three lines.
+    path("a/<int:pk>/", site.short_link, {"model": "article"}, name="short_article"),
+    path("r/<int:pk>/", site.short_link, {"model": "report"}, name="short_report"),
+    path("e/<int:pk>/", site.short_link, {"model": "event"}, name="short_event"),
     path("feed/", ArticleFeed(), name="feed"),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", site.robots_txt, name="robots_txt"),

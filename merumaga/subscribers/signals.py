@@ -1,5 +1,8 @@
 """What the subscribers app tells apps that come after it, without importing them."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.dispatch import Signal
 
 # Sent inside erase()'s transaction: subscriber=the reader, already without personal data. Apps
@@ -21,3 +24,17 @@ reader_data_requested = Signal()
 # Sent inside an import chunk's or add_with_consent()'s transaction: records=the consent records
 # written in bulk (bulk_create sends no post_save), for apps that follow every consent record.
 consent_recorded_in_bulk = Signal()
+
+# Sent by the preference centre: subscriber=the reader. A receiver may answer a ReaderChoice: a
+# set of options the reader ticks there (research fields), saved by the receiver's app.
+reader_choices_requested = Signal()
+
+
+@dataclass
+class ReaderChoice:
+    key: str  # the form's field is choice-<key>
+    label: str
+    help: str
+    options: list[tuple[int, str]]  # (value, label)
+    chosen: set[int]
+    save: Callable[[list[int]], None]  # called with the values ticked, after a valid POST

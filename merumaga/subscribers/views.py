@@ -18,6 +18,7 @@ from merumaga.subscribers import services, tokens
 from merumaga.subscribers.carriers import is_carrier
 from merumaga.subscribers.forms import AddressForm, ConfirmForm, PreferencesForm, SubscribeForm
 from merumaga.subscribers.models import ConsentRecord, Subscriber, Topic, UnsubscribeReason
+from merumaga.subscribers.signals import ReaderChoice, reader_choices_requested
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -182,12 +183,32 @@ def _current_preferences(subscriber: Subscriber) -> dict:
     }
 
 
-def _preferences_page(request, subscriber, token, form, address_form, status=200):
+def _reader_choices(subscriber: Subscriber) -> list[ReaderChoice]:
+    """What later apps let the reader choose here (research fields), each answered once."""
+    choices: list[ReaderChoice] = []
+    for _receiver, answer in reader_choices_requested.send(_reader_choices, subscriber=subscriber):
+        if isinstance(answer, ReaderChoice):
+            choices.append(answer)
+    return choices
+
+
+def _ticked(request: HttpRequest, choice: ReaderChoice) -> list[int] | None:
+    """The values ticked for `choice`, or None if one is not among its options (a page from
+    before a change, or a hand-made request): refused with a message, nothing saved."""
+    allowed = {value for value, _label in choice.options}
+    raw = request.POST.getlist(f"choice-{choice.key}")
+    if not all(value.isascii() and value.isdecimal() and int(value) in allowed for value in raw):
+        return None
+    return [int(value) for value in raw]
+
+
+def _preferences_page(request, subscriber, token, form, address_form, status=200, choices=None):
     context = {
         "form": form,
         "address_form": address_form,
         "subscriber": subscriber,
         "token": token,
+        "choices": _reader_choices(subscriber) if choices is None else choices,
     }
     return render(request, "subscribers/preferences.html", context, status=status)
 
@@ -199,7 +220,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     except tokens.InvalidToken:
         return invalid_link(request)
     form = PreferencesForm(request.POST or None, initial=_current_preferences(subscriber))
+    choices = _reader_choices(subscriber)
     if request.method == "POST":
+        ticked = {choice.key: _ticked(request, choice) for choice in choices}
+        if None in ticked.values():
+            form.add_error(None, _("選択肢にない値が送られました。ページを開き直してください。"))
         if form.is_valid():
             keys = [t.key for t in form.cleaned_data["topics"]]
             if "stop_all" in request.POST:
@@ -216,13 +241,20 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             except services.InvalidInput as error:
                 form.add_error(None, str(error))
             else:
+                for choice in choices:
+                    choice.save(ticked[choice.key] or [])
                 if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
                     messages.success(request, _("すべての配信を停止しました。"))
                 else:
                     messages.success(request, _("配信設定を保存しました。"))
                 return redirect("preferences", token=token)
-        return _preferences_page(request, subscriber, token, form, AddressForm(), status=400)
-    return _preferences_page(request, subscriber, token, form, AddressForm())
+        for choice in choices:  # what the reader ticked stays ticked on a refused form
+            if ticked[choice.key] is not None:
+                choice.chosen = set(ticked[choice.key] or [])
+        return _preferences_page(
+            request, subscriber, token, form, AddressForm(), status=400, choices=choices
+        )
+    return _preferences_page(request, subscriber, token, form, AddressForm(), choices=choices)
 
 
 @require_http_methods(["POST"])

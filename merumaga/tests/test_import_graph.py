@@ -35,6 +35,7 @@ SHARED = [
     "relays",
     "shown",
     "terminal",
+    "uploads",
 ]
 
 

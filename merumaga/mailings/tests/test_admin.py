@@ -116,6 +116,8 @@ def test_the_editor_sets_the_order_of_a_waiting_weekly_report(admin_client, week
         "subject": weekly.subject,
         "preheader": weekly.preheader,
         "intro": "",
+        "grouping": "tag",
+        "show_related": "on",
         "mailingarticle_set-TOTAL_FORMS": "2",
         "mailingarticle_set-INITIAL_FORMS": "2",
         "mailingarticle_set-0-id": rows[0].pk,
@@ -129,6 +131,8 @@ def test_the_editor_sets_the_order_of_a_waiting_weekly_report(admin_client, week
     assert response.status_code == 302, page(response)
     order = MailingArticle.objects.filter(mailing=weekly).order_by("position")
     assert [row.article.title for row in order] == ["今週の記事", "二本目"]
+    weekly.refresh_from_db()
+    assert (weekly.grouping, weekly.show_related) == ("tag", True)
 
 
 def test_compose_weekly_is_a_post(admin_client):

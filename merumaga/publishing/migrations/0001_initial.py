@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import merumaga.publishing.validators
+import merumaga.uploads
 from django.db import migrations, models
 
 
@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('title', models.CharField(max_length=200, verbose_name='タイトル')),
                 ('slug', models.SlugField(allow_unicode=True, blank=True, max_length=120, unique=True, verbose_name='スラッグ')),
                 ('summary', models.TextField(verbose_name='概要')),
-                ('pdf', models.FileField(upload_to='reports/%Y/%m/', validators=[merumaga.publishing.validators.validate_pdf], verbose_name='PDF (コンパクト版)')),
+                ('pdf', models.FileField(upload_to='reports/%Y/%m/', validators=[merumaga.uploads.validate_pdf], verbose_name='PDF (コンパクト版)')),
                 ('full_version_url', models.URLField(blank=True, verbose_name='完全版のURL')),
                 ('status', models.CharField(choices=[('draft', '下書き'), ('scheduled', '予約公開'), ('published', '公開中')], db_index=True, default='draft', max_length=12, verbose_name='状態')),
                 ('published_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='公開日時')),
@@ -103,7 +103,7 @@ class Migration(migrations.Migration):
                 ('source_detail', models.CharField(blank=True, help_text='例: 2026年11月号、11月3日〜9日', max_length=200, verbose_name='出典 (号・日付)')),
                 ('source_url', models.URLField(blank=True, verbose_name='出典URL')),
                 ('author', models.CharField(blank=True, max_length=100, verbose_name='執筆者')),
-                ('cover_image', models.FileField(blank=True, upload_to='covers/%Y/%m/', validators=[merumaga.publishing.validators.validate_image], verbose_name='カバー画像')),
+                ('cover_image', models.FileField(blank=True, upload_to='covers/%Y/%m/', validators=[merumaga.uploads.validate_image], verbose_name='カバー画像')),
                 ('status', models.CharField(choices=[('draft', '下書き'), ('scheduled', '予約公開'), ('published', '公開中')], db_index=True, default='draft', max_length=12, verbose_name='状態')),
                 ('published_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='公開日時')),
                 ('notify_subscribers', models.BooleanField(default=False, help_text='「記事配信」を選んだ読者に、この記事をメールでお知らせします。', verbose_name='公開時に購読者へ通知する')),

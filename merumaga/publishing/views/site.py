@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.paginator import InvalidPage, Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from merumaga.publishing.caching import cached_page
@@ -63,6 +63,18 @@ def article_detail(request: HttpRequest, slug: str) -> HttpResponse:
     article = get_object_or_404(Article.objects.published().prefetch_related("tags"), slug=slug)
     context = {"article": article, "related": related_articles(article)}
     return render(request, "publishing/article_detail.html", context)
+
+
+def short_link(request: HttpRequest, pk: int, model: str) -> HttpResponse:
+    """/a/12/ → the article's page (and /r/, /e/ for reports and events), while it is shown."""
+    item: Article | Report | Event
+    if model == "article":
+        item = get_object_or_404(Article.objects.published(), pk=pk)
+    elif model == "report":
+        item = get_object_or_404(Report.objects.published(), pk=pk)
+    else:
+        item = get_object_or_404(Event.objects.exclude(status=Event.EventStatus.DRAFT), pk=pk)
+    return redirect(item.get_absolute_url())
 
 
 @cached_page(paginated=True)

@@ -1,35 +1,39 @@
-// 「要約の下書きを作成」 under an article's digest: the server drafts one from the title and body
-// typed so far, offline at once or, when a language model is configured and chosen, in the
-// background while this polls for it (the panel says how far it got). The editor reads the
-// draft, jumps to each sentence's place in the body, and uses it (it replaces the digest, to be
-// edited and saved as usual) or discards it. Nothing is saved until the editor saves the article.
+// Drafts for an editor's field, made by the server: 「要約の下書きを作成」 under an article's
+// digest (from the title and body typed so far, offline at once or, when a language model is
+// configured and chosen, in the background while this polls for it), and 「前書きの下書きを
+// 作成」 under a weekly report's preface (by the model, from the report's articles). The panel
+// says how far a background draft got and, when done, shows it: each sentence, clicked, selects
+// its passage in the body; unsupported parts are marked. 「この下書きを使う」 puts it in the field
+// (to be edited and saved as usual); 「破棄する」 drops it. Nothing is saved until the editor saves.
 (function () {
   "use strict";
-  function attach(digest) {
-    var form = digest.form;
-    var body = form.querySelector("textarea[name=body]");
-    var origin = form.querySelector("input[name=digest_origin]");
-    var url = form.getAttribute("data-digest-draft-url");
-    if (!body || !url) return;
+
+  // target: the textarea the draft goes into; url: where to POST; fields(): what to send;
+  // body: the textarea a sentence's place refers to (or null); origin: a hidden input told
+  // which made the draft (or null); withLength: a length to choose; withChoice: offline or LLM.
+  function attach(target, url, fields, body, origin, withLength, withChoice) {
+    var form = target.form;
     var row = document.createElement("div");
     row.className = "mm mm-digest-tools";
-    var chars = document.createElement("input");
-    chars.type = "number";
-    chars.min = "40";
-    chars.max = "1000";
-    chars.step = "10";
-    chars.value = "200";
-    chars.setAttribute("aria-label", form.getAttribute("data-digest-chars-label") || "");
-    chars.className = "mm-digest-chars border rounded-default px-2 py-1";
     var make = document.createElement("button");
     make.type = "button";
     make.className = "button";
-    make.textContent = form.getAttribute("data-digest-button-label") || "";
-    var panel = document.createElement("div");
-    panel.setAttribute("aria-live", "polite");
-    row.append(make, " ", chars, " ", document.createTextNode(form.getAttribute("data-digest-chars-unit") || ""));
+    make.textContent = form.getAttribute(withLength ? "data-digest-button-label" : "data-preface-button-label") || "";
+    row.append(make);
+    var chars = null;
+    if (withLength) {
+      chars = document.createElement("input");
+      chars.type = "number";
+      chars.min = "40";
+      chars.max = "1000";
+      chars.step = "10";
+      chars.value = "200";
+      chars.setAttribute("aria-label", form.getAttribute("data-digest-chars-label") || "");
+      chars.className = "mm-digest-chars border rounded-default px-2 py-1";
+      row.append(" ", chars, " ", document.createTextNode(form.getAttribute("data-digest-chars-unit") || ""));
+    }
     var backend = null;
-    if (form.getAttribute("data-digest-llm")) {
+    if (withChoice) {
       backend = document.createElement("select");
       backend.className = "mm-digest-backend border rounded-default px-2 py-1";
       backend.setAttribute("aria-label", form.getAttribute("data-digest-backend-label") || "");
@@ -41,8 +45,10 @@
       });
       row.append(" ", backend);
     }
+    var panel = document.createElement("div");
+    panel.setAttribute("aria-live", "polite");
     row.append(panel);
-    digest.parentNode.appendChild(row);
+    target.parentNode.appendChild(row);
     var csrf = form.querySelector("input[name=csrfmiddlewaretoken]");
     var failed = form.getAttribute("data-digest-failed-label") || "";
     var waiting = null;
@@ -73,13 +79,9 @@
     }
 
     make.addEventListener("click", function () {
-      var title = form.querySelector("input[name=title]");
-      var data = new URLSearchParams({
-        text: body.value,
-        title: title ? title.value : "",
-        chars: chars.value,
-        backend: backend ? backend.value : "offline",
-      });
+      var data = new URLSearchParams(fields());
+      if (chars) data.set("chars", chars.value);
+      if (backend) data.set("backend", backend.value);
       window.clearTimeout(waiting);
       make.disabled = true;
       show({
@@ -94,25 +96,51 @@
     });
     panel.addEventListener("click", function (event) {
       var sentence = event.target.closest("[data-start]");
-      if (sentence) {
+      if (sentence && body) {
         body.focus();
         body.setSelectionRange(Number(sentence.dataset.start), Number(sentence.dataset.end));
         return;
       }
       var draft = panel.querySelector(".mm-digest-draft");
       if (event.target.closest("[data-digest-use]") && draft) {
-        digest.value = panel.querySelector(".mm-digest-text").value;
+        target.value = panel.querySelector(".mm-digest-text").value;
         if (origin) origin.value = draft.getAttribute("data-origin");
-        digest.dispatchEvent(new Event("input", { bubbles: true }));
+        target.dispatchEvent(new Event("input", { bubbles: true }));
         panel.innerHTML = "";
-        digest.focus();
+        target.focus();
       } else if (event.target.closest("[data-digest-discard]")) {
         panel.innerHTML = "";
       }
     });
   }
+
   document.addEventListener("DOMContentLoaded", function () {
     var digest = document.querySelector("form textarea[name=digest]");
-    if (digest) attach(digest);
+    if (digest && digest.form.getAttribute("data-digest-draft-url")) {
+      var form = digest.form;
+      var body = form.querySelector("textarea[name=body]");
+      var title = form.querySelector("input[name=title]");
+      attach(
+        digest,
+        form.getAttribute("data-digest-draft-url"),
+        function () { return { text: body ? body.value : "", title: title ? title.value : "" }; },
+        body,
+        form.querySelector("input[name=digest_origin]"),
+        true,
+        Boolean(form.getAttribute("data-digest-llm"))
+      );
+    }
+    var preface = document.querySelector("form textarea[name=intro]");
+    if (preface && preface.form.getAttribute("data-preface-draft-url")) {
+      attach(
+        preface,
+        preface.form.getAttribute("data-preface-draft-url"),
+        function () { return {}; },
+        null,
+        null,
+        false,
+        false
+      );
+    }
   });
 })();
