@@ -283,8 +283,15 @@ def load_demo_history() -> dict[str, int]:
     if not uses_catcher():
         return {}
     _spread_sign_ups()
+    _choose_research_fields()
     weekly = mailings.compose_weekly().mailing
     if weekly is not None and weekly.status == Mailing.Status.DRAFT:
+        weekly.intro = (
+            "今週は、中国の自動運転と電池、生成AIの動きをお届けします。"
+            "分野ごとにまとめましたので、目次から気になる記事へお進みください。"
+        )
+        weekly.grouping = Mailing.Grouping.TAG
+        weekly.save(update_fields=["intro", "grouping", "updated_at"])
         mailings.start(weekly, note="demo")
     try:
         catcher = start_catcher(settings.MAILCATCHER_DIR, port=settings.MAILCATCHER_PORT)
@@ -323,6 +330,22 @@ def load_demo_history() -> dict[str, int]:
             left += 1
             break
     return {"mails sent": len(caught), "clicks": clicked, "unsubscribes": left}
+
+
+def _choose_research_fields() -> None:
+    """Two demo readers chose research fields: their weekly report puts those articles first."""
+    from merumaga.publishing.models import Tag
+    from merumaga.publishing.services import set_reader_interests
+
+    for email, names in (
+        ("li.wei@example.com", ["電池"]),
+        ("ito.sakura@example.com", ["自動運転"]),
+    ):
+        reader = Subscriber.objects.filter(email=email).first()
+        if reader is not None:
+            set_reader_interests(
+                reader.pk, Tag.objects.filter(name__in=names).values_list("pk", flat=True)
+            )
 
 
 def _spread_sign_ups() -> None:

@@ -14,7 +14,9 @@ from django.utils.translation import gettext as _
 from merumaga import audit, mailview, outgoing
 from merumaga.mailings import rendering
 from merumaga.mailings.audience import deliverable
+from merumaga.mailings.contents import weekly_tags
 from merumaga.mailings.models import Mailing
+from merumaga.publishing.interests import interests_of
 from merumaga.subscribers.models import Subscriber
 from merumaga.subscribers.services import InvalidInput, normalise_email
 
@@ -69,12 +71,15 @@ def chosen_reader(mailing: Mailing, wanted: str | None) -> Subscriber:
 
 
 def build_preview(mailing: Mailing, reader: Subscriber, force_jis: bool) -> Preview:
-    """The mail as `reader` gets it (their name, language and charset), with links that act on
-    no reader: whoever sees a preview cannot change that reader's settings through it."""
+    """The mail as `reader` gets it (their name, language, charset and research fields), with
+    links that act on no reader: whoever sees a preview cannot change that reader's settings
+    through it."""
     stand_in = pseudo_reader(reader.email or "")
     stand_in.name, stand_in.language = reader.name, reader.language
     stand_in.charset = Subscriber.Charset.ISO2022JP if force_jis else reader.charset
-    built = rendering.build(rendering.compile_mailing(mailing, reader.language), stand_in)
+    fields = interests_of([reader.pk], weekly_tags(mailing)).get(reader.pk, frozenset())
+    compiled = rendering.compile_mailing(mailing, reader.language, interests=fields)
+    built = rendering.build(compiled, stand_in)
     message = message_from_bytes(built.data, policy=policy.default)
     return Preview(reader=reader, built=built, message=message)
 

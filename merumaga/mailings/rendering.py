@@ -200,7 +200,7 @@ def compile_mailing(
         subject = " ".join(render_to_string(f"mailings/mail/{name}_subject.txt", context).split())
         if test:
             subject = _("[テスト] %(subject)s") % {"subject": subject}
-        text = wrap_text(render_to_string(f"mailings/mail/{name}_body.txt", context))
+        text = render_to_string(f"mailings/mail/{name}_body.txt", context)
         page: str = _inliner.inline(render_to_string(f"mailings/mail/{name}_body.html", context))
     per_reader = False
     if track:
@@ -212,6 +212,7 @@ def compile_mailing(
             reader_marker=marker("clicker") if per_reader else "",
             articles=_article_urls(context),
         )
+    text = wrap_text(text)  # after tracking: the short tracked links decide where lines end
     return Compiled(
         mailing=mailing,
         language=language,
@@ -378,7 +379,8 @@ def wrap_text(text: str, width: int = _WIDTH) -> str:
     )
 
 
-_ASCII_RUN = re.compile(r"[\x21-\x7e]+|.", re.DOTALL)
+# A reader's part (marker) glues to the link it ends: /c/12-ab/<clicker>/ is never broken.
+_ASCII_RUN = re.compile(r"[\x21-\x7e\ue000\ue001]+|.", re.DOTALL)
 
 
 def _wrap_line(line: str, width: int) -> list[str]:

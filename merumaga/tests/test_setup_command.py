@@ -1,11 +1,12 @@
 import io
 import socket
+from email import message_from_bytes, policy
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from merumaga.delivery.catcher import list_messages
+from merumaga.delivery.catcher import list_messages, raw_message
 from merumaga.demo import ARTICLES, READERS
 from merumaga.mailings.models import Click, Mailing
 from merumaga.outcomes import figures
@@ -51,6 +52,21 @@ def test_setup_creates_an_admin_once_and_loads_demo_readers_once(settings, tmp_p
     assert list_messages(tmp_path / "mail")[1] >= found.sent
     assert found.clicks > 0 and found.unsubscribes == 1
     assert Click.objects.count() > 0
+    # The demo weekly report is the magazine: 第1号, a preface, a 目次, fields first for Li Wei.
+    assert weekly.issue_number == 1 and weekly.intro and weekly.grouping == "tag"
+    caught = {}
+    for message in list_messages(tmp_path / "mail", limit=500)[0]:
+        parsed = message_from_bytes(
+            raw_message(tmp_path / "mail", message.key), policy=policy.default
+        )
+        if parsed["Subject"] == weekly.subject:
+            caught[parsed["To"]] = parsed.get_body(("plain",)).get_content()
+    text = caught["li.wei@example.com"]
+    assert "第1号" in text and "■ 目次" in text and weekly.intro[:20] in text
+    assert (
+        "ご登録の関心分野 (電池) の記事を先に" in text
+        and "関心分野" not in caught["sato.haruka@example.jp"]
+    )
     # The readers joined over two months, and each topic's chart agrees with everyone's.
     everyone = figures.reader_series()
     weekly_series = figures.topic_series("weekly")

@@ -13,9 +13,10 @@ from django.utils import timezone
 from merumaga.delivery import queue
 from merumaga.delivery.models import Delivery
 from merumaga.delivery.worker import Options, Worker, run_until_idle
-from merumaga.mailings import services
+from merumaga.mailings import rendering, services
 from merumaga.mailings.models import Click, Link, Mailing
-from merumaga.publishing.models import ArchivedMailing
+from merumaga.publishing import services as publishing_services
+from merumaga.publishing.models import ArchivedMailing, Tag
 from merumaga.subscribers import services as subscriber_services
 from merumaga.subscribers.models import Suppression, address_hash
 from merumaga.testing import make_article, make_subscriber
@@ -393,3 +394,50 @@ def test_links_in_the_mail_as_sent_are_counted_when_clicked(relay, weekly, clien
     assert response.status_code == 302
     assert response["Location"] == f"http://localhost:8000{article.get_absolute_url()}"
     assert Click.objects.filter(link__mailing=weekly, subscriber=None).count() == 1
+
+
+TAGS = (("AI", "ai"), ("電池", "battery"), ("自動運転", "driving"))
+
+
+def test_the_worker_renders_one_body_per_choice_of_research_fields(relay, monkeypatch):
+    compiled = []
+    compile_mailing = rendering.compile_mailing
+
+    def counted(mailing, language, **options):
+        if options.get("track"):  # as sent to readers (not the checks' or the archive's copy)
+            compiled.append((language, options.get("interests")))
+        return compile_mailing(mailing, language, **options)
+
+    monkeypatch.setattr(rendering, "compile_mailing", counted)
+    tags = {name: Tag.objects.create(name=name, slug=slug) for name, slug in TAGS}
+    day = timezone.now() - timedelta(days=1)
+    for minutes, title, tag in (
+        (1, "電池の新工場が稼働", "電池"),
+        (2, "大規模言語モデルの公開が続く", "AI"),
+        (3, "無人タクシーが黒字に", "自動運転"),
+        (4, "AIチップの輸出規制", "AI"),
+    ):
+        make_article(title, published_at=day + timedelta(minutes=minutes)).tags.add(tags[tag])
+    weekly = services.compose_weekly().mailing
+    readers = [make_subscriber(f"r{n}@example.jp") for n in range(6)]
+    for reader in readers[:2]:
+        publishing_services.set_reader_interests(reader.pk, [tags["自動運転"].pk])
+    for reader in readers[2:4]:
+        publishing_services.set_reader_interests(reader.pk, [tags["AI"].pk, tags["電池"].pk])
+    services.start(weekly)
+    run_until_idle(**fast_options())
+    ai_battery = frozenset({tags["AI"].pk, tags["電池"].pk})
+    driving = frozenset({tags["自動運転"].pk})
+    # One body per language and choice, compiled once each: {自動運転}, {AI, 電池}, none.
+    assert len(compiled) == 3
+    assert set(compiled) == {("ja", driving), ("ja", ai_battery), ("ja", frozenset())}
+    firsts, lasts = {}, {}
+    for _sender, recipient, data in relay.handler.accepted:
+        text = message_from_bytes(data, policy=policy.default).get_body(("plain",)).get_content()
+        firsts[recipient] = re.search(r"【1】(\S+)", text)[1]
+        lasts[recipient] = re.findall(r"【\d】(\S+)", text)[-1]
+    assert firsts["r0@example.jp"] == firsts["r1@example.jp"] == "無人タクシーが黒字に"
+    assert firsts["r2@example.jp"] == firsts["r3@example.jp"] == "AIチップの輸出規制"
+    assert firsts["r5@example.jp"] == "AIチップの輸出規制"  # no fields: the editor's order
+    # AI and 電池 first (AIチップ, 言語モデル, 電池工場), then 無人タクシー.
+    assert lasts["r2@example.jp"] == "無人タクシーが黒字に"

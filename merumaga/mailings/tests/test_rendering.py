@@ -210,3 +210,11 @@ def test_a_topic_with_no_readers_cannot_start(sender):
     mailing = mailing_of("article")
     with pytest.raises(services.MailingError, match="購読者がいません"):
         services.start(mailing)
+
+
+def test_a_tracked_link_with_the_readers_part_is_never_broken_across_lines():
+    link = "http://localhost:8000/c/12-0123456789abcdef/" + rendering.marker("clicker") + "/"
+    for prose in range(20, 40):  # the link meets the 70th column at every place
+        lines = rendering.wrap_text("あ" * prose + "。詳しくは" + link).splitlines()
+        assert any(line.endswith(link) for line in lines)
+        assert all(rendering.marker("clicker")[0] not in line[: -len(link)] for line in lines)
