@@ -2,13 +2,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.static import serve
 
 from merumaga.api.v1 import api
 from merumaga.operations import views as operations_views
 from merumaga.team import views as team_views
 from merumaga.team.forms import StaffPasswordResetForm
-from merumaga.views import favicon, switch_language
+from merumaga.views import favicon, media, switch_language
 
 handler400 = "merumaga.views.bad_request"
 handler403 = "merumaga.views.permission_denied"
@@ -23,9 +22,9 @@ urlpatterns = [
     path("language/<str:code>/", switch_language, name="switch_language"),
     path("favicon.ico", favicon, name="favicon"),
     # Cover images. A large site lets the front web server (nginx) serve /media/ instead.
-    path("media/covers/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "covers"}),
+    path("media/covers/<path:path>", media, {"document_root": settings.MEDIA_ROOT / "covers"}),
     # The institute's logo, shown in the weekly report as a hosted image.
-    path("media/site/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "site"}),
+    path("media/site/<path:path>", media, {"document_root": settings.MEDIA_ROOT / "site"}),
     path("admin/mail/", include("merumaga.delivery.urls")),
     path("bounces/", include("merumaga.bounces.urls")),
     # Staff who forgot their password (the link on the admin's login page).

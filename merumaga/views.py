@@ -3,6 +3,7 @@ import logging
 from django.conf import settings
 from django.db.models import CharField, TextField
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
@@ -15,6 +16,7 @@ from django.http import (
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy
+from django.views.static import serve as static_serve
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,15 @@ def favicon(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(_FAVICON.read_bytes(), content_type="image/x-icon")
     response["Cache-Control"] = "public, max-age=604800"
     return response
+
+
+def media(request: HttpRequest, path: str, document_root) -> HttpResponse:
+    """An uploaded image (covers, the logo) when no front server serves /media/. A name the
+    file system refuses (too long, NUL) is a 404 like any missing file, not a server error."""
+    try:
+        return static_serve(request, path, document_root)
+    except (OSError, ValueError):
+        raise Http404 from None
 
 
 def jis_check(request: HttpRequest, model) -> HttpResponse:

@@ -200,7 +200,7 @@ def compile_mailing(
         subject = " ".join(render_to_string(f"mailings/mail/{name}_subject.txt", context).split())
         if test:
             subject = _("[テスト] %(subject)s") % {"subject": subject}
-        text = render_to_string(f"mailings/mail/{name}_body.txt", context)
+        text: str = render_to_string(f"mailings/mail/{name}_body.txt", context)
         page: str = _inliner.inline(render_to_string(f"mailings/mail/{name}_body.html", context))
     per_reader = False
     if track:

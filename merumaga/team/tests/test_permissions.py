@@ -42,6 +42,8 @@ PAGES: dict[str, tuple[str, str]] = {
     "admin:subscribers_subscriber_import": ("GET", "subscribers.import_subscriber"),
     "admin:publishing_article_preview": ("POST", "publishing.view_article"),
     "admin:publishing_article_digest_draft": ("POST", "publishing.change_article"),
+    # A draft asked of the language model: only its requester reads it (others get a 404).
+    "admin:publishing_article_digest_draft_state": ("GET", STAFF),
     "admin:publishing_article_jis_check": ("POST", "publishing.view_article"),
     "admin:publishing_report_preview": ("POST", "publishing.view_report"),
     "admin:publishing_report_jis_check": ("POST", "publishing.view_report"),
@@ -51,6 +53,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "admin:mailings_mailing_jis_check": ("POST", "mailings.view_mailing"),
     "admin:mailings_mailing_preview": ("GET", "mailings.view_mailing"),
     "admin:mailings_mailing_preview_html": ("GET", "mailings.view_mailing"),
+    "admin:mailings_mailing_preface_draft": ("POST", "mailings.change_mailing"),
     "admin:mailings_mailing_test_send": ("POST", "mailings.test_send_mailing"),
     "admin:mailings_mailing_approve": ("POST", "mailings.approve_mailing"),
     "admin:mailings_mailing_start": ("POST", "mailings.send_mailing"),
@@ -131,6 +134,8 @@ def pages(objects: dict[str, object], caught_key: str) -> list[Page]:
             kwargs["id"] = objects["auth.User"].pk
         if "<int:mailing_id>" in route:
             kwargs["mailing_id"] = objects["mailings.Mailing"].pk
+        if "<int:pk>" in route:  # a draft request: none in the walk's data, so a 404
+            kwargs["pk"] = 1
         if "<str:key>" in route:
             kwargs["key"] = caught_key
         result.append(Page(name, reverse(name, kwargs=kwargs), method, needs))
