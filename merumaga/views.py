@@ -13,6 +13,7 @@ from django.http import (
     HttpResponseServerError,
     JsonResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy
@@ -110,7 +111,7 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def media(request: HttpRequest, path: str, document_root) -> HttpResponse:
+def media(request: HttpRequest, path: str, document_root) -> HttpResponseBase:
     """An uploaded image (covers, the logo) when no front server serves /media/. A name the
     file system refuses (too long, NUL) is a 404 like any missing file, not a server error."""
     try:
