@@ -13,6 +13,7 @@ What counts as a proper noun, without a list of names:
 """
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -66,6 +67,9 @@ class _Word:
     unknown: bool  # not in the dictionary
 
 
+_tagging = threading.Lock()  # one MeCab tagger per process, shared by the task threads
+
+
 @cache
 def _tagger() -> Any:
     import fugashi  # unidic-lite's dictionary: about 60 ms to load, once per process
@@ -91,7 +95,9 @@ def _claims(draft: str) -> list[tuple[int, int, list[str]]]:
     if not japanese:
         return claims
     words, position = [], 0
-    for token in _tagger()(draft):
+    with _tagging:
+        tokens = list(_tagger()(draft))
+    for token in tokens:
         position = draft.index(token.surface, position)
         words.append(
             _Word(token.surface, position, token.feature.pos1, token.feature.pos2, token.is_unk)
