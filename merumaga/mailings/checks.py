@@ -74,13 +74,14 @@ def broken_site_links(page: str) -> list[str]:
 def _exists(match) -> bool:
     """Content links must point at something published (the archive copy is made on sending)."""
     from merumaga.publishing.models import Article, Event, Report
+    from merumaga.publishing.rsvp import public_events
 
     models: dict[str, QuerySet[Article] | QuerySet[Report] | QuerySet[Event]] = {
         "article": Article.objects.published(),
         "report": Report.objects.published(),
     }
     models["report_pdf"] = models["report"]
-    models["event"] = Event.objects.exclude(status=Event.EventStatus.DRAFT)
+    models["event"] = public_events()  # what its page shows
     if match.url_name.startswith("short_"):  # /a/12/: by id
         return models[match.kwargs["model"]].filter(pk=match.kwargs["pk"]).exists()
     queryset = models.get(match.url_name)

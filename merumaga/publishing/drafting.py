@@ -180,7 +180,10 @@ def from_json(result: dict) -> digest.Draft:
 def marked_pieces(sentence: digest.Sentence) -> list[tuple[str, bool]]:
     """The sentence as (text, unsupported) pieces, for marking the unsupported ones."""
     pieces, at = [], 0
-    for start, end in sentence.unsupported:
+    for first, end in sorted(sentence.unsupported):
+        start = max(first, at)  # spans never overlap; this keeps each character once anyway
+        if start >= end:
+            continue
         if start > at:
             pieces.append((sentence.text[at:start], False))
         pieces.append((sentence.text[start:end], True))

@@ -14,6 +14,8 @@ The behaviour is chosen by the first part of the base URL's path (or --mode):
     /fail/v1            HTTP 500
     /slow/v1            answers after --delay seconds (default 5)
     /refuse/v1          HTTP 401, its body quoting the key it was sent
+    /redirect/v1        HTTP 307 to /v1 (a client must not follow it with the key)
+    /broken/v1          an answer cut short: fewer bytes than its Content-Length says
 """
 
 import argparse
@@ -27,7 +29,7 @@ from typing import Any
 
 from merumaga.publishing import digest
 
-MODES = ("answer", "hallucinate", "stubborn", "fail", "slow", "refuse")
+MODES = ("answer", "hallucinate", "stubborn", "fail", "slow", "refuse", "redirect", "broken")
 MADE_UP = {
     "ja": "なお、ゼータ精機は2031年に売上高を前年比237%増の9876億円に伸ばした。",
     "en": "Zeta Instruments grew its sales by 237 percent to 9876 million in 2031.",
@@ -101,6 +103,20 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "refuse":
             message = f"Incorrect API key provided: {authorization.removeprefix('Bearer ')}"
             return self._reply(401, {"error": {"message": message}})
+        if mode == "redirect":
+            self.send_response(307)
+            self.send_header("Location", self.server.base_url() + "/chat/completions")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if mode == "broken":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"choices": [')
+            self.close_connection = True
+            return None
         if mode == "slow":
             time.sleep(self.server.delay)
         content = _answer(body.get("messages", []), mode)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:%|割|年|月|日|倍)?")
+# A number with what changes its meaning: 30% is not 30割, 2026年 not 2026日, 100億 not 100万.
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:%|割|年|月|日|倍|万|億|兆)?")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.&][A-Za-z0-9]+)*")
 _KATAKANA = re.compile(r"[ァ-ヺー・]{2,}")
 _KANJI = re.compile(r"[\u3400-\u9fff々〆]+")
@@ -139,7 +140,8 @@ def _with_kanji_after(draft: str, start: int, end: int) -> tuple[int, int, list[
 
 def _occurs(form: str, article: str, cased_article: str) -> bool:
     if form[0].isdigit():  # 5% must not be found inside 25%, nor 2027 inside 20270
-        return re.search(rf"(?<![\d.]){re.escape(form)}(?![\d])", article) is not None
+        after = r"(?!\.?\d)" if form[-1].isdigit() else ""  # 1億 in 1億2000万 is fine
+        return re.search(rf"(?<![\d.]){re.escape(form)}{after}", article) is not None
     if form.isascii():
         if form.isupper() and len(form) > 1:  # US is not "us"; U.S. is US
             article, form = cased_article, form
@@ -160,6 +162,11 @@ def unsupported(draft: str, article: str) -> list[Unsupported]:
     for start, end, forms in claims:
         if end <= reach:  # inside a longer claim: the 4 of GPT-4o
             continue
+        if start < reach:  # overlapping the one before (月上海 after 3月): only what follows it
+            forms = [form[reach - start :] for form in forms if len(form) > reach - start]
+            start = reach
+            if not forms:
+                continue
         reach = end
         if not any(_occurs(form, normal_article, cased_article) for form in forms):
             first, last = places[start], places[end - 1] + 1

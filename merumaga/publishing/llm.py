@@ -6,6 +6,7 @@ their dependencies for that one call, and its retries and errors would still nee
 The API key goes only into the Authorization header: never into a message, a log line or a page.
 """
 
+import http.client
 import json
 import logging
 import time
@@ -18,6 +19,17 @@ from django.utils.translation import gettext as _
 log = logging.getLogger(__name__)
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}  # worth another try after a pause
 pause = time.sleep  # between tries; the tests count the pauses instead of waiting them
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect with the Authorization header, to any host and scheme:
+    the key must go to the configured endpoint only, so a redirect is an error."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
 
 
 class LlmError(Exception):
@@ -34,6 +46,11 @@ def _redacted(text: str) -> str:
 
 
 def _refusal(error: urllib.error.HTTPError) -> str:
+    if 300 <= error.code < 400:
+        return _(
+            "LLMの接続先が別のアドレスへ転送しようとしました (HTTP %(status)s)。"
+            "MERUMAGA_LLM_BASE_URL を確認してください。"
+        ) % {"status": error.code}
     if error.code in (401, 403):  # the body may quote part of the key: never shown
         return _(
             "LLMの接続先が認証を拒否しました (HTTP %(status)s)。APIキーを確認してください。"
@@ -65,7 +82,7 @@ def complete(messages: list[dict[str, str]]) -> str:
             pause(2 ** (attempt - 1))
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=settings.LLM_TIMEOUT) as response:
+            with _opener.open(request, timeout=settings.LLM_TIMEOUT) as response:
                 answer = json.loads(response.read())
             text = answer["choices"][0]["message"]["content"]
             if not isinstance(text, str) or not text.strip():
@@ -75,7 +92,7 @@ def complete(messages: list[dict[str, str]]) -> str:
             reason = _refusal(error)
             if error.code not in RETRY_STATUSES:
                 break
-        except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
+        except (OSError, http.client.HTTPException) as error:  # refused, reset, TLS, timeout …
             cause = getattr(error, "reason", error)
             if isinstance(cause, TimeoutError) or isinstance(error, TimeoutError):
                 reason = _("LLMの接続先が%(seconds)s秒以内に応答しませんでした。") % {

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from merumaga.publishing import caching, digest, drafting, markdown, rsvp, signals, tasks_drafts
+from merumaga.publishing import caching, digest, drafting, markdown, rsvp, signals
 from merumaga.publishing.models import (
     Article,
     DraftRequest,
@@ -214,13 +214,40 @@ QUEUE_PATIENCE = timedelta(seconds=60)
 
 def request_draft(user: User, what: str, title: str, text: str, budget: int) -> DraftRequest:
     """Ask the language model for a draft, in the background (tasks_drafts.make_draft)."""
-    now = timezone.now()
-    DraftRequest.objects.filter(requested_at__lt=now - DRAFT_KEPT).delete()
+    # Imported here: the task module calls this module's functions for every change it makes.
+    from merumaga.publishing import tasks_drafts
+
+    forget_old_drafts()
     request = DraftRequest.objects.create(
-        requested_by=user, requested_at=now, what=what, title=title, text=text, budget=budget
+        requested_by=user, what=what, title=title, text=text, budget=budget
     )
     transaction.on_commit(lambda: tasks_drafts.make_draft(request.pk))
     return request
+
+
+def forget_old_drafts() -> int:
+    """Draft requests hold what an editor was typing: forgotten after DRAFT_KEPT."""
+    old = DraftRequest.objects.filter(requested_at__lt=timezone.now() - DRAFT_KEPT)
+    return old.delete()[0]
+
+
+def start_draft(pk: int) -> DraftRequest | None:
+    """The task takes a queued request; None if it was given up on (or forgotten) meanwhile."""
+    taken = DraftRequest.objects.filter(pk=pk, state=DraftRequest.State.QUEUED).update(
+        state=DraftRequest.State.ASKING
+    )
+    return DraftRequest.objects.get(pk=pk) if taken else None
+
+
+def draft_progress(pk: int, state: str) -> None:
+    """How far the model got; never over a request already done (given up on, say)."""
+    DraftRequest.objects.filter(pk=pk).exclude(state=DraftRequest.State.DONE).update(state=state)
+
+
+def finish_draft(pk: int, found: digest.Draft) -> bool:
+    """The draft, unless the request was given up on meanwhile (its offline draft stands)."""
+    done = DraftRequest.objects.filter(pk=pk).exclude(state=DraftRequest.State.DONE)
+    return bool(done.update(state=DraftRequest.State.DONE, result=drafting.as_json(found)))
 
 
 def _working_patience() -> timedelta:
@@ -250,10 +277,7 @@ def draft_state(request: DraftRequest) -> DraftRequest:
     else:
         return request
     offline = digest.draft(request.text, request.budget)
-    found = digest.Draft(offline.digest, offline.sentences, "offline", reason)
-    DraftRequest.objects.filter(pk=request.pk).exclude(state=DraftRequest.State.DONE).update(
-        state=DraftRequest.State.DONE, result=drafting.as_json(found)
-    )
+    finish_draft(request.pk, digest.Draft(offline.digest, offline.sentences, "offline", reason))
     request.refresh_from_db()
     return request
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -230,19 +231,20 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             if "stop_all" in request.POST:
                 keys = []
             try:
-                subscriber = services.update_preferences(
-                    subscriber,
-                    keys,
-                    evidence(request, ConsentRecord.Source.EMAIL_LINK),
-                    language=form.cleaned_data["language"],
-                    charset=form.cleaned_data["charset"],
-                    name=form.cleaned_data["name"],
-                )
+                with transaction.atomic():  # the whole form is saved, or none of it
+                    subscriber = services.update_preferences(
+                        subscriber,
+                        keys,
+                        evidence(request, ConsentRecord.Source.EMAIL_LINK),
+                        language=form.cleaned_data["language"],
+                        charset=form.cleaned_data["charset"],
+                        name=form.cleaned_data["name"],
+                    )
+                    for choice in choices:
+                        choice.save(ticked[choice.key] or [])
             except services.InvalidInput as error:
                 form.add_error(None, str(error))
             else:
-                for choice in choices:
-                    choice.save(ticked[choice.key] or [])
                 if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
                     messages.success(request, _("すべての配信を停止しました。"))
                 else:

@@ -19,7 +19,7 @@ from merumaga.mailings.checks import broken_site_links
 from merumaga.mailings.models import Mailing
 from merumaga.publishing import services as publishing_services
 from merumaga.publishing.models import DraftRequest, Tag
-from merumaga.testing import make_article, make_subscriber
+from merumaga.testing import make_article, make_event, make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -107,6 +107,8 @@ def test_a_short_link_leads_to_the_page_while_it_is_published(client, weekly):
     publishing_services.unpublish(article)
     assert client.get(f"/a/{article.pk}/").status_code == 404
     assert broken_site_links(f'<a href="http://localhost:8000/a/{article.pk}/">x</a>') != []
+    scheduled = make_event(status="scheduled", published_at=timezone.now() + timedelta(days=1))
+    assert client.get(f"/e/{scheduled.pk}/").status_code == 404  # not shown yet: no slug told
 
 
 def test_the_logo_is_a_hosted_image_with_its_alt_text(weekly):

@@ -39,10 +39,13 @@ def test_numbers_dates_and_percentages_must_occur_in_the_article():
     assert claimed("売上は2025年に35%増え、1300億円。4月に開いた。", article) == [
         "2025年",
         "35%",
-        "1300",
+        "1300億",
         "4月",
     ]
     assert claimed("売上は3%増えた。", article) == ["3%"]  # not found inside 30%
+    assert claimed("売上は1200万円。", article) == ["1200万"]  # 億 is not 万
+    assert claimed("1億2000万円の投資。", "1億2000万円を投じる。") == []
+    assert claimed("It opens in 2027.", "It opened in 2027. Then more.") == []
 
 
 def test_names_must_occur_in_the_article_but_common_words_need_not():
@@ -67,6 +70,9 @@ def test_names_must_occur_in_the_article_but_common_words_need_not():
     assert claimed("Tesla said BYD sales grew in the US.", "BYD sales grew in the U.S.") == [
         "Tesla"
     ]
+    # A number's unit is not read again as the start of a name: 3月 and 上海 are two claims.
+    assert claimed("3月上海で発表。", "上海で発表した。") == ["3月"]
+    assert claimed("2024年中国で。", "2024年に中国で。") == []
 
 
 def test_the_model_is_asked_with_the_configured_model_and_key(fake_llm):
@@ -93,6 +99,20 @@ def test_a_refused_key_is_never_shown_or_logged(fake_llm, settings, caplog):
     assert "APIキー" in str(refused.value) and LLM_TEST_KEY not in str(refused.value)
     assert len(fake_llm.requests) == 1  # a refusal is not retried
     assert LLM_TEST_KEY not in caplog.text
+
+
+def test_a_redirect_is_not_followed_with_the_key(fake_llm, settings):
+    settings.LLM_BASE_URL = fake_llm.base_url("redirect")
+    with pytest.raises(llm.LlmError, match="転送"):
+        llm.complete([{"role": "user", "content": "x"}])
+    assert [r["mode"] for r in fake_llm.requests] == ["redirect"]  # /v1 never reached
+
+
+def test_an_answer_cut_short_is_reported_as_a_failed_connection(fake_llm, settings):
+    settings.LLM_BASE_URL = fake_llm.base_url("broken")
+    with pytest.raises(llm.LlmError, match="接続できませんでした"):
+        llm.complete([{"role": "user", "content": "x"}])
+    assert len(fake_llm.requests) == 2  # tried again
 
 
 def test_a_slow_endpoint_times_out(fake_llm, settings):
@@ -136,7 +156,7 @@ def test_what_stays_unsupported_is_marked_never_dropped(fake_llm, settings):
     assert len(fake_llm.requests) == 2 and "必ず確認" in found.notice
     assert MADE_UP["ja"] in found.digest  # shown, not cut
     marked = [s.text[a:b] for s in found.sentences for a, b in s.unsupported]
-    assert marked == ["ゼータ精機", "2031年", "237%", "9876"]
+    assert marked == ["ゼータ精機", "2031年", "237%", "9876億"]
 
 
 def test_english_articles_get_english_requests(fake_llm, settings):
@@ -214,6 +234,22 @@ def test_a_draft_nobody_works_on_falls_back_to_offline_with_the_reason(
     with django_capture_on_commit_callbacks(execute=False):
         admin_client.post(url, {"text": ARTICLE, "chars": "120", "backend": "llm"})
     assert DraftRequest.objects.count() == 1  # the day-old request is forgotten
+
+
+@pytest.mark.django_db
+def test_a_request_given_up_on_is_not_taken_up_again(admin_user, fake_llm, time_machine):
+    from merumaga.publishing import services, tasks_drafts
+
+    time_machine.move_to("2026-12-05 10:00:00+09:00", tick=False)
+    asked = DraftRequest.objects.create(requested_by=admin_user, text=ARTICLE, budget=120)
+    time_machine.move_to(asked.requested_at + timedelta(seconds=61), tick=False)
+    services.draft_state(asked)  # the page gave up: the offline draft, with the reason
+    tasks_drafts.make_draft.call_local(asked.pk)  # the task starts at last
+    asked.refresh_from_db()
+    assert asked.result["backend"] == "offline" and "タスク処理" in asked.result["notice"]
+    assert fake_llm.requests == []  # the model was not asked for a draft nobody will read
+    time_machine.move_to(asked.requested_at + timedelta(days=1, seconds=1), tick=False)
+    assert tasks_drafts.forget_old_drafts.call_local() == 1
 
 
 @pytest.mark.django_db

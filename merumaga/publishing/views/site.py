@@ -9,6 +9,7 @@ from django.utils import timezone
 from merumaga.publishing.caching import cached_page
 from merumaga.publishing.models import ArchivedMailing, Article, Event, Report, Tag
 from merumaga.publishing.related import related_articles
+from merumaga.publishing.rsvp import public_events
 
 PER_PAGE = 10
 
@@ -73,7 +74,7 @@ def short_link(request: HttpRequest, pk: int, model: str) -> HttpResponse:
     elif model == "report":
         item = get_object_or_404(Report.objects.published(), pk=pk)
     else:
-        item = get_object_or_404(Event.objects.exclude(status=Event.EventStatus.DRAFT), pk=pk)
+        item = get_object_or_404(public_events(), pk=pk)  # as its page: never a scheduled one
     return redirect(item.get_absolute_url())
 
 
