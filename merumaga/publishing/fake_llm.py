@@ -16,6 +16,7 @@ The behaviour is chosen by the first part of the base URL's path (or --mode):
     /refuse/v1          HTTP 401, its body quoting the key it was sent
     /redirect/v1        HTTP 307 to /v1 (a client must not follow it with the key)
     /broken/v1          an answer cut short: fewer bytes than its Content-Length says
+    /trickle/v1         an answer sent a byte every 0.2 s
 """
 
 import argparse
@@ -29,7 +30,17 @@ from typing import Any
 
 from merumaga.publishing import digest
 
-MODES = ("answer", "hallucinate", "stubborn", "fail", "slow", "refuse", "redirect", "broken")
+MODES = (
+    "answer",
+    "hallucinate",
+    "stubborn",
+    "fail",
+    "slow",
+    "refuse",
+    "redirect",
+    "broken",
+    "trickle",
+)
 MADE_UP = {
     "ja": "なお、ゼータ精機は2031年に売上高を前年比237%増の9876億円に伸ばした。",
     "en": "Zeta Instruments grew its sales by 237 percent to 9876 million in 2031.",
@@ -116,6 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"choices": [')
             self.close_connection = True
+            return None
+        if mode == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "50")
+            self.end_headers()
+            for _byte in range(50):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
             return None
         if mode == "slow":
             time.sleep(self.server.delay)

@@ -66,6 +66,20 @@ def _refusal(error: urllib.error.HTTPError) -> str:
     ).strip()
 
 
+def _read_within(response: http.client.HTTPResponse, seconds: float) -> bytes:
+    """The body, or TimeoutError once `seconds` have passed: the socket's timeout bounds each
+    wait, not the whole, and a server that trickles bytes would hold a task thread for ever."""
+    deadline = time.monotonic() + seconds
+    chunks = []
+    while chunk := response.read1(65536):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError
+    if response.length:  # the connection ended before the Content-Length it announced
+        raise http.client.IncompleteRead(b"".join(chunks), response.length)
+    return b"".join(chunks)
+
+
 def complete(messages: list[dict[str, str]]) -> str:
     """The assistant's answer to `messages`. Tries 1 + LLM_RETRIES times on a timeout, a refused
     connection, 429 or 5xx, pausing 1, 2, 4 … s between tries; raises LlmError with the reason."""
@@ -83,7 +97,7 @@ def complete(messages: list[dict[str, str]]) -> str:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with _opener.open(request, timeout=settings.LLM_TIMEOUT) as response:
-                answer = json.loads(response.read())
+                answer = json.loads(_read_within(response, settings.LLM_TIMEOUT))
             text = answer["choices"][0]["message"]["content"]
             if not isinstance(text, str) or not text.strip():
                 raise LlmError(_("LLMの応答に本文がありませんでした。"))

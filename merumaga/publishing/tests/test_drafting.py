@@ -122,6 +122,13 @@ def test_a_slow_endpoint_times_out(fake_llm, settings):
     assert len(fake_llm.requests) == 2
 
 
+def test_an_answer_trickling_in_times_out_as_a_whole(fake_llm, settings):
+    settings.LLM_BASE_URL = fake_llm.base_url("trickle")  # each byte in time, the whole not
+    with pytest.raises(llm.LlmError, match="1秒以内に応答しませんでした"):
+        llm.complete([{"role": "user", "content": "x"}])
+    assert len(fake_llm.requests) == 2
+
+
 def test_an_unreachable_endpoint_is_reported(fake_llm, settings):
     settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"  # discard port: nothing listens
     with pytest.raises(llm.LlmError, match="接続できませんでした"):
