@@ -33,8 +33,7 @@ from merumaga.mailings import previews, services
 from merumaga.mailings.audience import deliverable
 from merumaga.mailings.checks import content_problems, jis_warnings
 from merumaga.mailings.models import Mailing, MailingArticle, StatusChange, WeeklyRun
-from merumaga.publishing import llm
-from merumaga.publishing import services as publishing_services
+from merumaga.publishing import drafts, llm
 from merumaga.publishing.admin import digest_draft_state
 from merumaga.publishing.models import DraftRequest
 from merumaga.subscribers.models import Subscriber
@@ -449,7 +448,7 @@ class MailingAdmin(ModelAdmin):
         assert isinstance(request.user, User)  # behind admin_view: a signed-in staff account
         articles = mailing.articles.order_by("mailingarticle__position")
         text = "\n\n".join(f"{article.title}\n{article.digest}" for article in articles)
-        asked = publishing_services.request_draft(
+        asked = drafts.request_draft(
             request.user, DraftRequest.What.PREFACE, mailing.subject, text, PREFACE_BUDGET
         )
         return digest_draft_state(request, asked.pk)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminTextareaWidget
 
-from merumaga.publishing import digest, drafting, llm, markdown, services, signals
+from merumaga.publishing import digest, drafting, drafts, llm, markdown, services, signals
 from merumaga.publishing.models import (
     ArchivedMailing,
     Article,
@@ -65,7 +65,7 @@ def digest_draft(request: HttpRequest) -> HttpResponse:
     text = request.POST.get("text", "")
     if request.POST.get("backend") == "llm" and llm.configured():
         assert isinstance(request.user, User)  # behind admin_view: a signed-in staff account
-        asked = services.request_draft(
+        asked = drafts.request_draft(
             request.user, DraftRequest.What.DIGEST, request.POST.get("title", ""), text, budget
         )
         return digest_draft_state(request, asked.pk)
@@ -74,7 +74,7 @@ def digest_draft(request: HttpRequest) -> HttpResponse:
 
 def digest_draft_state(request: HttpRequest, pk: int) -> HttpResponse:
     """The panel of a draft asked of the language model: its progress, or the draft."""
-    asked = services.draft_state(get_object_or_404(DraftRequest, pk=pk, requested_by=request.user))
+    asked = drafts.draft_state(get_object_or_404(DraftRequest, pk=pk, requested_by=request.user))
     if asked.state != DraftRequest.State.DONE:
         poll = reverse("admin:publishing_article_digest_draft_state", args=[asked.pk])
         return _draft_panel(request, None, asked=asked, poll_url=poll, budget=asked.budget)

@@ -2,11 +2,9 @@
 
 import logging
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
-from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from django.dispatch import Signal
@@ -14,10 +12,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from merumaga.publishing import caching, digest, drafting, markdown, rsvp, signals
+from merumaga.publishing import caching, markdown, rsvp, signals
 from merumaga.publishing.models import (
     Article,
-    DraftRequest,
     Event,
     ReaderInterest,
     Report,
@@ -204,82 +201,6 @@ def cancel_event(event: Event) -> Event:
         event.save(update_fields=["status", "published_at", "updated_at"])
         transaction.on_commit(caching.content_changed)
     return event
-
-
-# A draft request is forgotten after a day. One still queued after QUEUE_PATIENCE means no task
-# process is running: the editor gets the offline draft and is told so.
-DRAFT_KEPT = timedelta(days=1)
-QUEUE_PATIENCE = timedelta(seconds=60)
-
-
-def request_draft(user: User, what: str, title: str, text: str, budget: int) -> DraftRequest:
-    """Ask the language model for a draft, in the background (tasks_drafts.make_draft)."""
-    # Imported here: the task module calls this module's functions for every change it makes.
-    from merumaga.publishing import tasks_drafts
-
-    forget_old_drafts()
-    request = DraftRequest.objects.create(
-        requested_by=user, what=what, title=title, text=text, budget=budget
-    )
-    transaction.on_commit(lambda: tasks_drafts.make_draft(request.pk))
-    return request
-
-
-def forget_old_drafts() -> int:
-    """Draft requests hold what an editor was typing: forgotten after DRAFT_KEPT."""
-    old = DraftRequest.objects.filter(requested_at__lt=timezone.now() - DRAFT_KEPT)
-    return old.delete()[0]
-
-
-def start_draft(pk: int) -> DraftRequest | None:
-    """The task takes a queued request; None if it was given up on (or forgotten) meanwhile."""
-    taken = DraftRequest.objects.filter(pk=pk, state=DraftRequest.State.QUEUED).update(
-        state=DraftRequest.State.ASKING
-    )
-    return DraftRequest.objects.get(pk=pk) if taken else None
-
-
-def draft_progress(pk: int, state: str) -> None:
-    """How far the model got; never over a request already done (given up on, say)."""
-    DraftRequest.objects.filter(pk=pk).exclude(state=DraftRequest.State.DONE).update(state=state)
-
-
-def finish_draft(pk: int, found: digest.Draft) -> bool:
-    """The draft, unless the request was given up on meanwhile (its offline draft stands)."""
-    done = DraftRequest.objects.filter(pk=pk).exclude(state=DraftRequest.State.DONE)
-    return bool(done.update(state=DraftRequest.State.DONE, result=drafting.as_json(found)))
-
-
-def _working_patience() -> timedelta:
-    """How long a model may take at most: every try timing out, the pauses between them, and
-    the one retry with the failures named."""
-    tries = settings.LLM_RETRIES + 1
-    pauses = sum(2**i for i in range(settings.LLM_RETRIES))
-    return timedelta(seconds=2 * (tries * settings.LLM_TIMEOUT + pauses) + 30)
-
-
-def draft_state(request: DraftRequest) -> DraftRequest:
-    """The request as it stands; one that waited or worked longer than it can, given up on,
-    with the offline draft and the reason."""
-    waited = timezone.now() - request.requested_at
-    if request.state == DraftRequest.State.DONE:
-        return request
-    if request.state == DraftRequest.State.QUEUED and waited > QUEUE_PATIENCE:
-        reason = _(
-            "バックグラウンド処理が%(seconds)d秒以上始まらないため、"
-            "オフラインの下書きを表示しています。タスク処理 (merumaga run または "
-            "merumaga-tasks) が動いているか確認してください。"
-        ) % {"seconds": QUEUE_PATIENCE.total_seconds()}
-    elif waited > _working_patience():
-        reason = _(
-            "LLMの応答が予定の時間内に終わらなかったため、オフラインの下書きを表示しています。"
-        )
-    else:
-        return request
-    offline = digest.draft(request.text, request.budget)
-    finish_draft(request.pk, digest.Draft(offline.digest, offline.sentences, "offline", reason))
-    request.refresh_from_db()
-    return request
 
 
 def set_reader_interests(subscriber_id: int, tag_ids: Collection[int]) -> None:

@@ -10,4 +10,4 @@ def publish_scheduled_content() -> int:
 
 
 # Registered here so the consumer, which imports each app's tasks module, knows them.
-from merumaga.publishing import tasks_drafts, tasks_rsvp  # noqa: E402, F401
+from merumaga.publishing import drafts, tasks_rsvp  # noqa: E402, F401

@@ -245,18 +245,18 @@ def test_a_draft_nobody_works_on_falls_back_to_offline_with_the_reason(
 
 @pytest.mark.django_db
 def test_a_request_given_up_on_is_not_taken_up_again(admin_user, fake_llm, time_machine):
-    from merumaga.publishing import services, tasks_drafts
+    from merumaga.publishing import drafts
 
     time_machine.move_to("2026-12-05 10:00:00+09:00", tick=False)
     asked = DraftRequest.objects.create(requested_by=admin_user, text=ARTICLE, budget=120)
     time_machine.move_to(asked.requested_at + timedelta(seconds=61), tick=False)
-    services.draft_state(asked)  # the page gave up: the offline draft, with the reason
-    tasks_drafts.make_draft.call_local(asked.pk)  # the task starts at last
+    drafts.draft_state(asked)  # the page gave up: the offline draft, with the reason
+    drafts.make_draft.call_local(asked.pk)  # the task starts at last
     asked.refresh_from_db()
     assert asked.result["backend"] == "offline" and "タスク処理" in asked.result["notice"]
     assert fake_llm.requests == []  # the model was not asked for a draft nobody will read
     time_machine.move_to(asked.requested_at + timedelta(days=1, seconds=1), tick=False)
-    assert tasks_drafts.forget_old_drafts.call_local() == 1
+    assert drafts.forget_drafts_hourly.call_local() == 1
 
 
 @pytest.mark.django_db
