@@ -1,7 +1,8 @@
 """Is a machine-written draft supported by the article? Every number, date, percentage and
 proper noun in the draft must occur in the article, after width and number normalisation
-(ＡＢＣ = ABC, ３０％ = 30%, 1,000 = 1000). What does not is returned with its place in the
-draft, to be named in a retry and marked for the editor — never passed over.
+(ＡＢＣ = ABC, ３０％ = 30%, 1,000 = 1000, 三割 = 3割, 二〇二六年 = 2026年). What does not
+is returned with its place in the draft, to be named in a retry and marked for the editor —
+never passed over.
 
 What counts as a proper noun, without a list of names:
 - Latin letters and digits in a Japanese text (BYD, R1, GPT-4o, the A of A社);
@@ -36,17 +37,58 @@ class Unsupported:
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
-    """NFKC per character (full-width letters and digits to ASCII), thousands separators
-    dropped; with, for each character, its place in `text`."""
+    """NFKC per character (full-width letters and digits to ASCII), kanji numerals before a
+    unit as digits, thousands separators dropped; with, for each character, its place in
+    `text`."""
     characters: list[str] = []
     places: list[int] = []
     for place, character in enumerate(text):
         for piece in unicodedata.normalize("NFKC", character):
             characters.append(piece)
             places.append(place)
+    characters, places = _kanji_numbers(characters, places)
     joined = "".join(characters)
     kept = [i for i in range(len(joined)) if not _thousands_separator(joined, i)]
     return "".join(joined[i] for i in kept), [places[i] for i in kept]
+
+
+# Kanji numerals where a unit follows (三割, 二〇二六年, 三十五%), so that 三割 is 3割: only
+# there, where they cannot be words (一方, 一部, 十分).
+_KANJI_NUMBER = re.compile(r"[〇一二三四五六七八九十百千]+(?=[%割年月日倍万億兆])")
+_KANJI_DIGITS = {c: n for n, c in enumerate("〇一二三四五六七八九")}
+_KANJI_POWERS = {"十": 10, "百": 100, "千": 1000}
+
+
+def _kanji_value(numeral: str) -> int:
+    """二〇二六 → 2026 (digit by digit); 三十五 → 35, 千五百 → 1500 (with 十百千)."""
+    if not any(c in _KANJI_POWERS for c in numeral):
+        return int("".join(str(_KANJI_DIGITS[c]) for c in numeral))
+    total, digit = 0, 0
+    for c in numeral:
+        if c in _KANJI_POWERS:
+            total += (digit or 1) * _KANJI_POWERS[c]
+            digit = 0
+        else:
+            digit = digit * 10 + _KANJI_DIGITS[c]
+    return total + digit
+
+
+def _kanji_numbers(characters: list[str], places: list[int]) -> tuple[list[str], list[int]]:
+    joined = "".join(characters)
+    if not _KANJI_NUMBER.search(joined):
+        return characters, places
+    out: list[str] = []
+    out_places: list[int] = []
+    at = 0
+    for match in _KANJI_NUMBER.finditer(joined):
+        out += characters[at : match.start()]
+        out_places += places[at : match.start()]
+        digits = str(_kanji_value(match[0]))
+        span = places[match.start() : match.end()]
+        out += list(digits)  # each digit keeps a place inside the numeral it came from
+        out_places += [span[min(i, len(span) - 1)] for i in range(len(digits))]
+        at = match.end()
+    return out + characters[at:], out_places + places[at:]
 
 
 def _thousands_separator(text: str, i: int) -> bool:

@@ -45,6 +45,10 @@ def test_numbers_dates_and_percentages_must_occur_in_the_article():
     assert claimed("売上は3%増えた。", article) == ["3%"]  # not found inside 30%
     assert claimed("売上は1200万円。", article) == ["1200万"]  # 億 is not 万
     assert claimed("1億2000万円の投資。", "1億2000万円を投じる。") == []
+    # Kanji numerals before a unit are numbers too, both ways; words with 一 or 十 are not.
+    kanji = "シェアは三割で、二〇二六年に千五百万台。一方で十分な数だ。"
+    assert claimed("シェアは3割、2026年に1500万台。一方で十分だ。", kanji) == []
+    assert claimed("シェアは四割、二〇二五年に。", kanji) == ["四割", "二〇二五年"]
     assert claimed("It opens in 2027.", "It opened in 2027. Then more.") == []
 
 
